@@ -1,0 +1,189 @@
+//! The PostgreSQL connection pool (diesel-async over deadpool) and embedded migrations.
+
+use std::time::Duration;
+
+pub use diesel_async::pooled_connection::deadpool::PoolError;
+use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
+use diesel_async::pooled_connection::{
+    AsyncDieselConnectionManager, ManagerConfig, RecyclingMethod,
+};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness};
+use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
+
+/// A pool of async PostgreSQL connections.
+pub type DbPool = Pool<AsyncPgConnection>;
+/// A connection checked out of the pool; returned on drop.
+pub type DbConn = deadpool::managed::Object<AsyncDieselConnectionManager<AsyncPgConnection>>;
+
+/// `[database]` settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    pub url: SecretString,
+    pub max_connections: usize,
+    /// How long a request waits for a free connection before the service answers 503.
+    pub acquire_timeout_ms: u64,
+    /// Server-side limit for each statement, set on every new connection.
+    pub statement_timeout_ms: u64,
+    /// Apply pending migrations when the service starts.
+    pub migrate_on_start: bool,
+}
+
+impl DatabaseSettings {
+    /// The URL with another database name (tests create one database each).
+    pub fn with_database(&self, name: &str) -> SecretString {
+        let url = self.url.expose_secret();
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, Some(query)),
+            None => (url, None),
+        };
+        let base = match base.rsplit_once('/') {
+            Some((server, _)) if server.contains("//") && !server.ends_with('/') => server,
+            _ => base,
+        };
+        let mut out = format!("{base}/{name}");
+        if let Some(query) = query {
+            out.push('?');
+            out.push_str(query);
+        }
+        SecretString::from(out)
+    }
+}
+
+/// The pool could not be built.
+#[derive(Debug, thiserror::Error)]
+#[error("could not build the database pool: {0}")]
+pub struct PoolBuildError(String);
+
+/// Builds the pool. Connections are made lazily; each gets `statement_timeout` on creation.
+pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, PoolBuildError> {
+    let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
+    manager_config.recycling_method = RecyclingMethod::Fast;
+    let manager = AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(
+        settings.url.expose_secret(),
+        manager_config,
+    );
+    let statement_timeout = format!("SET statement_timeout = {}", settings.statement_timeout_ms);
+    let wait = Duration::from_millis(settings.acquire_timeout_ms);
+    Pool::builder(manager)
+        .max_size(settings.max_connections)
+        .wait_timeout(Some(wait))
+        .create_timeout(Some(wait.max(Duration::from_secs(2))))
+        .recycle_timeout(Some(Duration::from_secs(2)))
+        .runtime(deadpool::Runtime::Tokio1)
+        .post_create(Hook::async_fn(move |conn: &mut AsyncPgConnection, _| {
+            let statement = statement_timeout.clone();
+            Box::pin(async move {
+                diesel::sql_query(statement)
+                    .execute(conn)
+                    .await
+                    .map(|_| ())
+                    .map_err(|error| HookError::message(error.to_string()))
+            })
+        }))
+        .build()
+        .map_err(|error| PoolBuildError(error.to_string()))
+}
+
+/// Whether a pool error means "the database is unavailable right now" (503) rather than a bug.
+pub fn is_unavailable(error: &PoolError) -> bool {
+    matches!(
+        error,
+        PoolError::Timeout(_)
+            | PoolError::Backend(_)
+            | PoolError::Closed
+            | PoolError::PostCreateHook(_)
+    )
+}
+
+/// Migrations could not be applied.
+#[derive(Debug, thiserror::Error)]
+#[error("migrations failed: {0}")]
+pub struct MigrationError(String);
+
+/// Applies pending migrations on a dedicated connection; returns the versions applied.
+pub async fn run_migrations(
+    url: &SecretString,
+    migrations: EmbeddedMigrations,
+) -> Result<Vec<String>, MigrationError> {
+    use diesel::Connection;
+    use diesel_async::async_connection_wrapper::AsyncConnectionWrapper;
+
+    let url = url.expose_secret().to_owned();
+    tokio::task::spawn_blocking(move || {
+        let mut conn = AsyncConnectionWrapper::<AsyncPgConnection>::establish(&url)
+            .map_err(|error| MigrationError(error.to_string()))?;
+        // Serialise concurrent starters of the same service on one database.
+        diesel::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_advisory_lock(872349001)"),
+            &mut conn,
+        )
+        .map_err(|error| MigrationError(error.to_string()))?;
+        let applied = conn
+            .run_pending_migrations(migrations)
+            .map(|versions| versions.iter().map(ToString::to_string).collect())
+            .map_err(|error| MigrationError(error.to_string()));
+        let _ = diesel::RunQueryDsl::execute(
+            diesel::sql_query("SELECT pg_advisory_unlock(872349001)"),
+            &mut conn,
+        );
+        applied
+    })
+    .await
+    .map_err(|error| MigrationError(error.to_string()))?
+}
+
+/// Creates a database (tests and local tooling). Safe for generated names only.
+pub async fn create_database(
+    admin: &DatabaseSettings,
+    name: &str,
+) -> Result<(), diesel::ConnectionError> {
+    use diesel_async::AsyncConnection;
+    let mut conn = AsyncPgConnection::establish(admin.url.expose_secret()).await?;
+    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
+        .execute(&mut conn)
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(())
+}
+
+/// Drops a database, disconnecting whoever is still connected.
+pub async fn drop_database(
+    admin: &DatabaseSettings,
+    name: &str,
+) -> Result<(), diesel::ConnectionError> {
+    use diesel_async::AsyncConnection;
+    let mut conn = AsyncPgConnection::establish(admin.url.expose_secret()).await?;
+    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut conn)
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(url: &str) -> DatabaseSettings {
+        DatabaseSettings {
+            url: SecretString::from(url.to_owned()),
+            max_connections: 1,
+            acquire_timeout_ms: 1,
+            statement_timeout_ms: 1,
+            migrate_on_start: false,
+        }
+    }
+
+    #[test]
+    fn another_database_keeps_server_and_query() {
+        let with = |url: &str| settings(url).with_database("t1").expose_secret().to_owned();
+        assert_eq!(with("postgres://u@h:5/postgres"), "postgres://u@h:5/t1");
+        assert_eq!(
+            with("postgres://u@h:5/db?sslmode=disable"),
+            "postgres://u@h:5/t1?sslmode=disable"
+        );
+        assert_eq!(with("postgres://u@h:5"), "postgres://u@h:5/t1");
+    }
+}

@@ -1,0 +1,17 @@
+//! Server plumbing shared by security-svc and user-svc.
+//!
+//! * [`settings`]: layered configuration (defaults, optional file, prefixed environment).
+//! * [`db`]: the PostgreSQL pool and embedded migrations.
+//! * [`health`]: a local health probe for container health checks.
+//! * [`telemetry`]: the tracing subscriber.
+//! * [`observe`]: the request-id, access-log and HTTP-metrics middleware.
+//! * [`metrics`]: lock-light Prometheus counters and histograms.
+//! * [`problem`]: RFC 9457 responses and extractor error handlers.
+
+pub mod db;
+pub mod health;
+pub mod metrics;
+pub mod observe;
+pub mod problem;
+pub mod settings;
+pub mod telemetry;

@@ -1,0 +1,306 @@
+#!/usr/bin/env bash
+# Load benchmarks of the release binaries on loopback, with wrk.
+#
+#   scripts/bench.sh security   security-svc: encrypt, decrypt, sign/verify (ed25519, ecdsa-p256),
+#                               batch-100 encrypt, and a bare actix-web handler as the ceiling
+#   scripts/bench.sh users      user-svc with 10,000 seeded users: GET one, GET a page of 20,
+#                               POST create, PUT profile (security-svc as its own process)
+#   scripts/bench.sh crypto     criterion micro-benchmarks of the transit operations in-process
+#   scripts/bench.sh all        all of the above
+#
+# Each load runs BENCH_RUNS times (default 3) for BENCH_SECONDS (default 10) with
+# BENCH_CONNECTIONS (default 32) connections; the table shows medians. Peak resident memory of
+# the service under load is sampled from /proc. Results are also written to .data/bench/.
+set -euo pipefail
+ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
+cd "$ROOT_DIR"
+# shellcheck source=lib/provision.sh
+. scripts/lib/provision.sh
+
+MODE=${1:-all}
+DURATION=${BENCH_SECONDS:-10}
+RUNS=${BENCH_RUNS:-3}
+CONNECTIONS=${BENCH_CONNECTIONS:-32}
+THREADS=${BENCH_THREADS:-2}
+BENCH_DIR="$DATA_DIR/bench"
+SECURITY_PORT=${BENCH_SECURITY_PORT:-18201}
+USERS_PORT=${BENCH_USERS_PORT:-18081}
+CEILING_PORT=${BENCH_CEILING_PORT:-18299}
+ADMIN_TOKEN=bench-security-admin-token
+USER_SVC_TOKEN=bench-user-svc-token
+mkdir -p "$BENCH_DIR"
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT INT TERM
+
+wait_http() { # URL — waits up to 60 s for a 2xx
+  for _ in $(seq 1 600); do
+    curl -fs -o /dev/null "$1" && return 0
+    sleep 0.1
+  done
+  die "$1 did not come up"
+}
+
+# rss_sampler PID FILE — writes the peak VmRSS (kB) seen while it runs.
+rss_sampler() {
+  local pid=$1 file=$2 peak=0 rss
+  while kill -0 "$pid" 2>/dev/null; do
+    rss=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+    [ "${rss:-0}" -gt "$peak" ] && peak=$rss && echo "$peak" >"$file"
+    sleep 0.2
+  done
+}
+
+to_ms() { # "1.23ms" | "850.00us" | "1.02s" -> milliseconds
+  awk -v v="$1" 'BEGIN {
+    n = v + 0
+    if (v ~ /us$/) n = n / 1000; else if (v ~ /ms$/) n = n; else if (v ~ /s$/) n = n * 1000
+    printf "%.2f", n }'
+}
+
+median() { sort -g | awk '{a[NR] = $1} END { if (NR == 0) print 0; else print a[int((NR + 1) / 2)] }'; }
+
+RESULTS=""
+# run_load NAME PID URL SCRIPT [ITEMS_PER_REQUEST] — RUNS wrk runs, medians into RESULTS.
+run_load() {
+  local name=$1 pid=$2 url=$3 script=$4 items=${5:-1}
+  local rps_list="" p50_list="" p99_list="" rss_peak=0 errors=0
+  for run in $(seq 1 "$RUNS"); do
+    local out="$BENCH_DIR/$name-$run.txt" rss_file="$BENCH_DIR/$name-$run.rss"
+    echo 0 >"$rss_file"
+    rss_sampler "$pid" "$rss_file" &
+    local sampler=$!
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$url" -- "$RUN_SEQ" >"$out" 2>&1 || true
+    RUN_SEQ=$((RUN_SEQ + 1))
+    kill "$sampler" 2>/dev/null || true
+    wait "$sampler" 2>/dev/null || true
+    rps_list+="$(awk '/^Requests\/sec:/ {print $2}' "$out") "
+    p50_list+="$(to_ms "$(awk '$1 == "50%" {print $2}' "$out")") "
+    p99_list+="$(to_ms "$(awk '$1 == "99%" {print $2}' "$out")") "
+    local rss; rss=$(cat "$rss_file")
+    [ "$rss" -gt "$rss_peak" ] && rss_peak=$rss
+    errors=$((errors + $(awk '/Non-2xx or 3xx responses:/ {print $5}' "$out" | head -1 | sed 's/^$/0/') + 0))
+    errors=$((errors + $(awk '/Socket errors:/ {gsub(",", ""); print $4 + $6 + $8 + $10}' "$out" | sed 's/^$/0/') + 0))
+  done
+  local rps p50 p99
+  rps=$(echo "$rps_list" | tr ' ' '\n' | grep . | median)
+  p50=$(echo "$p50_list" | tr ' ' '\n' | grep . | median)
+  p99=$(echo "$p99_list" | tr ' ' '\n' | grep . | median)
+  local items_per_sec; items_per_sec=$(awk -v r="$rps" -v i="$items" 'BEGIN {printf "%.0f", r * i}')
+  printf '| %-28s | %10.0f | %12s | %8s | %8s | %8s | %6s |\n' \
+    "$name" "$rps" "$items_per_sec" "$p50" "$p99" "$((rss_peak / 1024))" "$errors" | tee -a "$BENCH_DIR/table.md"
+  RESULTS+="${name// /_} $rps $items_per_sec $p50 $p99 $((rss_peak / 1024)) $errors"$'\n'
+}
+
+RUN_SEQ=1
+table_header() {
+  {
+    echo
+    echo "### $1 ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, ${CONNECTIONS} connections, ${RUNS}x${DURATION}s, medians)"
+    echo
+    echo "| operation                    |  requests/s |      items/s | p50 (ms) | p99 (ms) | RSS (MB) | errors |"
+    echo "|------------------------------|------------:|-------------:|---------:|---------:|---------:|-------:|"
+  } | tee -a "$BENCH_DIR/table.md"
+}
+
+# post_script FILE BODY HEADER_NAME HEADER_VALUE
+post_script() {
+  cat >"$1" <<LUA
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["$3"] = "$4"
+wrk.body = [[$2]]
+LUA
+}
+
+fresh_database() { # NAME -> prints its URL
+  local admin=$DATABASE_URL name=$1
+  psql "$admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
+  psql "$admin" -qc "CREATE DATABASE $name" >/dev/null
+  echo "${admin%/*}/$name"
+}
+
+build_release() {
+  log "building release binaries"
+  cargo build --release --locked -p security-svc -p user-svc --bins --examples >/dev/null
+}
+
+# start_security DB_URL — initialises (one share) and starts security-svc; sets SECURITY_PID.
+start_security() {
+  local url=$1 key="$BENCH_DIR/root.key"
+  rm -f "$key"
+  DATABASE_URL=$url SECURITY_SVC__LOG__FILTER=warn ./target/release/security-svc operator init --shares 1 --threshold 1 \
+    --root-key-file "$key" >/dev/null
+  DATABASE_URL=$url \
+  SECURITY_SVC__APPLICATION__PORT=$SECURITY_PORT \
+  SECURITY_SVC__SEAL__DEV_ROOT_KEY_FILE=$key \
+  SECURITY_SVC__LOG__FILTER=warn \
+  SECURITY_SVC__AUTH__TOKENS__ADMIN__SECRET=$ADMIN_TOKEN \
+  SECURITY_SVC__AUTH__TOKENS__USER_SVC__SECRET=$USER_SVC_TOKEN \
+    ./target/release/security-svc >"$BENCH_DIR/security-svc.log" 2>&1 &
+  SECURITY_PID=$!
+  PIDS+=("$SECURITY_PID")
+  wait_http "http://127.0.0.1:$SECURITY_PORT/health/ready"
+}
+
+create_key() { # NAME TYPE
+  curl -fs -o /dev/null -H "X-Vault-Token: $ADMIN_TOKEN" -X POST \
+    "http://127.0.0.1:$SECURITY_PORT/v1/transit/keys/$1" -d "{\"type\":\"$2\"}"
+}
+
+transit() { # PATH BODY -> response
+  curl -fs -H "X-Vault-Token: $ADMIN_TOKEN" -X POST "http://127.0.0.1:$SECURITY_PORT/v1/transit/$1" -d "$2"
+}
+
+field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+
+bench_security() {
+  build_release
+  local db; db=$(fresh_database vottery_bench_security)
+  start_security "$db"
+  create_key bench-aes aes256-gcm96
+  create_key bench-ed ed25519
+  create_key bench-ec ecdsa-p256
+  local plaintext input ciphertext sig_ed sig_ec batch
+  plaintext=$(head -c 64 /dev/urandom | base64 -w0)
+  input=$plaintext
+  ciphertext=$(transit encrypt/bench-aes "{\"plaintext\":\"$plaintext\"}" | field ciphertext)
+  sig_ed=$(transit sign/bench-ed "{\"input\":\"$input\"}" | field signature)
+  sig_ec=$(transit sign/bench-ec "{\"input\":\"$input\"}" | field signature)
+  batch=$(for _ in $(seq 1 100); do printf '{"plaintext":"%s"},' "$plaintext"; done)
+  batch=${batch%,}
+
+  local s="$BENCH_DIR/lua"; mkdir -p "$s"
+  post_script "$s/ceiling.lua" "{\"plaintext\":\"$plaintext\"}" X-Vault-Token "$ADMIN_TOKEN"
+  post_script "$s/encrypt.lua" "{\"plaintext\":\"$plaintext\"}" X-Vault-Token "$ADMIN_TOKEN"
+  post_script "$s/decrypt.lua" "{\"ciphertext\":\"$ciphertext\"}" X-Vault-Token "$ADMIN_TOKEN"
+  post_script "$s/sign.lua" "{\"input\":\"$input\"}" X-Vault-Token "$ADMIN_TOKEN"
+  post_script "$s/verify-ed.lua" "{\"input\":\"$input\",\"signature\":\"$sig_ed\"}" X-Vault-Token "$ADMIN_TOKEN"
+  post_script "$s/verify-ec.lua" "{\"input\":\"$input\",\"signature\":\"$sig_ec\"}" X-Vault-Token "$ADMIN_TOKEN"
+  post_script "$s/batch.lua" "{\"batch_input\":[$batch]}" X-Vault-Token "$ADMIN_TOKEN"
+
+  ./target/release/examples/ceiling "$CEILING_PORT" >/dev/null 2>&1 &
+  local ceiling=$!
+  PIDS+=("$ceiling")
+  wait_http "http://127.0.0.1:$CEILING_PORT/"
+
+  local base="http://127.0.0.1:$SECURITY_PORT/v1/transit"
+  table_header "security-svc"
+  run_load "ceiling (bare actix handler)" "$ceiling" "http://127.0.0.1:$CEILING_PORT/" "$s/ceiling.lua"
+  kill "$ceiling" 2>/dev/null || true
+  run_load "encrypt aes256-gcm96 64 B" "$SECURITY_PID" "$base/encrypt/bench-aes" "$s/encrypt.lua"
+  run_load "decrypt aes256-gcm96 64 B" "$SECURITY_PID" "$base/decrypt/bench-aes" "$s/decrypt.lua"
+  run_load "sign ed25519" "$SECURITY_PID" "$base/sign/bench-ed" "$s/sign.lua"
+  run_load "verify ed25519" "$SECURITY_PID" "$base/verify/bench-ed" "$s/verify-ed.lua"
+  run_load "sign ecdsa-p256" "$SECURITY_PID" "$base/sign/bench-ec" "$s/sign.lua"
+  run_load "verify ecdsa-p256" "$SECURITY_PID" "$base/verify/bench-ec" "$s/verify-ec.lua"
+  run_load "encrypt batch of 100" "$SECURITY_PID" "$base/encrypt/bench-aes" "$s/batch.lua" 100
+  local ceiling_rps encrypt_rps
+  ceiling_rps=$(echo "$RESULTS" | awk '$1 ~ /^ceiling/ {print $2}')
+  encrypt_rps=$(echo "$RESULTS" | awk '$1 == "encrypt_aes256-gcm96_64_B" {print $2}')
+  awk -v e="$encrypt_rps" -v c="$ceiling_rps" 'BEGIN { if (c > 0) printf "\nsingle-item encrypt = %.0f%% of the ceiling\n", 100 * e / c }' |
+    tee -a "$BENCH_DIR/table.md"
+  kill "$SECURITY_PID" 2>/dev/null || true
+}
+
+bench_users() {
+  build_release
+  local db; db=$(fresh_database vottery_bench_users)
+  start_security "$db"
+  create_key vottery-users-pii aes256-gcm96
+  create_key vottery-users-index hmac
+  create_key vottery-users-records ed25519
+  export DATABASE_URL_USERS=$db
+  local env=(
+    DATABASE_URL="$db"
+    USER_SVC__APPLICATION__PORT="$USERS_PORT"
+    USER_SVC__SECURITY__URL="http://127.0.0.1:$SECURITY_PORT"
+    USER_SVC__SECURITY__TOKEN="$USER_SVC_TOKEN"
+    USER_SVC__LOG__FILTER=warn
+    USER_SVC__RATE_LIMIT__PER_IP_PER_MINUTE=1000000000
+    USER_SVC__RATE_LIMIT__PER_USER_PER_MINUTE=1000000000
+  )
+  env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
+  local token; token=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
+  env "${env[@]}" ./target/release/user-svc >"$BENCH_DIR/user-svc.log" 2>&1 &
+  local users_pid=$!
+  PIDS+=("$users_pid")
+  wait_http "http://127.0.0.1:$USERS_PORT/health/ready"
+
+  local s="$BENCH_DIR/lua"; mkdir -p "$s"
+  cat >"$s/create.lua" <<LUA
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+function init(args) run = tonumber(args[1]) or 0; counter = 0 end
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+request = function()
+  counter = counter + 1
+  local body = string.format('{"sngine_email":"bench-%d-%d-%d@example.com","sngine_phone":"+44%02d%08d","user_type":"voter","subscription_status":"free","first_name":"Bench","country":"GB"}',
+    run, tid, counter, (run * 8 + tid) % 100, counter)
+  return wrk.format(nil, nil, nil, body)
+end
+LUA
+  local total=0
+  log "seeding 10,000 users through POST /api/users"
+  while [ "$total" -lt 10000 ]; do
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s "$s/create.lua" "http://127.0.0.1:$USERS_PORT/api/users" -- "$RUN_SEQ" >/dev/null 2>&1 || true
+    RUN_SEQ=$((RUN_SEQ + 1))
+    total=$(psql "$db" -XAtc "select count(*) from vottery_users")
+  done
+  local max_id; max_id=$(psql "$db" -XAtc "select max(id) from vottery_users")
+  log "$total users seeded"
+
+  cat >"$s/get-one.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $token"
+function init(args) math.randomseed(os.time() + (tonumber(args[1]) or 0) * 7919 + math.floor(os.clock() * 1e6)) end
+request = function() return wrk.format("GET", "/api/users/" .. math.random(1, $max_id)) end
+LUA
+  cat >"$s/get-page.lua" <<LUA
+wrk.headers["Authorization"] = "Bearer $token"
+function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)) end
+request = function() return wrk.format("GET", "/api/users?limit=20&page=" .. math.random(1, 500)) end
+LUA
+  cat >"$s/put-profile.lua" <<LUA
+wrk.method = "PUT"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Authorization"] = "Bearer $token"
+function init(args) math.randomseed(os.time() + math.floor(os.clock() * 1e6)) end
+request = function()
+  local id = math.random(2, $max_id)
+  return wrk.format(nil, "/api/users/" .. id .. "/profile", nil, '{"city":"Bench City ' .. math.random(1, 1000) .. '"}')
+end
+LUA
+  local base="http://127.0.0.1:$USERS_PORT"
+  table_header "user-svc ($total users seeded)"
+  run_load "GET one user (random id)" "$users_pid" "$base/api/users/1" "$s/get-one.lua"
+  run_load "GET a page of 20 + total" "$users_pid" "$base/api/users" "$s/get-page.lua"
+  run_load "POST create" "$users_pid" "$base/api/users" "$s/create.lua"
+  run_load "PUT profile (random id)" "$users_pid" "$base/api/users/2/profile" "$s/put-profile.lua"
+  kill "$users_pid" "$SECURITY_PID" 2>/dev/null || true
+}
+
+bench_crypto() {
+  log "criterion micro-benchmarks (in-process transit operations)"
+  cargo bench --locked -p security-svc --bench transit -- --noplot 2>&1 | grep -E "^[a-z].*time:|time:" | tee -a "$BENCH_DIR/table.md"
+}
+
+command -v wrk >/dev/null 2>&1 || apt_install wrk
+command -v curl >/dev/null 2>&1 || apt_install curl
+ensure_postgres
+: >"$BENCH_DIR/table.md"
+case "$MODE" in
+  security) bench_security ;;
+  users) bench_users ;;
+  crypto) bench_crypto ;;
+  all) bench_security; RESULTS=""; bench_users; bench_crypto ;;
+  *) die "usage: scripts/bench.sh [security|users|crypto|all]" ;;
+esac
+log "results: $BENCH_DIR/table.md"

@@ -1,0 +1,150 @@
+# shellcheck shell=bash
+# Provisioning shared by scripts/test.sh, scripts/dev.sh and scripts/bench.sh.
+#
+# Each `ensure_*` function makes one backing service reachable and exports its URL:
+# a configured URL is used when it answers; otherwise the machine's own server is
+# started; otherwise a private one is created under .data/ with the system binaries,
+# installing the Debian package first when it is missing (as root).
+
+ROOT_DIR=${ROOT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}
+DATA_DIR=${DATA_DIR:-$ROOT_DIR/.data}
+
+log() { printf '\033[1;34m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[1;31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# apt_install PACKAGE... — installs Debian packages when running as root.
+apt_install() {
+  is_root || die "missing packages ($*): install them or run as root"
+  log "installing Debian packages: $*"
+  if ! DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null 2>&1; then
+    apt-get update -q >/dev/null 2>&1 || true
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@" >/dev/null || die "apt-get install $* failed"
+  fi
+}
+
+# --- PostgreSQL -----------------------------------------------------------------
+
+pg_bin_dir() {
+  local dir
+  dir=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+  [ -n "$dir" ] && [ -x "$dir/initdb" ] && echo "$dir"
+}
+
+pg_answers() { # URL
+  command -v psql >/dev/null 2>&1 || return 1
+  PGCONNECT_TIMEOUT=3 psql "$1" -XAtqc 'select 1' >/dev/null 2>&1
+}
+
+# run_as_postgres CMD... — the server refuses to run as root.
+run_as_postgres() {
+  if is_root; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+
+start_machine_postgres() {
+  command -v pg_lsclusters >/dev/null 2>&1 || return 1
+  local version cluster port status
+  while read -r version cluster port status _; do
+    [ "$version" = Ver ] && continue
+    if [ "$status" != online ] && is_root; then
+      log "starting the machine's PostgreSQL cluster $version/$cluster"
+      pg_ctlcluster --skip-systemctl-redirect "$version" "$cluster" start >/dev/null 2>&1 || continue
+    fi
+    local url="postgres://postgres@127.0.0.1:$port/postgres"
+    if pg_answers "$url"; then echo "$url"; return 0; fi
+  done < <(pg_lsclusters 2>/dev/null)
+  return 1
+}
+
+# The private cluster lives under .data/postgres unless the postgres user cannot
+# reach that path (a checkout under /root); then under /var/tmp, keyed by checkout.
+private_pg_dir() {
+  local dir="$DATA_DIR/postgres"
+  if is_root && ! runuser -u postgres -- test -x "$DATA_DIR" 2>/dev/null; then
+    dir="/var/tmp/vottery-postgres-$(printf '%s' "$ROOT_DIR" | sha256sum | cut -c1-12)"
+  fi
+  echo "$dir"
+}
+
+start_private_postgres() {
+  local bin port dir
+  bin=$(pg_bin_dir) || { apt_install postgresql; bin=$(pg_bin_dir) || die "no PostgreSQL binaries after installing"; }
+  port=${PRIVATE_PG_PORT:-55432}
+  mkdir -p "$DATA_DIR"
+  dir=$(private_pg_dir)
+  if [ ! -f "$dir/PG_VERSION" ]; then
+    log "creating a private PostgreSQL cluster in $dir"
+    mkdir -p "$dir"
+    is_root && chown postgres: "$dir"
+    run_as_postgres "$bin/initdb" -D "$dir" -U postgres -A trust -E UTF8 --no-locale >/dev/null \
+      || die "initdb failed"
+  fi
+  mkdir -p "$dir/run"
+  is_root && chown postgres: "$dir/run"
+  if ! run_as_postgres "$bin/pg_ctl" -D "$dir" status >/dev/null 2>&1; then
+    log "starting the private PostgreSQL on 127.0.0.1:$port"
+    run_as_postgres "$bin/pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 60 \
+      -o "-p $port -k $dir/run -c listen_addresses=127.0.0.1 -c max_connections=300 -c fsync=off" start >/dev/null \
+      || die "the private PostgreSQL did not start; see $dir/server.log"
+  fi
+  echo "postgres://postgres@127.0.0.1:$port/postgres"
+}
+
+# ensure_postgres — exports DATABASE_URL pointing at a server that answers.
+ensure_postgres() {
+  command -v psql >/dev/null 2>&1 || apt_install postgresql-client
+  if [ -n "${DATABASE_URL:-}" ] && pg_answers "$DATABASE_URL"; then
+    log "PostgreSQL: using DATABASE_URL"
+  elif url=$(start_machine_postgres); then
+    DATABASE_URL=$url
+    log "PostgreSQL: using the machine's cluster at $url"
+  else
+    DATABASE_URL=$(start_private_postgres)
+    pg_answers "$DATABASE_URL" || die "PostgreSQL at $DATABASE_URL does not answer"
+    log "PostgreSQL: using the private cluster at $DATABASE_URL"
+  fi
+  export DATABASE_URL
+}
+
+# --- Redis ----------------------------------------------------------------------
+
+redis_answers() { # URL
+  command -v redis-cli >/dev/null 2>&1 || return 1
+  [ "$(timeout 3 redis-cli -u "$1" ping 2>/dev/null)" = PONG ]
+}
+
+# ensure_redis — exports REDIS_URL pointing at a server that answers.
+ensure_redis() {
+  command -v redis-server >/dev/null 2>&1 || apt_install redis-server
+  if [ -n "${REDIS_URL:-}" ] && redis_answers "$REDIS_URL"; then
+    log "Redis: using REDIS_URL"
+  elif redis_answers "redis://127.0.0.1:6379"; then
+    REDIS_URL="redis://127.0.0.1:6379"
+    log "Redis: using the machine's server"
+  else
+    local port=${PRIVATE_REDIS_PORT:-56379}
+    REDIS_URL="redis://127.0.0.1:$port"
+    if ! redis_answers "$REDIS_URL"; then
+      mkdir -p "$DATA_DIR/redis"
+      log "Redis: starting a private server on 127.0.0.1:$port"
+      redis-server --daemonize yes --bind 127.0.0.1 --port "$port" --save '' --appendonly no \
+        --dir "$DATA_DIR/redis" --logfile "$DATA_DIR/redis/server.log" \
+        --pidfile "$DATA_DIR/redis/redis.pid" >/dev/null || die "redis-server did not start"
+      for _ in $(seq 1 50); do redis_answers "$REDIS_URL" && break; sleep 0.1; done
+      redis_answers "$REDIS_URL" || die "Redis at $REDIS_URL does not answer"
+    fi
+  fi
+  export REDIS_URL
+}
+
+# --- nginx ----------------------------------------------------------------------
+
+# ensure_nginx — makes sure Debian's nginx binary is present (not started).
+ensure_nginx() {
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    apt_install nginx-light
+  fi
+  NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
+  export NGINX_BIN
+}

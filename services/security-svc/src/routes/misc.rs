@@ -1,0 +1,237 @@
+//! `/v1/transit/{hash,random,export}`.
+
+use std::collections::BTreeMap;
+
+use actix_web::{HttpResponse, web};
+use ring::rand::{SecureRandom, SystemRandom};
+use serde::{Deserialize, Serialize};
+use vottery_common::transit::{HashRequest, HashSum, RandomBytes, RandomRequest};
+
+use super::{AppState, Authorized, VaultBody, measured, vault_ok};
+use crate::auth::Operation;
+use crate::error::VaultError;
+use crate::keys::hash::HashAlgorithm;
+use crate::keys::wire::{decode_b64, encode_b64};
+
+type Auth = Result<Authorized, VaultError>;
+type Body<T> = Result<VaultBody<T>, VaultError>;
+
+/// The most random bytes one request may ask for (Vault's limit).
+const MAX_RANDOM_BYTES: i64 = 128 * 1024;
+
+fn encode(format: Option<&str>, bytes: &[u8], default: &str) -> Result<String, VaultError> {
+    match format.unwrap_or(default) {
+        "hex" => Ok(hex::encode(bytes)),
+        "base64" => Ok(encode_b64(bytes)),
+        other => Err(VaultError::bad_request(format!(
+            "unsupported encoding format {other}; must be \"hex\" or \"base64\""
+        ))),
+    }
+}
+
+#[derive(Deserialize)]
+struct HashPath {
+    algorithm: Option<String>,
+}
+
+async fn hash(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<HashPath>,
+    body: Body<HashRequest>,
+) -> Result<HttpResponse, VaultError> {
+    measured(&state, Operation::Hash, 1, async {
+        let auth = auth?;
+        auth.require(Operation::Hash, None)?;
+        let request = body?.0;
+        let name = path.algorithm.as_deref().or(request.algorithm.as_deref());
+        let algorithm = match HashAlgorithm::from_request(name) {
+            Ok(HashAlgorithm::None) | Err(_) => {
+                return Err(VaultError::bad_request(format!(
+                    "unsupported algorithm {}",
+                    name.unwrap_or_default()
+                )));
+            }
+            Ok(algorithm) => algorithm,
+        };
+        let input = request
+            .input
+            .as_deref()
+            .ok_or_else(|| VaultError::bad_request("input missing"))?;
+        let input = decode_b64(input)
+            .map_err(|_| VaultError::bad_request("unable to decode input as base64"))?;
+        let sum = encode(request.format.as_deref(), &algorithm.digest(&input), "hex")?;
+        Ok(vault_ok(&auth.request_id, HashSum { sum }, Vec::new()))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct RandomPath {
+    first: Option<String>,
+    second: Option<String>,
+}
+
+fn is_source(segment: &str) -> bool {
+    matches!(segment, "platform" | "seal" | "all")
+}
+
+async fn random(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<RandomPath>,
+    body: Body<RandomRequest>,
+) -> Result<HttpResponse, VaultError> {
+    measured(&state, Operation::Random, 1, async {
+        let auth = auth?;
+        auth.require(Operation::Random, None)?;
+        let request = body?.0;
+        let RandomPath { first, second } = path.into_inner();
+        let (source, url_bytes) = match (first, second) {
+            (Some(source), bytes) if is_source(&source) => (Some(source), bytes),
+            (Some(bytes), None) => (None, Some(bytes)),
+            (Some(source), Some(_)) => {
+                return Err(VaultError::bad_request(format!(
+                    "unsupported entropy source \"{source}\"; must be \"platform\" or \"seal\", or \"all\""
+                )));
+            }
+            (None, _) => (None, None),
+        };
+        let source = source.or(request.source).unwrap_or_else(|| "platform".into());
+        if !is_source(&source) {
+            return Err(VaultError::bad_request(format!(
+                "unsupported entropy source \"{source}\"; must be \"platform\" or \"seal\", or \"all\""
+            )));
+        }
+        let bytes = match url_bytes {
+            Some(text) => text
+                .parse::<i64>()
+                .map_err(|error| VaultError::bad_request(format!("error parsing url-set byte count: {error}")))?,
+            None => request.bytes.unwrap_or(32),
+        };
+        if bytes < 1 {
+            return Err(VaultError::bad_request("'bytes' cannot be less than 1"));
+        }
+        if bytes > MAX_RANDOM_BYTES {
+            return Err(VaultError::bad_request(format!("'bytes' should be less than {MAX_RANDOM_BYTES}")));
+        }
+        let mut buffer = vec![0u8; bytes as usize];
+        SystemRandom::new().fill(&mut buffer).map_err(|_| VaultError::internal())?;
+        let random_bytes = encode(request.format.as_deref(), &buffer, "base64")?;
+        let warnings = if source == "platform" {
+            Vec::new()
+        } else {
+            vec!["no seal/entropy augmentation available, using platform entropy source".to_owned()]
+        };
+        Ok(vault_ok(&auth.request_id, RandomBytes { random_bytes }, warnings))
+    })
+    .await
+}
+
+#[derive(Deserialize)]
+struct ExportPath {
+    kind: String,
+    name: String,
+    version: Option<String>,
+}
+
+/// `GET /v1/transit/export/public-key/:name(/:version)`.
+#[derive(Serialize)]
+struct Exported {
+    name: String,
+    #[serde(rename = "type")]
+    key_type: String,
+    keys: BTreeMap<String, String>,
+}
+
+async fn export(
+    state: web::Data<AppState>,
+    auth: Auth,
+    path: web::Path<ExportPath>,
+) -> Result<HttpResponse, VaultError> {
+    measured(&state, Operation::Export, 1, async {
+        let auth = auth?;
+        let ExportPath {
+            kind,
+            name,
+            version,
+        } = path.into_inner();
+        auth.require(Operation::Read, Some(&name))?;
+        match kind.as_str() {
+            "public-key" => {}
+            "encryption-key" | "signing-key" | "hmac-key" => {
+                return Err(VaultError::bad_request(
+                    "private key material is not exportable from this service",
+                ));
+            }
+            other => {
+                return Err(VaultError::bad_request(format!(
+                    "invalid export type: {other}"
+                )));
+            }
+        }
+        let ring = auth
+            .store
+            .load(&name)
+            .await?
+            .ok_or_else(VaultError::not_found)?;
+        if !ring.key_type().is_asymmetric() {
+            return Err(VaultError::bad_request("signing not supported for the key"));
+        }
+        let wanted = match version.as_deref() {
+            None => None,
+            Some("latest") => Some(ring.config.latest_version),
+            Some(text) => Some(
+                text.trim_start_matches('v')
+                    .parse::<u32>()
+                    .map_err(|_| VaultError::bad_request("invalid key version"))?,
+            ),
+        };
+        let keys: BTreeMap<String, String> = ring
+            .versions
+            .values()
+            .filter(|version| wanted.is_none_or(|wanted| version.number == wanted))
+            .filter(|version| version.number >= ring.config.min_decryption_version)
+            .filter_map(|version| Some((version.number.to_string(), version.public_key.clone()?)))
+            .collect();
+        if keys.is_empty() {
+            return Err(VaultError::bad_request(
+                "version does not exist or cannot be found",
+            ));
+        }
+        let data = Exported {
+            name,
+            key_type: ring.key_type().as_str().to_owned(),
+            keys,
+        };
+        Ok(vault_ok(&auth.request_id, data, Vec::new()))
+    })
+    .await
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    for path in ["/v1/transit/hash", "/v1/transit/hash/{algorithm}"] {
+        cfg.service(
+            web::resource(path)
+                .route(web::post().to(hash))
+                .route(web::put().to(hash)),
+        );
+    }
+    for path in [
+        "/v1/transit/random",
+        "/v1/transit/random/{first}",
+        "/v1/transit/random/{first}/{second}",
+    ] {
+        cfg.service(
+            web::resource(path)
+                .route(web::post().to(random))
+                .route(web::put().to(random)),
+        );
+    }
+    for path in [
+        "/v1/transit/export/{kind}/{name}",
+        "/v1/transit/export/{kind}/{name}/{version}",
+    ] {
+        cfg.service(web::resource(path).route(web::get().to(export)));
+    }
+}

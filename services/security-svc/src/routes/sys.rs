@@ -1,0 +1,236 @@
+//! `/v1/sys/{init,unseal,seal-status,seal,health}`: Vault's seal routes.
+
+use std::time::Instant;
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::CACHE_CONTROL;
+use actix_web::{HttpRequest, HttpResponse, web};
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use vottery_common::sys::{HealthStatus, InitRequest, InitResponse, InitStatus, UnsealRequest};
+
+use super::{AppState, VaultBody, caller_of, no_content};
+use crate::auth::Operation;
+use crate::error::VaultError;
+use crate::metrics::Outcome;
+use crate::seal::shamir::SHARE_LEN;
+
+type Body<T> = Result<VaultBody<T>, VaultError>;
+
+/// Sys routes answer bare JSON (no `data` envelope), as Vault's do.
+fn json<T: Serialize>(status: StatusCode, body: &T) -> HttpResponse {
+    HttpResponse::build(status)
+        .insert_header((CACHE_CONTROL, "no-store"))
+        .json(body)
+}
+
+fn record(
+    state: &AppState,
+    operation: Operation,
+    started: Instant,
+    result: &Result<HttpResponse, VaultError>,
+) {
+    let status = match result {
+        Ok(response) => response.status().as_u16(),
+        Err(error) => error.status.as_u16(),
+    };
+    state.metrics.record(
+        operation,
+        Outcome::of_status(status, false),
+        started.elapsed(),
+        1,
+    );
+}
+
+async fn init_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
+    state.seal.sync_config().await?;
+    Ok(json(
+        StatusCode::OK,
+        &InitStatus {
+            initialized: state.seal.is_initialized(),
+        },
+    ))
+}
+
+async fn init(
+    state: web::Data<AppState>,
+    body: Body<InitRequest>,
+) -> Result<HttpResponse, VaultError> {
+    let request = body?.0;
+    if request
+        .pgp_keys
+        .as_ref()
+        .is_some_and(|keys| !keys.is_empty())
+        || request.root_token_pgp_key.is_some()
+    {
+        return Err(VaultError::bad_request(
+            "PGP-encrypted shares and root tokens are not supported",
+        ));
+    }
+    let initialized = state
+        .seal
+        .init(
+            request.secret_shares.unwrap_or(0),
+            request.secret_threshold.unwrap_or(0),
+        )
+        .await?;
+    tracing::info!(
+        shares = initialized.shares.len(),
+        "initialized: root key made and split; shares handed out once"
+    );
+    let response = InitResponse {
+        keys: initialized
+            .shares
+            .iter()
+            .map(|share| hex::encode(share.as_slice()))
+            .collect(),
+        keys_base64: initialized
+            .shares
+            .iter()
+            .map(|share| base64::engine::general_purpose::STANDARD.encode(share.as_slice()))
+            .collect(),
+        root_token: secrecy::ExposeSecret::expose_secret(&initialized.root_token).to_owned(),
+    };
+    Ok(json(StatusCode::OK, &response))
+}
+
+async fn seal_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
+    state.seal.sync_config().await?;
+    Ok(json(StatusCode::OK, &state.seal.status()))
+}
+
+/// A share as an operator pastes it: hex when it decodes to a share's length, else base64.
+fn decode_share(key: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
+    let key = key.trim();
+    if let Ok(bytes) = hex::decode(key)
+        && (16..=SHARE_LEN).contains(&bytes.len())
+    {
+        return Ok(zeroize::Zeroizing::new(bytes));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(key)
+        .map(zeroize::Zeroizing::new)
+        .map_err(|_| VaultError::bad_request("'key' must be a valid hex or base64 string"))
+}
+
+async fn unseal(
+    state: web::Data<AppState>,
+    body: Body<UnsealRequest>,
+) -> Result<HttpResponse, VaultError> {
+    let started = Instant::now();
+    let result = async {
+        let request = body?.0;
+        if request.reset.unwrap_or(false) {
+            state.seal.sync_config().await?;
+            return Ok(json(StatusCode::OK, &state.seal.reset()?));
+        }
+        let key = request
+            .key
+            .as_deref()
+            .filter(|key| !key.trim().is_empty())
+            .ok_or_else(|| {
+                VaultError::bad_request(
+                    "'key' must be specified in request body as JSON, or 'reset' set to true",
+                )
+            })?;
+        let share = decode_share(key)?;
+        match state.seal.submit_share(&share).await {
+            Ok(status) => {
+                if !status.sealed {
+                    tracing::info!("unsealed");
+                    state.ensure_bootstrap_keys().await;
+                }
+                Ok(json(StatusCode::OK, &status))
+            }
+            Err(error) => {
+                tracing::warn!(error = %error, "unseal share refused");
+                Err(error.into())
+            }
+        }
+    }
+    .await;
+    record(&state, Operation::Seal, started, &result);
+    result
+}
+
+async fn seal(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, VaultError> {
+    let caller = caller_of(&state, &req).ok_or_else(VaultError::forbidden)?;
+    if !caller.policy.allows(Operation::Seal, None) {
+        return Err(VaultError::forbidden());
+    }
+    state.seal.seal();
+    tracing::warn!(caller = %caller.name, "sealed: key material dropped from memory");
+    Ok(no_content())
+}
+
+#[derive(Deserialize)]
+struct HealthQuery {
+    standbyok: Option<String>,
+    activecode: Option<u16>,
+    sealedcode: Option<u16>,
+    uninitcode: Option<u16>,
+}
+
+async fn health(
+    state: web::Data<AppState>,
+    query: web::Query<HealthQuery>,
+    req: HttpRequest,
+) -> Result<HttpResponse, VaultError> {
+    let _ = &query.standbyok;
+    state.seal.sync_config().await?;
+    let initialized = state.seal.is_initialized();
+    let sealed = state.seal.is_sealed();
+    let code = if !initialized {
+        query.uninitcode.unwrap_or(501)
+    } else if sealed {
+        query.sealedcode.unwrap_or(503)
+    } else {
+        query.activecode.unwrap_or(200)
+    };
+    let status = StatusCode::from_u16(code).map_err(|_| VaultError {
+        status: StatusCode::BAD_REQUEST,
+        errors: Vec::new(),
+        retry_after: None,
+    })?;
+    if req.method() == actix_web::http::Method::HEAD {
+        return Ok(HttpResponse::build(status).finish());
+    }
+    let body = HealthStatus {
+        initialized,
+        sealed,
+        standby: false,
+        performance_standby: false,
+        replication_performance_mode: "disabled".into(),
+        replication_dr_mode: "disabled".into(),
+        server_time_utc: chrono::Utc::now().timestamp(),
+        version: env!("CARGO_PKG_VERSION").into(),
+        cluster_name: (!sealed).then(|| "vottery-security".to_owned()),
+        cluster_id: None,
+    };
+    Ok(json(status, &body))
+}
+
+pub fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::resource("/v1/sys/init")
+            .route(web::get().to(init_status))
+            .route(web::put().to(init))
+            .route(web::post().to(init)),
+    )
+    .service(web::resource("/v1/sys/seal-status").route(web::get().to(seal_status)))
+    .service(
+        web::resource("/v1/sys/unseal")
+            .route(web::put().to(unseal))
+            .route(web::post().to(unseal)),
+    )
+    .service(
+        web::resource("/v1/sys/seal")
+            .route(web::put().to(seal))
+            .route(web::post().to(seal)),
+    )
+    .service(
+        web::resource("/v1/sys/health")
+            .route(web::get().to(health))
+            .route(web::head().to(health)),
+    );
+}

@@ -1,0 +1,355 @@
+//! The audit trail in `vottery_audit_logs`: one row per mutation and per refused attempt,
+//! written in the same transaction as the change. Rows about one user form a hash chain (each
+//! row's hash covers the previous row's hash and its own content, canonicalised with RFC 8785);
+//! the chain's head is kept in `vottery_audit_chain_heads`, so an edited, deleted or truncated
+//! row is detected and located. Events that concern no stored user share chain 0.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::Integer;
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use ring::digest;
+use serde::Serialize;
+use vottery_common::users::{AuditEntry, ChainBreak, ChainCheck};
+
+use crate::record::now_micros;
+use crate::schema::{vottery_audit_chain_heads as heads, vottery_audit_logs as logs};
+
+/// The hash before the first row of every chain.
+const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+/// Namespace of the advisory locks that serialise appends to one chain.
+const CHAIN_LOCK_SPACE: i32 = 0x766f_7461;
+
+/// Who made a request and from where, as recorded.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub request_id: String,
+    pub ip: Option<ipnet::IpNet>,
+    pub user_agent: Option<String>,
+}
+
+/// An event to record.
+#[derive(Debug, Clone)]
+pub struct AuditEvent<'a> {
+    /// The user the action concerns.
+    pub user_id: Option<i32>,
+    /// Who acted: a user id, or none for a service caller (named in `details.actor`).
+    pub actor_id: Option<i32>,
+    pub actor_label: &'a str,
+    pub action: &'a str,
+    /// Names of the fields the action changed or tried to change; never their values.
+    pub changed_fields: Vec<String>,
+    pub success: bool,
+    /// Why a refused attempt was refused (a problem slug and its detail).
+    pub reason: Option<String>,
+    /// Non-personal facts about the change (a status move, a role change).
+    pub facts: Option<serde_json::Value>,
+    pub request: &'a RequestMeta,
+}
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = logs, check_for_backend(diesel::pg::Pg))]
+struct AuditRow {
+    id: i32,
+    user_id: Option<i32>,
+    device_id: Option<i32>,
+    action: String,
+    details: Option<serde_json::Value>,
+    ip_address: Option<ipnet::IpNet>,
+    user_agent: Option<String>,
+    success: Option<bool>,
+    created_at: Option<NaiveDateTime>,
+    actor_id: Option<i32>,
+    request_id: Option<String>,
+    chain_key: Option<i64>,
+    chain_seq: Option<i64>,
+    prev_hash: Option<String>,
+    row_hash: Option<String>,
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = logs)]
+struct NewAuditRow<'a> {
+    user_id: Option<i32>,
+    action: &'a str,
+    details: Option<serde_json::Value>,
+    ip_address: Option<ipnet::IpNet>,
+    user_agent: Option<&'a str>,
+    success: Option<bool>,
+    created_at: Option<NaiveDateTime>,
+    actor_id: Option<i32>,
+    request_id: Option<&'a str>,
+    chain_key: Option<i64>,
+    chain_seq: Option<i64>,
+    prev_hash: Option<&'a str>,
+    row_hash: Option<&'a str>,
+}
+
+/// The hashed content of a row: every column but the id and the hashes themselves.
+#[derive(Serialize)]
+struct ChainedContent<'a> {
+    chain_key: i64,
+    chain_seq: i64,
+    user_id: Option<i32>,
+    actor_id: Option<i32>,
+    device_id: Option<i32>,
+    action: &'a str,
+    details: &'a Option<serde_json::Value>,
+    ip_address: Option<String>,
+    user_agent: Option<&'a str>,
+    success: Option<bool>,
+    created_at: Option<String>,
+    request_id: Option<&'a str>,
+}
+
+fn format_time(value: &Option<NaiveDateTime>) -> Option<String> {
+    value.map(|value| value.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
+}
+
+fn chain_hash(prev_hash: &str, content: &ChainedContent<'_>) -> String {
+    let canonical = serde_json_canonicalizer::to_vec(content).unwrap_or_default();
+    let mut context = digest::Context::new(&digest::SHA256);
+    context.update(prev_hash.as_bytes());
+    context.update(b"\n");
+    context.update(&canonical);
+    hex::encode(context.finish().as_ref())
+}
+
+impl AuditRow {
+    fn content(&self) -> ChainedContent<'_> {
+        ChainedContent {
+            chain_key: self.chain_key.unwrap_or_default(),
+            chain_seq: self.chain_seq.unwrap_or_default(),
+            user_id: self.user_id,
+            actor_id: self.actor_id,
+            device_id: self.device_id,
+            action: &self.action,
+            details: &self.details,
+            ip_address: self.ip_address.map(|ip| ip.to_string()),
+            user_agent: self.user_agent.as_deref(),
+            success: self.success,
+            created_at: format_time(&self.created_at),
+            request_id: self.request_id.as_deref(),
+        }
+    }
+
+    fn into_entry(self) -> AuditEntry {
+        AuditEntry {
+            id: self.id,
+            user_id: self.user_id,
+            actor_id: self.actor_id,
+            action: self.action,
+            details: self.details,
+            ip_address: self.ip_address.map(|ip| ip.addr().to_string()),
+            user_agent: self.user_agent,
+            success: self.success,
+            created_at: self.created_at.map(|at| at.and_utc()),
+            request_id: self.request_id,
+            chain_seq: self.chain_seq,
+        }
+    }
+}
+
+/// Appends an event to its chain. Call inside the transaction of the change it records.
+pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> QueryResult<()> {
+    let chain_key = event.user_id.map_or(0, i64::from);
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+        .bind::<Integer, _>(CHAIN_LOCK_SPACE)
+        .bind::<Integer, _>(chain_key as i32)
+        .execute(conn)
+        .await?;
+    let head: Option<(i64, String)> = heads::table
+        .find(chain_key)
+        .select((heads::last_seq, heads::last_hash))
+        .first(conn)
+        .await
+        .optional()?;
+    let (chain_seq, prev_hash) =
+        head.map_or((1, GENESIS.to_owned()), |(seq, hash)| (seq + 1, hash));
+
+    let mut details = serde_json::Map::new();
+    details.insert("actor".into(), serde_json::json!(event.actor_label));
+    details.insert(
+        "changed_fields".into(),
+        serde_json::json!(event.changed_fields),
+    );
+    if let Some(reason) = &event.reason {
+        details.insert("reason".into(), serde_json::json!(reason));
+    }
+    if let Some(serde_json::Value::Object(facts)) = &event.facts {
+        details.extend(facts.clone());
+    }
+    let details = Some(serde_json::Value::Object(details));
+    let created_at = Some(now_micros());
+    let content = ChainedContent {
+        chain_key,
+        chain_seq,
+        user_id: event.user_id,
+        actor_id: event.actor_id,
+        device_id: None,
+        action: event.action,
+        details: &details,
+        ip_address: event.request.ip.map(|ip| ip.to_string()),
+        user_agent: event.request.user_agent.as_deref(),
+        success: Some(event.success),
+        created_at: format_time(&created_at),
+        request_id: Some(&event.request.request_id),
+    };
+    let row_hash = chain_hash(&prev_hash, &content);
+    diesel::insert_into(logs::table)
+        .values(NewAuditRow {
+            user_id: event.user_id,
+            action: event.action,
+            details: details.clone(),
+            ip_address: event.request.ip,
+            user_agent: event.request.user_agent.as_deref(),
+            success: Some(event.success),
+            created_at,
+            actor_id: event.actor_id,
+            request_id: Some(&event.request.request_id),
+            chain_key: Some(chain_key),
+            chain_seq: Some(chain_seq),
+            prev_hash: Some(&prev_hash),
+            row_hash: Some(&row_hash),
+        })
+        .execute(conn)
+        .await?;
+    diesel::insert_into(heads::table)
+        .values((
+            heads::chain_key.eq(chain_key),
+            heads::last_seq.eq(chain_seq),
+            heads::last_hash.eq(&row_hash),
+        ))
+        .on_conflict(heads::chain_key)
+        .do_update()
+        .set((
+            heads::last_seq.eq(chain_seq),
+            heads::last_hash.eq(&row_hash),
+            heads::updated_at.eq(now_micros()),
+        ))
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Re-computes a user's chain and reports the first place it breaks.
+pub async fn verify_chain(conn: &mut AsyncPgConnection, user_id: i32) -> QueryResult<ChainCheck> {
+    let chain_key = i64::from(user_id);
+    let rows: Vec<AuditRow> = logs::table
+        .filter(logs::chain_key.eq(chain_key))
+        .order(logs::chain_seq.asc())
+        .select(AuditRow::as_select())
+        .load(conn)
+        .await?;
+    let head: Option<(i64, String)> = heads::table
+        .find(chain_key)
+        .select((heads::last_seq, heads::last_hash))
+        .first(conn)
+        .await
+        .optional()?;
+    let mut expected_seq = 1;
+    let mut prev = GENESIS.to_owned();
+    let broken = |chain_seq, audit_id, kind: &str, detail: String| ChainCheck {
+        valid: false,
+        checked: chain_seq - 1,
+        broken_at: Some(ChainBreak {
+            chain_seq,
+            audit_id,
+            kind: kind.into(),
+            detail,
+        }),
+    };
+    for row in &rows {
+        let seq = row.chain_seq.unwrap_or_default();
+        if seq != expected_seq {
+            let detail = if seq > expected_seq {
+                format!(
+                    "audit rows {expected_seq} to {} of this chain are missing",
+                    seq - 1
+                )
+            } else {
+                format!("audit row {seq} appears out of order")
+            };
+            return Ok(broken(expected_seq, None, "missing", detail));
+        }
+        if row.prev_hash.as_deref() != Some(prev.as_str()) {
+            return Ok(broken(
+                seq,
+                Some(row.id),
+                "edited",
+                format!(
+                    "audit row {seq} (id {}) does not follow the row before it",
+                    row.id
+                ),
+            ));
+        }
+        if row.row_hash.as_deref() != Some(chain_hash(&prev, &row.content()).as_str()) {
+            return Ok(broken(
+                seq,
+                Some(row.id),
+                "edited",
+                format!(
+                    "audit row {seq} (id {}) was changed after it was written",
+                    row.id
+                ),
+            ));
+        }
+        prev = row.row_hash.clone().unwrap_or_default();
+        expected_seq += 1;
+    }
+    if let Some((last_seq, last_hash)) = head {
+        if last_seq >= expected_seq {
+            return Ok(broken(
+                expected_seq,
+                None,
+                "truncated",
+                format!("audit rows {expected_seq} to {last_seq} of this chain are missing"),
+            ));
+        }
+        if last_hash != prev {
+            return Ok(broken(
+                expected_seq - 1,
+                rows.last().map(|row| row.id),
+                "edited",
+                "the last audit row was changed after it was written".into(),
+            ));
+        }
+    }
+    Ok(ChainCheck {
+        valid: true,
+        checked: expected_seq - 1,
+        broken_at: None,
+    })
+}
+
+/// A page of the audit rows concerning a user (newest first), with the total.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    user_id: i32,
+    page: u32,
+    limit: u32,
+) -> QueryResult<(Vec<AuditEntry>, i64)> {
+    let total: i64 = logs::table
+        .filter(logs::user_id.eq(user_id))
+        .count()
+        .get_result(conn)
+        .await?;
+    let rows: Vec<AuditRow> = logs::table
+        .filter(logs::user_id.eq(user_id))
+        .order(logs::id.desc())
+        .limit(i64::from(limit))
+        .offset(i64::from(page - 1) * i64::from(limit))
+        .select(AuditRow::as_select())
+        .load(conn)
+        .await?;
+    Ok((rows.into_iter().map(AuditRow::into_entry).collect(), total))
+}
+
+/// How many chained rows exist for a user (tests and tooling).
+pub async fn chained_rows(conn: &mut AsyncPgConnection, user_id: i32) -> QueryResult<i64> {
+    logs::table
+        .filter(logs::chain_key.eq(i64::from(user_id)))
+        .count()
+        .get_result(conn)
+        .await
+}

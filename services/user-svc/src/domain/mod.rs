@@ -1,0 +1,8 @@
+//! The user domain: validated values (parse, don't validate), roles and the account lifecycle.
+//! Nothing here touches the database or the network.
+
+pub mod contact;
+pub mod profile;
+pub mod reference;
+pub mod roles;
+pub mod status;

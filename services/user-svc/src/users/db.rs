@@ -1,0 +1,214 @@
+//! Queries on `vottery_users`. Every function takes a connection; callers own transactions.
+
+use diesel::prelude::*;
+use diesel::result::{DatabaseErrorKind, Error};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
+
+use crate::record::{NewUserRow, OwnedColumns, UserRow};
+use crate::schema::vottery_users as users;
+
+/// The next user id (taken before insert: ciphertexts are bound to it).
+pub async fn next_user_id(conn: &mut AsyncPgConnection) -> QueryResult<i32> {
+    #[derive(QueryableByName)]
+    struct Next {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        id: i32,
+    }
+    diesel::sql_query("SELECT nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS id")
+        .get_result::<Next>(conn)
+        .await
+        .map(|next| next.id)
+}
+
+/// Which unique value a failed insert or update collided with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Duplicate {
+    Email,
+    Phone,
+}
+
+/// Reads a unique violation on the blind indexes.
+pub fn duplicate_of(error: &Error) -> Option<Duplicate> {
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::UniqueViolation, info) => {
+            match info.constraint_name() {
+                Some(name) if name.contains("email") => Some(Duplicate::Email),
+                Some(name) if name.contains("phone") => Some(Duplicate::Phone),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+pub async fn insert(conn: &mut AsyncPgConnection, row: &NewUserRow) -> QueryResult<UserRow> {
+    diesel::insert_into(users::table)
+        .values(row)
+        .returning(UserRow::as_returning())
+        .get_result(conn)
+        .await
+}
+
+pub async fn find(conn: &mut AsyncPgConnection, id: i32) -> QueryResult<Option<UserRow>> {
+    users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .first(conn)
+        .await
+        .optional()
+}
+
+/// Several rows at once (the actor and the target of a request).
+pub async fn find_many(conn: &mut AsyncPgConnection, ids: &[i32]) -> QueryResult<Vec<UserRow>> {
+    users::table
+        .filter(users::id.eq_any(ids))
+        .select(UserRow::as_select())
+        .load(conn)
+        .await
+}
+
+/// Writes the owned columns if the row is still at `expected_version`; `None` if it moved on.
+pub async fn update_if_version(
+    conn: &mut AsyncPgConnection,
+    id: i32,
+    expected_version: i64,
+    owned: &OwnedColumns,
+) -> QueryResult<Option<UserRow>> {
+    diesel::update(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::row_version.eq(expected_version)),
+    )
+    .set(owned)
+    .returning(UserRow::as_returning())
+    .get_result(conn)
+    .await
+    .optional()
+}
+
+/// Deletes a user if still at `expected_version`; devices, sessions and biometrics cascade.
+pub async fn delete_if_version(
+    conn: &mut AsyncPgConnection,
+    id: i32,
+    expected_version: i64,
+) -> QueryResult<bool> {
+    diesel::delete(
+        users::table
+            .filter(users::id.eq(id))
+            .filter(users::row_version.eq(expected_version)),
+    )
+    .execute(conn)
+    .await
+    .map(|deleted| deleted == 1)
+}
+
+/// Key of the advisory lock that serialises the writes that take an active manager away (a
+/// demotion, a suspension, a deletion), so that two of them racing cannot remove the last one.
+const MANAGERS_LOCK: i64 = 0x766f_7461_6d67_7273;
+
+/// Takes the managers lock until the end of the current transaction.
+pub async fn lock_managers(conn: &mut AsyncPgConnection) -> QueryResult<()> {
+    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+        .bind::<diesel::sql_types::BigInt, _>(MANAGERS_LOCK)
+        .execute(conn)
+        .await
+        .map(|_| ())
+}
+
+/// Which contact of a row written before this service (plaintext, not yet encrypted, so not
+/// covered by the blind indexes) matches a normalised email or E.164 phone number.
+pub async fn legacy_duplicate(
+    conn: &mut AsyncPgConnection,
+    email: &str,
+    phone: &str,
+) -> QueryResult<Option<Duplicate>> {
+    #[derive(QueryableByName)]
+    struct Hit {
+        #[diesel(sql_type = diesel::sql_types::Bool)]
+        email: bool,
+    }
+    let digits = phone.trim_start_matches('+');
+    diesel::sql_query(
+        "SELECT lower(btrim(sngine_email)) = $1 AS email FROM vottery_users \
+         WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = $1 \
+            OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN ($2, '00' || $2)) \
+         ORDER BY 1 DESC LIMIT 1",
+    )
+    .bind::<diesel::sql_types::Text, _>(email)
+    .bind::<diesel::sql_types::Text, _>(digits)
+    .get_result::<Hit>(conn)
+    .await
+    .optional()
+    .map(|hit| {
+        hit.map(|hit| {
+            if hit.email {
+                Duplicate::Email
+            } else {
+                Duplicate::Phone
+            }
+        })
+    })
+}
+
+/// Managers who are not suspended, other than `except`.
+pub async fn other_active_managers(conn: &mut AsyncPgConnection, except: i32) -> QueryResult<i64> {
+    users::table
+        .filter(users::admin_role.eq("manager"))
+        .filter(users::status.is_distinct_from("suspended"))
+        .filter(users::id.ne(except))
+        .count()
+        .get_result(conn)
+        .await
+}
+
+/// Filters of a list request, by indexed columns only.
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub status: Option<String>,
+    pub user_type: Option<String>,
+    pub admin_role: Option<String>,
+    pub subscription_status: Option<String>,
+    pub country: Option<String>,
+    pub email_bidx: Option<String>,
+}
+
+fn filtered(filters: &Filters) -> users::BoxedQuery<'static, diesel::pg::Pg> {
+    let mut query = users::table.into_boxed();
+    if let Some(status) = &filters.status {
+        query = query.filter(users::status.eq(status.clone()));
+    }
+    if let Some(user_type) = &filters.user_type {
+        query = query.filter(users::user_type.eq(user_type.clone()));
+    }
+    if let Some(admin_role) = &filters.admin_role {
+        query = query.filter(users::admin_role.eq(admin_role.clone()));
+    }
+    if let Some(subscription_status) = &filters.subscription_status {
+        query = query.filter(users::subscription_status.eq(subscription_status.clone()));
+    }
+    if let Some(country) = &filters.country {
+        query = query.filter(users::country.eq(country.clone()));
+    }
+    if let Some(bidx) = &filters.email_bidx {
+        query = query.filter(users::email_bidx.eq(bidx.clone()));
+    }
+    query
+}
+
+/// A page of users in id order, and how many match in all.
+pub async fn page(
+    conn: &mut AsyncPgConnection,
+    filters: &Filters,
+    page: u32,
+    limit: u32,
+) -> QueryResult<(Vec<UserRow>, i64)> {
+    let total: i64 = filtered(filters).count().get_result(conn).await?;
+    let rows = filtered(filters)
+        .order(users::id.asc())
+        .limit(i64::from(limit))
+        .offset(i64::from(page.saturating_sub(1)) * i64::from(limit))
+        .select(UserRow::as_select())
+        .load(conn)
+        .await?;
+    Ok((rows, total))
+}

@@ -1,0 +1,8 @@
+//! Users: reading, creating and changing them, with their PII encrypted, their records signed
+//! and every change audited.
+
+pub mod actor;
+pub mod db;
+pub mod input;
+pub mod service;
+pub mod view;

@@ -1,0 +1,283 @@
+//! Every call user-svc makes to security-svc: PII encryption bound to row and column, blind
+//! indexes, record signatures. Each method is one batched call, whatever the number of values.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use vottery_common::client::{ClientError, SecurityClient, SignatureOptions};
+use vottery_common::transit::{DecryptItem, EncryptItem, HmacItem, SignItem, VerifyItem};
+
+use crate::configuration::SecuritySettings;
+use crate::error::ApiError;
+
+/// A column that holds encrypted PII.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PiiColumn {
+    Email,
+    Phone,
+    FirstName,
+    LastName,
+    DateOfBirth,
+}
+
+impl PiiColumn {
+    pub fn column(self) -> &'static str {
+        match self {
+            PiiColumn::Email => "sngine_email",
+            PiiColumn::Phone => "sngine_phone",
+            PiiColumn::FirstName => "first_name",
+            PiiColumn::LastName => "last_name",
+            PiiColumn::DateOfBirth => "date_of_birth",
+        }
+    }
+}
+
+/// The associated data binding a ciphertext to its row and column: a ciphertext copied into
+/// another row or column does not decrypt.
+pub fn associated_data(user_id: i32, column: PiiColumn) -> String {
+    format!("vottery_users:{user_id}:{}", column.column())
+}
+
+/// A value to encrypt.
+#[derive(Debug, Clone, Copy)]
+pub struct PlainField<'a> {
+    pub user_id: i32,
+    pub column: PiiColumn,
+    pub value: &'a str,
+}
+
+/// A stored ciphertext to decrypt.
+#[derive(Debug, Clone, Copy)]
+pub struct SealedField<'a> {
+    pub user_id: i32,
+    pub column: PiiColumn,
+    pub ciphertext: &'a str,
+}
+
+/// The signing scheme shown in responses.
+pub const SIGNATURE_ALGORITHM: &str = "ed25519 over sha-256 of the RFC 8785 canonical record";
+
+/// The blind-index key version every index is computed with (see the README: rotating it
+/// means re-indexing).
+const INDEX_KEY_VERSION: i64 = 1;
+
+/// user-svc's client of security-svc.
+#[derive(Debug, Clone)]
+pub struct Vault {
+    client: SecurityClient,
+    pii_key: String,
+    index_key: String,
+    signing_key: String,
+}
+
+fn b64(bytes: &[u8]) -> String {
+    STANDARD.encode(bytes)
+}
+
+fn failed(error: ClientError) -> ApiError {
+    match error {
+        ClientError::Sealed | ClientError::Unavailable(_) => ApiError::Unavailable {
+            dependency: "security-svc",
+            cause: error.to_string(),
+        },
+        ClientError::Forbidden => ApiError::Internal(anyhow::anyhow!(
+            "security-svc denied user-svc's token: its policy must allow encrypt, decrypt, hmac, sign and verify on the user keys"
+        )),
+        other => ApiError::Internal(anyhow::anyhow!("security-svc call failed: {other}")),
+    }
+}
+
+fn item_failed(what: &str, error: Option<String>) -> ApiError {
+    ApiError::Internal(anyhow::anyhow!(
+        "security-svc could not {what}: {}",
+        error.unwrap_or_default()
+    ))
+}
+
+impl Vault {
+    pub fn new(settings: &SecuritySettings) -> Result<Self, ApiError> {
+        let client = SecurityClient::new(&settings.client_settings()).map_err(failed)?;
+        Ok(Self {
+            client,
+            pii_key: settings.pii_key.clone(),
+            index_key: settings.index_key.clone(),
+            signing_key: settings.signing_key.clone(),
+        })
+    }
+
+    pub fn client(&self) -> &SecurityClient {
+        &self.client
+    }
+
+    /// Encrypts values bound to their row and column; ciphertexts in input order.
+    pub async fn encrypt(
+        &self,
+        request_id: &str,
+        fields: &[PlainField<'_>],
+    ) -> Result<Vec<String>, ApiError> {
+        if fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = fields
+            .iter()
+            .map(|field| EncryptItem {
+                plaintext: Some(b64(field.value.as_bytes())),
+                associated_data: Some(b64(associated_data(field.user_id, field.column).as_bytes())),
+                ..Default::default()
+            })
+            .collect();
+        let results = self
+            .client
+            .call(Some(request_id))
+            .encrypt_batch(&self.pii_key, items)
+            .await
+            .map_err(failed)?;
+        results
+            .into_iter()
+            .map(|result| {
+                result
+                    .ciphertext
+                    .ok_or_else(|| item_failed("encrypt", result.error))
+            })
+            .collect()
+    }
+
+    /// Decrypts stored ciphertexts; each result is the value, or why it could not be read
+    /// (a ciphertext from another row or column, a tampered value).
+    pub async fn decrypt(
+        &self,
+        request_id: &str,
+        fields: &[SealedField<'_>],
+    ) -> Result<Vec<Result<String, String>>, ApiError> {
+        if fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = fields
+            .iter()
+            .map(|field| DecryptItem {
+                ciphertext: Some(field.ciphertext.to_owned()),
+                associated_data: Some(b64(associated_data(field.user_id, field.column).as_bytes())),
+                ..Default::default()
+            })
+            .collect();
+        let results = self
+            .client
+            .call(Some(request_id))
+            .decrypt_batch(&self.pii_key, items)
+            .await
+            .map_err(failed)?;
+        if results.len() != fields.len() {
+            return Err(item_failed("decrypt", Some("result count mismatch".into())));
+        }
+        Ok(results
+            .into_iter()
+            .map(|result| match result.error {
+                Some(error) => Err(error),
+                None => STANDARD
+                    .decode(&result.plaintext)
+                    .ok()
+                    .and_then(|bytes| String::from_utf8(bytes).ok())
+                    .ok_or_else(|| "decrypted value is not text".to_owned()),
+            })
+            .collect())
+    }
+
+    /// Blind indexes of normalised values (HMAC-SHA256 under the index key).
+    pub async fn blind_indexes(
+        &self,
+        request_id: &str,
+        values: &[&str],
+    ) -> Result<Vec<String>, ApiError> {
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = values
+            .iter()
+            .map(|value| HmacItem {
+                input: Some(b64(value.as_bytes())),
+                reference: None,
+            })
+            .collect();
+        let results = self
+            .client
+            .call(Some(request_id))
+            .hmac_batch(&self.index_key, "sha2-256", Some(INDEX_KEY_VERSION), items)
+            .await
+            .map_err(failed)?;
+        results
+            .into_iter()
+            .map(|result| {
+                result
+                    .hmac
+                    .ok_or_else(|| item_failed("compute a blind index", result.error))
+            })
+            .collect()
+    }
+
+    /// Signs record digests; signatures in input order.
+    pub async fn sign(
+        &self,
+        request_id: &str,
+        digests: &[[u8; 32]],
+    ) -> Result<Vec<String>, ApiError> {
+        let items = digests
+            .iter()
+            .map(|digest| SignItem {
+                input: Some(b64(digest)),
+                ..Default::default()
+            })
+            .collect();
+        let results = self
+            .client
+            .call(Some(request_id))
+            .sign_batch(&self.signing_key, &SignatureOptions::default(), items)
+            .await
+            .map_err(failed)?;
+        results
+            .into_iter()
+            .map(|result| {
+                result
+                    .signature
+                    .ok_or_else(|| item_failed("sign", result.error))
+            })
+            .collect()
+    }
+
+    /// Checks record signatures; a malformed or foreign signature is simply not valid.
+    pub async fn verify(
+        &self,
+        request_id: &str,
+        items: &[([u8; 32], &str)],
+    ) -> Result<Vec<bool>, ApiError> {
+        if items.is_empty() {
+            return Ok(Vec::new());
+        }
+        let batch = items
+            .iter()
+            .map(|(digest, signature)| VerifyItem {
+                input: Some(b64(digest)),
+                signature: Some((*signature).to_owned()),
+                ..Default::default()
+            })
+            .collect();
+        let results = self
+            .client
+            .call(Some(request_id))
+            .verify_batch(&self.signing_key, &SignatureOptions::default(), batch)
+            .await
+            .map_err(failed)?;
+        Ok(results
+            .into_iter()
+            .map(|result| result.valid && result.error.is_none())
+            .collect())
+    }
+}
+
+/// The key version of a `vault:v<N>:...` value.
+pub fn key_version(value: &str) -> Option<u32> {
+    value
+        .strip_prefix("vault:v")?
+        .split_once(':')?
+        .0
+        .parse()
+        .ok()
+}

@@ -1,0 +1,176 @@
+//! Optimistic concurrency: `ETag` on reads, `If-Match` on writes (412 when stale), and
+//! concurrent writes without `If-Match` that all land.
+
+use futures_util::future::join_all;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::spawn_app;
+
+#[tokio::test]
+async fn a_stale_if_match_is_412_and_a_current_one_writes() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    let path = format!("/api/users/{}/profile", user.id);
+
+    let read = app
+        .get(&format!("/api/users/{}", user.id), &user.token)
+        .await;
+    read.expect(200);
+    let etag = read.header("etag").unwrap();
+    assert_eq!(etag, "\"2\"");
+
+    let first = app
+        .call(Method::PUT, &path)
+        .token(&user.token)
+        .header("If-Match", &etag)
+        .json(&json!({"city": "Kyiv"}))
+        .send()
+        .await;
+    first.expect(200);
+    assert_eq!(first.header("etag"), Some("\"3\"".into()));
+
+    // The same (now stale) version again.
+    let stale = app
+        .call(Method::PUT, &path)
+        .token(&user.token)
+        .header("If-Match", &etag)
+        .json(&json!({"city": "Lviv"}))
+        .send()
+        .await;
+    let problem = stale.problem(412);
+    assert_eq!(problem["current_version"], json!(3));
+    assert_eq!(stale.error_fields(), vec!["If-Match"]);
+    assert_eq!(app.user_row(user.id).await["city"], json!("Kyiv"));
+
+    // Weak form and `*` are accepted; a malformed one is named.
+    app.call(Method::PUT, &path)
+        .token(&user.token)
+        .header("If-Match", "W/\"3\"")
+        .json(&json!({"city": "Odesa"}))
+        .send()
+        .await
+        .expect(200);
+    app.call(Method::PUT, &path)
+        .token(&user.token)
+        .header("If-Match", "*")
+        .json(&json!({"city": "Dnipro"}))
+        .send()
+        .await
+        .expect(200);
+    app.call(Method::PUT, &path)
+        .token(&user.token)
+        .header("If-Match", "yesterday")
+        .json(&json!({"city": "Kharkiv"}))
+        .send()
+        .await
+        .assert_invalid(&["If-Match"]);
+
+    // Status, role and delete honour it too.
+    for (method, suffix, body) in [
+        (Method::PUT, "/status", Some(json!({"status": "suspended"}))),
+        (Method::PUT, "/role", Some(json!({"admin_role": "analyst"}))),
+        (Method::DELETE, "", None),
+    ] {
+        let mut call = app
+            .call(method, &format!("/api/users/{}{suffix}", user.id))
+            .token(&app.manager.token)
+            .if_match(2);
+        if let Some(body) = &body {
+            call = call.json(body);
+        }
+        call.send().await.problem(412);
+    }
+    let current = app.user_row(user.id).await["row_version"].as_i64().unwrap();
+    assert_eq!(current, 5);
+    app.call(Method::PUT, &format!("/api/users/{}/status", user.id))
+        .token(&app.manager.token)
+        .if_match(current)
+        .json(&json!({"status": "suspended"}))
+        .send()
+        .await
+        .expect(200);
+}
+
+#[tokio::test]
+async fn concurrent_updates_of_different_fields_all_land() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    let version = app.user_row(user.id).await["row_version"].as_i64().unwrap();
+    let changes = [
+        ("first_name", json!("Ana")),
+        ("last_name", json!("Silva")),
+        ("date_of_birth", json!("1990-05-06")),
+        ("gender", json!("female")),
+        ("country", json!("PT")),
+        ("city", json!("Porto")),
+        ("timezone", json!("Europe/Lisbon")),
+        ("bio", json!("concurrent")),
+        ("avatar_url", json!("https://cdn.example.com/a.png")),
+        ("language", json!("pt-PT")),
+    ];
+    let path = format!("/api/users/{}/profile", user.id);
+    let replies = join_all(changes.iter().map(|(field, value)| {
+        let body = json!({ *field: value });
+        let path = path.clone();
+        let token = user.token.clone();
+        let app = &app;
+        async move { app.put(&path, &token, body).await }
+    }))
+    .await;
+    for reply in &replies {
+        reply.expect(200);
+    }
+    let view = app.read_user(user.id).await;
+    for (field, value) in &changes {
+        assert_eq!(&view[*field], value, "{field} was lost");
+    }
+    assert_eq!(view["version"], json!(version + changes.len() as i64));
+    assert_eq!(view["signature"]["valid"], json!(true));
+    let successes = app
+        .audit_rows(user.id)
+        .await
+        .iter()
+        .filter(|row| {
+            row["action"] == json!("user.update_profile") && row["success"] == json!(true)
+        })
+        .count();
+    assert_eq!(successes, changes.len());
+}
+
+#[tokio::test]
+async fn concurrent_writes_with_the_same_if_match_let_exactly_one_through() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    let path = format!("/api/users/{}/profile", user.id);
+    let replies = join_all((0..5).map(|n| {
+        let path = path.clone();
+        let app = &app;
+        let token = user.token.clone();
+        async move {
+            app.call(Method::PUT, &path)
+                .token(&token)
+                .if_match(2)
+                .json(&json!({"city": format!("City {n}")}))
+                .send()
+                .await
+        }
+    }))
+    .await;
+    let statuses: Vec<u16> = replies.iter().map(|reply| reply.status).collect();
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|status| **status == 412).count(),
+        4,
+        "{statuses:?}"
+    );
+    let stored = app.user_row(user.id).await;
+    assert_eq!(stored["row_version"], json!(3));
+    let winner = replies.iter().find(|reply| reply.status == 200).unwrap();
+    assert_eq!(stored["city"], winner.json["city"]);
+    assert_ne!(stored["city"], Value::Null);
+}
