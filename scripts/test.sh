@@ -9,6 +9,7 @@ cd "$ROOT_DIR"
 
 ensure_postgres
 ensure_redis
+ensure_nginx
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -143,7 +143,8 @@ ensure_redis() {
 # ensure_nginx — makes sure Debian's nginx binary is present (not started).
 ensure_nginx() {
   if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
-    apt_install nginx-light
+    # nginx-light carries every module the gateway uses; releases without the flavours ship nginx.
+    (apt_install nginx-light) || apt_install nginx
   fi
   NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
   export NGINX_BIN

@@ -10,6 +10,7 @@ pub const PROBLEM_TYPE_BASE: &str = "https://vottery.dev/problems/";
 
 /// One bad field of a request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldError {
     /// The field as the client named it (`sngine_email`, `page`, `body`).
     pub field: String,
@@ -28,6 +29,7 @@ impl FieldError {
 
 /// An RFC 9457 problem details object, with this project's extension members.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Problem {
     /// A stable URI naming the kind of problem (`.../validation`, `.../conflict`).
     #[serde(rename = "type")]

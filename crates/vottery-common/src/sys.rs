@@ -6,6 +6,7 @@ use crate::flex;
 
 /// `PUT /v1/sys/init`: how many shares to split the new root key into, and how many unseal.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InitRequest {
     #[serde(
         default,
@@ -28,6 +29,7 @@ pub struct InitRequest {
 
 /// The shares of a new root key, shown once.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InitResponse {
     /// Hex-encoded shares.
     pub keys: Vec<String>,
@@ -39,12 +41,14 @@ pub struct InitResponse {
 
 /// `GET /v1/sys/init`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct InitStatus {
     pub initialized: bool,
 }
 
 /// `PUT /v1/sys/unseal`: one share, or `reset` to discard the shares given so far.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UnsealRequest {
     #[serde(default, alias = "Key", skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
@@ -66,6 +70,7 @@ pub struct UnsealRequest {
 
 /// `GET /v1/sys/seal-status`, and the answer to every unseal request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SealStatus {
     #[serde(rename = "type")]
     pub seal_type: String,
@@ -96,6 +101,7 @@ pub struct SealStatus {
 
 /// `GET /v1/sys/health`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HealthStatus {
     pub initialized: bool,
     pub sealed: bool,

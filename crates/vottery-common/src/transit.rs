@@ -119,11 +119,27 @@ impl<'de> Deserialize<'de> for KeyType {
     }
 }
 
+/// The schema of a key type: one of the wire names, kept in step with [`KeyType::ALL`].
+#[cfg(feature = "openapi")]
+impl utoipa::PartialSchema for KeyType {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::schema::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(KeyType::ALL.iter().map(|kind| kind.as_str())))
+            .description(Some("A key type, by its Vault name."))
+            .into()
+    }
+}
+
+#[cfg(feature = "openapi")]
+impl utoipa::ToSchema for KeyType {}
+
 // ---------------------------------------------------------------------------------------------
 // Key management
 
 /// `POST /v1/transit/keys/:name`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateKeyRequest {
     #[serde(rename = "type", default, skip_serializing_if = "Option::is_none")]
     pub key_type: Option<String>,
@@ -168,6 +184,7 @@ pub struct CreateKeyRequest {
 
 /// `POST /v1/transit/keys/:name/config`: only the fields given change.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyConfigRequest {
     #[serde(
         default,
@@ -209,6 +226,7 @@ pub struct KeyConfigRequest {
 
 /// `POST /v1/transit/keys/:name/trim`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct TrimRequest {
     #[serde(
         default,
@@ -220,6 +238,7 @@ pub struct TrimRequest {
 
 /// One version in a key read: its creation time for symmetric keys, or its public key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(untagged)]
 pub enum KeyVersionEntry {
     /// Unix seconds at which the version was created.
@@ -229,6 +248,7 @@ pub enum KeyVersionEntry {
 
 /// A version of an asymmetric key as shown by a key read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PublicKeyEntry {
     /// `"ed25519"`, `"P-256"` or `"rsa-2048"`/`"rsa-3072"`/`"rsa-4096"`.
     pub name: String,
@@ -242,6 +262,7 @@ pub struct PublicKeyEntry {
 
 /// `GET /v1/transit/keys/:name`: a key ring's configuration and versions.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyInfo {
     pub name: String,
     #[serde(rename = "type")]
@@ -274,6 +295,7 @@ pub struct KeyInfo {
 
 /// `LIST /v1/transit/keys`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyList {
     pub keys: Vec<String>,
 }
@@ -283,6 +305,7 @@ pub struct KeyList {
 
 /// `POST /v1/transit/encrypt/:name`: one `plaintext`, or `batch_input`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EncryptRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plaintext: Option<String>,
@@ -317,6 +340,7 @@ pub struct EncryptRequest {
 
 /// One item of an encrypt batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EncryptItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plaintext: Option<String>,
@@ -336,6 +360,7 @@ pub struct EncryptItem {
 
 /// A ciphertext and the key version that made it (single encrypt, rewrap and data key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Ciphertext {
     pub ciphertext: String,
     pub key_version: u32,
@@ -343,6 +368,7 @@ pub struct Ciphertext {
 
 /// One result of an encrypt or rewrap batch, in input order.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EncryptResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
@@ -356,6 +382,7 @@ pub struct EncryptResult {
 
 /// `POST /v1/transit/decrypt/:name`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecryptRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
@@ -375,6 +402,7 @@ pub struct DecryptRequest {
 
 /// One item of a decrypt batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecryptItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
@@ -388,12 +416,14 @@ pub struct DecryptItem {
 
 /// A single decrypt result: the base64 plaintext.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Plaintext {
     pub plaintext: String,
 }
 
 /// One result of a decrypt batch; `plaintext` is empty when `error` is set.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecryptResult {
     #[serde(default)]
     pub plaintext: String,
@@ -405,6 +435,7 @@ pub struct DecryptResult {
 
 /// `POST /v1/transit/rewrap/:name`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RewrapRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
@@ -424,6 +455,7 @@ pub struct RewrapRequest {
 
 /// One item of a rewrap batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RewrapItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
@@ -443,6 +475,7 @@ pub struct RewrapItem {
 
 /// `POST /v1/transit/datakey/{plaintext|wrapped}/:name`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub context: Option<String>,
@@ -464,6 +497,7 @@ pub struct DataKeyRequest {
 
 /// A new data key: always wrapped, and in plaintext too when asked for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plaintext: Option<String>,
@@ -476,6 +510,7 @@ pub struct DataKey {
 
 /// `POST /v1/transit/sign/:name(/:hash_algorithm)`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -513,6 +548,7 @@ pub struct SignRequest {
 
 /// One item of a sign batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -524,6 +560,7 @@ pub struct SignItem {
 
 /// A single signature.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Signature {
     pub signature: String,
     pub key_version: u32,
@@ -534,6 +571,7 @@ pub struct Signature {
 
 /// One result of a sign batch (`key_version` is 0 on error, as in Vault).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
@@ -549,6 +587,7 @@ pub struct SignResult {
 
 /// `POST /v1/transit/verify/:name(/:hash_algorithm)`: a `signature` or an `hmac` to check.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -580,6 +619,7 @@ pub struct VerifyRequest {
 
 /// One item of a verify batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -595,12 +635,14 @@ pub struct VerifyItem {
 
 /// A single verification result.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Verification {
     pub valid: bool,
 }
 
 /// One result of a verify batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyResult {
     #[serde(default)]
     pub valid: bool,
@@ -612,6 +654,7 @@ pub struct VerifyResult {
 
 /// `POST /v1/transit/hmac/:name(/:algorithm)`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HmacRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -629,6 +672,7 @@ pub struct HmacRequest {
 
 /// One item of an HMAC batch.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HmacItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -638,12 +682,14 @@ pub struct HmacItem {
 
 /// A single HMAC, `vault:v<N>:<base64>`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hmac {
     pub hmac: String,
 }
 
 /// One result of an HMAC batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HmacResult {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hmac: Option<String>,
@@ -655,6 +701,7 @@ pub struct HmacResult {
 
 /// Results of any batch operation, in input order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct BatchResults<T> {
     pub batch_results: Vec<T>,
 }
@@ -664,6 +711,7 @@ pub struct BatchResults<T> {
 
 /// `POST /v1/transit/hash(/:algorithm)`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HashRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub input: Option<String>,
@@ -676,12 +724,14 @@ pub struct HashRequest {
 
 /// A digest.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HashSum {
     pub sum: String,
 }
 
 /// `POST /v1/transit/random(/:source)(/:bytes)`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RandomRequest {
     #[serde(
         default,
@@ -698,6 +748,7 @@ pub struct RandomRequest {
 
 /// Random bytes in the requested encoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RandomBytes {
     pub random_bytes: String,
 }

@@ -10,6 +10,7 @@ use crate::problem::FieldError;
 
 /// `POST /api/users`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUser {
     pub sngine_email: String,
     pub sngine_phone: String,
@@ -23,6 +24,7 @@ pub struct CreateUser {
 
 /// `PUT /api/users/:id/profile`: only the fields present change; `null` clears a field.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_name: Option<String>,
@@ -50,12 +52,14 @@ pub struct ProfileUpdate {
 
 /// `PUT /api/users/:id/status`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusUpdate {
     pub status: String,
 }
 
 /// `PUT /api/users/:id/role`: only the fields present change; `"admin_role": null` revokes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleUpdate {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_type: Option<String>,
@@ -69,8 +73,64 @@ pub struct RoleUpdate {
     pub subscription_expires_at: Option<Option<DateTime<Utc>>>,
 }
 
+/// `GET /api/users` query: paging, and filters on indexed columns only. Unknown or repeated
+/// parameters are refused with 422.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+pub struct UserListQuery {
+    /// Page number, from 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    pub page: Option<u32>,
+    /// Rows per page, 1 to 100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
+    pub limit: Option<u32>,
+    /// `pending`, `verified`, `active` or `suspended`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// `voter`, `individual_creator` or `organization_creator`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_type: Option<String>,
+    /// `manager`, `admin`, `moderator`, `auditor`, `editor`, `advertiser` or `analyst`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin_role: Option<String>,
+    /// `free` or `subscribed`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscription_status: Option<String>,
+    /// ISO 3166-1 alpha-2 country code, such as `DE`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    /// Exact email match (through the blind index).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// A bare page query (`GET /api/users/:id/audit`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(
+    feature = "openapi",
+    derive(utoipa::IntoParams),
+    into_params(parameter_in = Query)
+)]
+pub struct PageQuery {
+    /// Page number, from 1 (default 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1))]
+    pub page: Option<u32>,
+    /// Rows per page, 1 to 100 (default 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
+    pub limit: Option<u32>,
+}
+
 /// The outcome of checking a record's signature on read.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignatureCheck {
     pub valid: bool,
     /// The signing key version, when the record carries a signature.
@@ -80,6 +140,7 @@ pub struct SignatureCheck {
 
 /// A user as user-svc returns it: PII decrypted (or masked for low ranks), `age` derived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserView {
     pub id: i32,
     pub sngine_email: Option<String>,
@@ -123,6 +184,7 @@ pub struct UserView {
 
 /// `GET /api/users`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPage {
     pub data: Vec<UserView>,
     pub page: u32,
@@ -132,6 +194,7 @@ pub struct UserPage {
 
 /// One audit record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditEntry {
     pub id: i32,
     /// The user the action concerns.
@@ -151,6 +214,7 @@ pub struct AuditEntry {
 
 /// Where a hash chain stops being intact.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainBreak {
     /// The chain position at which the break is detected.
     pub chain_seq: i64,
@@ -163,6 +227,7 @@ pub struct ChainBreak {
 
 /// The result of re-computing a user's audit hash chain.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ChainCheck {
     pub valid: bool,
     /// Chained rows checked.
@@ -172,6 +237,7 @@ pub struct ChainCheck {
 
 /// `GET /api/users/:id/audit`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AuditPage {
     pub data: Vec<AuditEntry>,
     pub page: u32,
@@ -182,6 +248,7 @@ pub struct AuditPage {
 
 /// One rank of the admin hierarchy.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleInfo {
     pub role: String,
     /// 7 for manager down to 1 for analyst.
@@ -191,6 +258,7 @@ pub struct RoleInfo {
 
 /// `GET /api/roles`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Roles {
     /// Highest first.
     pub hierarchy: Vec<RoleInfo>,

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 /// The envelope around every successful logical response (`{"data": ...}` plus Vault's
 /// bookkeeping fields, which this service fills with their neutral values).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VaultResponse<T> {
     #[serde(default)]
     pub request_id: String,
@@ -50,6 +51,7 @@ impl<T> VaultResponse<T> {
 
 /// The body of every Vault error response: `{"errors": ["..."]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VaultErrors {
     pub errors: Vec<String>,
 }

@@ -1,19 +1,246 @@
-//! `/openapi.json` and the interactive documentation at `/docs/`.
+//! The OpenAPI document of security-svc, served at `/openapi.json`, with the interactive
+//! documentation (a vendored Swagger UI, no CDN) at `/docs/`.
+//!
+//! The document is checked in as `services/security-svc/openapi.json`; the `openapi` tests fail
+//! when it drifts and `UPDATE_OPENAPI=1 cargo test -p security-svc --test api openapi` rewrites it.
 
 use actix_web::{HttpResponse, web};
-use utoipa::OpenApi;
+use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+use utoipa_swagger_ui::{Config, SwaggerUi};
+use vottery_common::transit::{
+    BatchResults, Ciphertext, DecryptResult, EncryptResult, Hmac, HmacResult, Plaintext,
+    SignResult, Signature, Verification, VerifyResult,
+};
+use vottery_common::vault::VaultErrors;
+
+use crate::routes::{crypt, health, keys, misc, sign, sys};
 
 #[derive(OpenApi)]
-#[openapi(info(
-    title = "security-svc",
-    description = "Encryption as a service, wire-compatible with the Vault Transit API, sealed behind Shamir shares."
-))]
+#[openapi(
+    info(
+        title = "security-svc",
+        description = "Encryption as a service, wire-compatible with the Vault Transit API (paths, JSON fields, batch semantics, status codes, `vault:v<N>:` ciphertexts), behind a root key split into Shamir shares.\n\nErrors on `/v1` answer Vault's `{\"errors\": [...]}`. Every write route takes `POST` or `PUT`, as Vault does. Vault's `LIST` method is accepted wherever `GET ?list=true` is documented. Callers present a token as `X-Vault-Token` or `Authorization: Bearer`; a missing or wrong token, or an operation outside the token's policy, answers 403."
+    ),
+    paths(
+        sys::init_status, sys::init, sys::seal_status, sys::unseal, sys::seal, sys::health,
+        keys::list, keys::read, keys::create, keys::delete, keys::config, keys::rotate, keys::trim,
+        crypt::encrypt, crypt::decrypt, crypt::rewrap, crypt::datakey,
+        sign::sign, sign::verify, sign::hmac, misc::hash, misc::random, misc::export,
+        health::live, health::ready, health::metrics, spec
+    ),
+    tags(
+        (name = "sys", description = "Initialisation, unseal and seal, as Vault's `/v1/sys`."),
+        (name = "keys", description = "Transit key rings: create, read, list, configure, rotate, trim, delete."),
+        (name = "transit", description = "Transit operations: encrypt, decrypt, rewrap, data keys, sign, verify, HMAC, hash, random bytes."),
+        (name = "operations", description = "Health, metrics and this document, outside Vault's API."),
+    ),
+    modifiers(&TokenSchemes, &OptionalSegments, &PathParameters, &UniqueOperationIds)
+)]
 pub struct ApiDoc;
 
-async fn spec() -> HttpResponse {
+/// The `data` of an encrypt or rewrap: one ciphertext, or a batch's results in input order.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum EncryptData {
+    Single(Ciphertext),
+    Batch(BatchResults<EncryptResult>),
+}
+
+/// The `data` of a decrypt: one base64 plaintext, or a batch's results in input order.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum DecryptData {
+    Single(Plaintext),
+    Batch(BatchResults<DecryptResult>),
+}
+
+/// The `data` of a sign: one signature, or a batch's results in input order.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum SignData {
+    Single(Signature),
+    Batch(BatchResults<SignResult>),
+}
+
+/// The `data` of a verify: one verdict, or a batch's results in input order.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum VerifyData {
+    Single(Verification),
+    Batch(BatchResults<VerifyResult>),
+}
+
+/// The `data` of an HMAC: one `vault:v<N>:` HMAC, or a batch's results in input order.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum HmacData {
+    Single(Hmac),
+    Batch(BatchResults<HmacResult>),
+}
+
+/// The failures every transit route may answer, in Vault's `{"errors": [...]}` shape.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only
+pub enum TransitErrors {
+    /// A malformed request, or an operation that cannot be done (unknown key, a ciphertext that
+    /// does not open, an unsupported parameter); `errors` says why. A batch whose items fail
+    /// answers 400 with its `batch_results` instead, each failed item carrying `error`.
+    #[response(status = 400)]
+    BadRequest(VaultErrors),
+    /// No token, an unknown token, or an operation outside the token's policy.
+    #[response(status = 403)]
+    Forbidden(VaultErrors),
+    /// The request body is larger than the configured limit.
+    #[response(status = 413)]
+    TooLarge(VaultErrors),
+    /// An unexpected failure; the cause is logged, not returned.
+    #[response(status = 500)]
+    Internal(VaultErrors),
+    /// The instance is sealed (`Vault is sealed`), or storage is unavailable (with `Retry-After`).
+    #[response(status = 503)]
+    Unavailable(VaultErrors),
+}
+
+/// The schemes the `/v1` routes accept: `X-Vault-Token`, or the same token as a bearer token.
+struct TokenSchemes;
+
+impl Modify for TokenSchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "vault_token",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "X-Vault-Token",
+                "A token from configuration, bound to a policy, or the root token handed out by init.",
+            ))),
+        );
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some("The same token as `Authorization: Bearer <token>`."))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// The longer forms of routes with optional trailing segments (`sign/:name/:algorithm`): the
+/// `paths(...)` list takes one path per handler, so these are added here.
+struct OptionalSegments;
+
+impl Modify for OptionalSegments {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        fn add<P: utoipa::Path>(openapi: &mut utoipa::openapi::OpenApi) {
+            openapi
+                .paths
+                .add_path_operation(P::path(), P::methods(), P::operation());
+        }
+        add::<sign::SignWithAlgorithm>(openapi);
+        add::<sign::VerifyWithAlgorithm>(openapi);
+        add::<sign::HmacWithAlgorithm>(openapi);
+        add::<misc::HashWithAlgorithm>(openapi);
+        add::<misc::RandomWithOne>(openapi);
+        add::<misc::RandomWithTwo>(openapi);
+        add::<misc::ExportVersion>(openapi);
+    }
+}
+
+/// Routes with optional trailing segments share one handler and its path-parameter type; each
+/// documented path keeps only the parameters its template names, all required (OpenAPI's rule).
+struct PathParameters;
+
+impl Modify for PathParameters {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for (path, item) in openapi.paths.paths.iter_mut() {
+            for operation in operations_mut(item) {
+                if let Some(parameters) = operation.parameters.as_mut() {
+                    parameters.retain(|parameter| {
+                        parameter.parameter_in != ParameterIn::Path
+                            || path.contains(&format!("{{{}}}", parameter.name))
+                    });
+                    for parameter in parameters.iter_mut() {
+                        if parameter.parameter_in == ParameterIn::Path {
+                            parameter.required = utoipa::openapi::Required::True;
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// One handler serves `POST` and `PUT`; OpenAPI wants every `operationId` unique, so the
+/// second and later uses of an id get the method appended (`encrypt`, `encrypt_put`).
+struct UniqueOperationIds;
+
+impl Modify for UniqueOperationIds {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let mut seen = std::collections::HashSet::new();
+        for item in openapi.paths.paths.values_mut() {
+            for (method, operation) in methods_mut(item) {
+                if let Some(id) = operation.operation_id.as_mut()
+                    && !seen.insert(id.clone())
+                {
+                    *id = format!("{id}_{method}");
+                    seen.insert(id.clone());
+                }
+            }
+        }
+    }
+}
+
+fn methods_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = (&'static str, &mut utoipa::openapi::path::Operation)> {
+    [
+        ("post", item.post.as_mut()),
+        ("get", item.get.as_mut()),
+        ("head", item.head.as_mut()),
+        ("put", item.put.as_mut()),
+        ("delete", item.delete.as_mut()),
+        ("patch", item.patch.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(method, operation)| operation.map(|operation| (method, operation)))
+}
+
+fn operations_mut(
+    item: &mut utoipa::openapi::PathItem,
+) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
+    methods_mut(item).map(|(_, operation)| operation)
+}
+
+/// The document as checked in: pretty-printed, object keys sorted, ending in a newline.
+pub fn to_pretty_json() -> serde_json::Result<String> {
+    let value = serde_json::to_value(ApiDoc::openapi())?;
+    Ok(serde_json::to_string_pretty(&value)? + "\n")
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn spec() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
+/// `/docs` leads to the documentation page.
+async fn to_docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(spec));
+    cfg.route("/openapi.json", web::get().to(spec))
+        .route("/docs", web::get().to(to_docs))
+        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
 }

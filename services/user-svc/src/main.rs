@@ -1,19 +1,26 @@
-//! The `user-svc` binary: `serve` (default) and `migrate`.
+//! The `user-svc` binary: `serve` (default), `migrate`, `healthcheck` and operator commands.
 
 use std::process::ExitCode;
 
 use user_svc::{Application, MIGRATIONS, Settings};
 
 const USAGE: &str =
-    "usage: user-svc [serve | migrate | bootstrap-manager --email EMAIL --phone PHONE | issue-dev-token USER_ID]
+    "usage: user-svc [serve | migrate | healthcheck | bootstrap-manager --email EMAIL --phone PHONE | issue-dev-token USER_ID | encrypt-existing]
 
   serve               run the HTTP service (default)
   migrate             apply pending database migrations and exit
+  healthcheck         exit 0 if the local service answers /health/live (container health checks)
   bootstrap-manager   create the first manager (active, encrypted, signed, audited) through
                       security-svc; refused once a manager exists. Prints the user as JSON.
   issue-dev-token USER_ID [--ttl SECONDS]
                       development only: print an HS256 JWT for USER_ID signed with the
                       configured secret, as the auth-service would issue it
+  encrypt-existing [--batch-size N] [--max-batches N]
+                      encrypt, blind-index and sign the rows still holding plaintext PII (rows
+                      written before user-svc), N rows per committed batch (default 200, at most
+                      1000), in id order; refuses while security-svc is sealed or down; a rerun
+                      resumes. Rows whose email or phone collides with another user's are left
+                      plaintext, listed, and make the exit status 1.
 
 Settings come from USER_SVC__* environment variables (see README).";
 
@@ -31,6 +38,14 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if args.first().map(String::as_str) == Some("healthcheck") {
+        let live = vottery_server::health::probe_local(settings.application.port, "/health/live");
+        return if live {
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        };
+    }
     vottery_server::telemetry::init(&settings.log);
     let result = match args.first().map(String::as_str) {
         None | Some("serve") => serve(settings).await,
@@ -40,6 +55,7 @@ async fn main() -> ExitCode {
             .map_err(|error| error.to_string()),
         Some("bootstrap-manager") => bootstrap_manager(settings, &args).await,
         Some("issue-dev-token") => issue_dev_token(&settings, &args),
+        Some("encrypt-existing") => encrypt_existing(settings, &args).await,
         Some(_) => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -106,6 +122,41 @@ async fn bootstrap_manager(settings: Settings, args: &[String]) -> Result<(), St
         serde_json::to_string_pretty(&user).map_err(|error| error.to_string())?
     );
     Ok(())
+}
+
+/// `encrypt-existing`: progress and skipped rows on stderr, then the summary line.
+async fn encrypt_existing(settings: Settings, args: &[String]) -> Result<(), String> {
+    use user_svc::users::backfill::{self, BackfillOptions};
+    let number = |name: &str| {
+        flag(args, name)
+            .map(|text| {
+                text.parse::<usize>()
+                    .map_err(|_| format!("{name} needs a positive number"))
+            })
+            .transpose()
+    };
+    let options = BackfillOptions {
+        batch_size: number("--batch-size")?.unwrap_or(backfill::DEFAULT_BATCH_SIZE),
+        max_batches: number("--max-batches")?,
+    };
+    let state = user_svc::startup::AppState::from_settings(&settings)
+        .await
+        .map_err(|error| error.to_string())?;
+    let summary = backfill::encrypt_existing(&state, options, |progress| eprintln!("{progress}"))
+        .await
+        .map_err(|error| error.to_string())?;
+    for skipped in &summary.skipped {
+        eprintln!("encrypt-existing: {skipped}");
+    }
+    eprintln!("{summary}");
+    if summary.skipped.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} rows were left plaintext (listed above); resolve them and rerun",
+            summary.skipped.len()
+        ))
+    }
 }
 
 fn issue_dev_token(settings: &Settings, args: &[String]) -> Result<(), String> {

@@ -9,6 +9,7 @@ use vottery_common::transit::{
     BatchResults, Ciphertext, DataKey, DataKeyRequest, DecryptItem, DecryptRequest, DecryptResult,
     EncryptItem, EncryptRequest, EncryptResult, KeyType, Plaintext, RewrapItem, RewrapRequest,
 };
+use vottery_common::vault::VaultResponse;
 use zeroize::Zeroizing;
 
 use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok, vault_with_status};
@@ -19,6 +20,7 @@ use crate::keys::rules::NewKey;
 use crate::keys::store::KeyStore;
 use crate::keys::wire::{ValueKind, decode_b64, encode_b64, format_versioned, parse_versioned};
 use crate::keys::{Incoming, KeyRing, Purpose, is_valid_key_name};
+use crate::openapi::{DecryptData, EncryptData};
 
 type Auth = Result<Authorized, VaultError>;
 type Body<T> = Result<VaultBody<T>, VaultError>;
@@ -212,7 +214,17 @@ async fn upsert(
     Ok(ring)
 }
 
-async fn encrypt(
+/// Encrypts a value or a batch.
+///
+/// Encrypts base64 `plaintext` (or each item of `batch_input`) with the key's latest version,
+/// or `key_version`, and answers `vault:v<N>:<base64>`. Creates an `aes256-gcm96` key (or
+/// `type`) on first use when the caller may create keys. RSA keys encrypt with OAEP-SHA256.
+#[utoipa::path(method(post, put), path = "/v1/transit/encrypt/{name}", tag = "transit", operation_id = "encrypt",
+    params(("name" = String, Path, description = "The key ring's name")),
+    request_body = EncryptRequest,
+    responses((status = 200, description = "The ciphertext, or the batch's results", body = VaultResponse<EncryptData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn encrypt(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -298,7 +310,16 @@ async fn encrypt(
     .await
 }
 
-async fn decrypt(
+/// Decrypts a value or a batch.
+///
+/// Decrypts a `vault:v<N>:` ciphertext (or each item of `batch_input`) to base64 plaintext;
+/// `associated_data` and `context` must match the encryption's.
+#[utoipa::path(method(post, put), path = "/v1/transit/decrypt/{name}", tag = "transit", operation_id = "decrypt",
+    params(("name" = String, Path, description = "The key ring's name")),
+    request_body = DecryptRequest,
+    responses((status = 200, description = "The plaintext, or the batch's results", body = VaultResponse<DecryptData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn decrypt(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -418,7 +439,15 @@ fn rewrap_one(ring: &KeyRing, item: &RewrapItem) -> Result<Ciphertext, OpError> 
     )
 }
 
-async fn rewrap(
+/// Re-encrypts a value or a batch with a newer key version.
+///
+/// Uses the latest version, or `key_version`; the plaintext is never revealed.
+#[utoipa::path(method(post, put), path = "/v1/transit/rewrap/{name}", tag = "transit", operation_id = "rewrap",
+    params(("name" = String, Path, description = "The key ring's name")),
+    request_body = RewrapRequest,
+    responses((status = 200, description = "The new ciphertext, or the batch's results", body = VaultResponse<EncryptData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn rewrap(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -512,7 +541,16 @@ async fn rewrap(
     .await
 }
 
-async fn datakey(
+/// Makes a data key wrapped by the named key.
+///
+/// A random key of `bits` (128, 256 or 512); `plaintext` also returns it in the clear,
+/// `wrapped` only wrapped.
+#[utoipa::path(method(post, put), path = "/v1/transit/datakey/{kind}/{name}", tag = "transit", operation_id = "datakey",
+    params(("kind" = String, Path, description = "`plaintext` or `wrapped`"), ("name" = String, Path, description = "The key ring's name")),
+    request_body = DataKeyRequest,
+    responses((status = 200, description = "The wrapped data key, and its plaintext when asked for", body = VaultResponse<DataKey>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn datakey(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<(String, String)>,

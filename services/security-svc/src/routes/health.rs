@@ -9,25 +9,40 @@ use vottery_server::metrics::{HttpMetrics, PROMETHEUS_TEXT, Render};
 
 use super::AppState;
 
-#[derive(Serialize)]
-struct Liveness {
+/// `/health/live`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
     status: &'static str,
 }
 
-async fn live() -> HttpResponse {
+/// The process is up.
+#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "live",
+    responses((status = 200, description = "Alive", body = Liveness)))]
+pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
-#[derive(Serialize)]
-struct Readiness {
+/// `/health/ready`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
     status: &'static str,
+    /// `ok` or `unavailable`.
     database: &'static str,
+    /// `unsealed`, `sealed` or `uninitialized`.
     seal: &'static str,
 }
 
-/// Ready when the database answers and the instance is unsealed (a sealed instance cannot serve
-/// crypto; operators reach it directly to unseal).
-async fn ready(state: web::Data<AppState>, pool: web::Data<DbPool>) -> HttpResponse {
+/// Ready when the database answers and the instance is unsealed.
+///
+/// A sealed instance cannot serve crypto; operators reach it directly to unseal.
+#[utoipa::path(get, path = "/health/ready", tag = "operations", operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready to serve crypto", body = Readiness),
+        (status = 503, description = "The database is unavailable, or the instance is sealed or uninitialized; with `Retry-After`", body = Readiness),
+    ))]
+pub async fn ready(state: web::Data<AppState>, pool: web::Data<DbPool>) -> HttpResponse {
     let database = match tokio::time::timeout(std::time::Duration::from_secs(2), async {
         let mut conn = pool.get().await.ok()?;
         diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
@@ -58,7 +73,10 @@ async fn ready(state: web::Data<AppState>, pool: web::Data<DbPool>) -> HttpRespo
     }
 }
 
-async fn metrics(state: web::Data<AppState>, http: web::Data<HttpMetrics>) -> HttpResponse {
+/// Prometheus metrics: HTTP traffic, each operation's outcomes and latency, the seal state.
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
+pub async fn metrics(state: web::Data<AppState>, http: web::Data<HttpMetrics>) -> HttpResponse {
     let mut text = String::with_capacity(16 * 1024);
     http.render(&mut text);
     state.metrics.render(&mut text);

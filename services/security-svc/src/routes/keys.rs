@@ -3,7 +3,8 @@
 use actix_web::http::Method;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde::Deserialize;
-use vottery_common::transit::{CreateKeyRequest, KeyConfigRequest, KeyList, TrimRequest};
+use vottery_common::transit::{CreateKeyRequest, KeyConfigRequest, KeyInfo, KeyList, TrimRequest};
+use vottery_common::vault::{VaultErrors, VaultResponse};
 
 use super::{AppState, Authorized, VaultBody, measured, no_content, vault_ok};
 use crate::auth::Operation;
@@ -32,7 +33,15 @@ fn missing_as(message: String) -> impl FnOnce(StoreError) -> VaultError {
     }
 }
 
-async fn create(
+/// Creates a key ring.
+///
+/// `aes256-gcm96` unless `type` says otherwise; creating an existing key answers it unchanged.
+#[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "create_key",
+    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    request_body = CreateKeyRequest,
+    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn create(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -51,7 +60,13 @@ async fn create(
     .await
 }
 
-async fn read(
+/// A key ring's configuration and versions, with the public keys of asymmetric types.
+#[utoipa::path(get, path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "read_key",
+    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>),
+        (status = 404, description = "No such key (`errors` is empty)", body = VaultErrors), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn read(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -71,7 +86,12 @@ async fn read(
     .await
 }
 
-async fn delete(
+/// Deletes a key ring and every version; only when its config allows deletion.
+#[utoipa::path(delete, path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "delete_key",
+    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    responses((status = 204, description = "Deleted"), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn delete(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -87,12 +107,26 @@ async fn delete(
     .await
 }
 
-#[derive(Deserialize)]
-struct ListQuery {
+/// Vault's spelling of `LIST` for clients that cannot send custom methods.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ListQuery {
+    /// Must be `true`: a plain `GET` of the collection answers 405.
+    #[param(required = true)]
     list: Option<String>,
 }
 
-async fn list(
+/// Lists the key rings' names.
+///
+/// Sent as Vault's `LIST /v1/transit/keys`, or as `GET /v1/transit/keys?list=true` by
+/// clients that cannot send custom methods.
+#[utoipa::path(get, path = "/v1/transit/keys", tag = "keys", operation_id = "list_keys",
+    params(ListQuery),
+    responses((status = 200, description = "The key names", body = VaultResponse<KeyList>),
+        (status = 404, description = "There are no keys (`errors` is empty)", body = VaultErrors),
+        (status = 405, description = "`GET` without `list=true`", body = VaultErrors), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn list(
     state: web::Data<AppState>,
     auth: Auth,
     req: HttpRequest,
@@ -118,7 +152,13 @@ async fn list(
     .await
 }
 
-async fn config(
+/// Changes a key ring's configuration; only the fields given change.
+#[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/config", tag = "keys", operation_id = "configure_key",
+    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    request_body = KeyConfigRequest,
+    responses((status = 200, description = "The key ring; `warnings` names values that were adjusted", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn config(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -146,7 +186,13 @@ async fn config(
 /// request body) rather than ignored: a garbled request must not rotate the key.
 type NoFields = serde_json::Map<String, serde_json::Value>;
 
-async fn rotate(
+/// Adds a new version and makes it the one that encrypts and signs.
+#[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/rotate", tag = "keys", operation_id = "rotate_key",
+    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    request_body(content = Object, description = "No fields; an empty body or `{}`", content_type = "application/json"),
+    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn rotate(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
@@ -164,7 +210,13 @@ async fn rotate(
     .await
 }
 
-async fn trim(
+/// Deletes the versions below `min_available_version` for good.
+#[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/trim", tag = "keys", operation_id = "trim_key",
+    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    request_body = TrimRequest,
+    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn trim(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,

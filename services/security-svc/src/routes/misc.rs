@@ -12,9 +12,19 @@ use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::hash::HashAlgorithm;
 use crate::keys::wire::{decode_b64, encode_b64};
+use vottery_common::vault::VaultResponse;
 
 type Auth = Result<Authorized, VaultError>;
 type Body<T> = Result<VaultBody<T>, VaultError>;
+
+/// `hash/:algorithm`, documented apart from [`hash`]'s `hash`.
+pub struct HashWithAlgorithm;
+/// `random/:source_or_bytes`, documented apart from [`random`]'s `random`.
+pub struct RandomWithOne;
+/// `random/:source/:bytes`, documented apart from [`random`]'s `random`.
+pub struct RandomWithTwo;
+/// `export/:kind/:name/:version`, documented apart from [`export`]'s `export/:kind/:name`.
+pub struct ExportVersion;
 
 /// The most random bytes one request may ask for (Vault's limit).
 const MAX_RANDOM_BYTES: i64 = 128 * 1024;
@@ -29,12 +39,26 @@ fn encode(format: Option<&str>, bytes: &[u8], default: &str) -> Result<String, V
     }
 }
 
-#[derive(Deserialize)]
-struct HashPath {
+/// `hash` with an optional `/:algorithm` segment.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HashPath {
+    /// `sha2-224`, `sha2-256` (default), `sha2-384`, `sha2-512`, `sha3-*`; overrides the body's.
     algorithm: Option<String>,
 }
 
-async fn hash(
+/// The digest of base64 `input`, as `hex` (default) or `base64`.
+#[utoipa::path(method(post, put), path = "/v1/transit/hash", tag = "transit", operation_id = "hash",
+    params(HashPath),
+    request_body = HashRequest,
+    responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+#[utoipa::path(method(post, put), path = "/v1/transit/hash/{algorithm}", tag = "transit", operation_id = "hash_with_algorithm", impl_for = HashWithAlgorithm,
+    params(HashPath),
+    request_body = HashRequest,
+    responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn hash(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<HashPath>,
@@ -66,9 +90,13 @@ async fn hash(
     .await
 }
 
-#[derive(Deserialize)]
-struct RandomPath {
+/// `random` with up to two optional segments: `/:source/:bytes`, `/:source` or `/:bytes`.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct RandomPath {
+    /// The entropy source (`platform`, `seal`, `all`), or the number of bytes.
     first: Option<String>,
+    /// The number of bytes, after a source.
     second: Option<String>,
 }
 
@@ -76,7 +104,23 @@ fn is_source(segment: &str) -> bool {
     matches!(segment, "platform" | "seal" | "all")
 }
 
-async fn random(
+/// `bytes` (default 32, at most 131072) random bytes, as `base64` (default) or `hex`.
+#[utoipa::path(method(post, put), path = "/v1/transit/random", tag = "transit", operation_id = "random",
+    params(RandomPath),
+    request_body = RandomRequest,
+    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+#[utoipa::path(method(post, put), path = "/v1/transit/random/{first}", tag = "transit", operation_id = "random_with_source_or_bytes", impl_for = RandomWithOne,
+    params(RandomPath),
+    request_body = RandomRequest,
+    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+#[utoipa::path(method(post, put), path = "/v1/transit/random/{first}/{second}", tag = "transit", operation_id = "random_with_source_and_bytes", impl_for = RandomWithTwo,
+    params(RandomPath),
+    request_body = RandomRequest,
+    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn random(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<RandomPath>,
@@ -128,23 +172,38 @@ async fn random(
     .await
 }
 
-#[derive(Deserialize)]
-struct ExportPath {
+/// `export/:kind/:name` with an optional `/:version` segment.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct ExportPath {
+    /// Only `public-key`; private key material is never exported.
     kind: String,
+    /// The key ring's name.
     name: String,
+    /// A version number, `v<N>` or `latest`; all versions when absent.
     version: Option<String>,
 }
 
 /// `GET /v1/transit/export/public-key/:name(/:version)`.
-#[derive(Serialize)]
-struct Exported {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Exported {
     name: String,
     #[serde(rename = "type")]
     key_type: String,
+    /// Version number (as text) to its public key: base64 for ed25519, PKIX PEM otherwise.
     keys: BTreeMap<String, String>,
 }
 
-async fn export(
+/// The public keys of an asymmetric key ring, every version or one.
+#[utoipa::path(get, path = "/v1/transit/export/{kind}/{name}", tag = "transit", operation_id = "export",
+    params(ExportPath),
+    responses((status = 200, description = "The public keys", body = VaultResponse<Exported>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+#[utoipa::path(get, path = "/v1/transit/export/{kind}/{name}/{version}", tag = "transit", operation_id = "export_version", impl_for = ExportVersion,
+    params(ExportPath),
+    responses((status = 200, description = "The public key of that version", body = VaultResponse<Exported>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn export(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<ExportPath>,

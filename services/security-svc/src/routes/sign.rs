@@ -17,16 +17,28 @@ use crate::keys::wire::{
     parse_versioned,
 };
 use crate::keys::{Incoming, KeyRing, Purpose};
+use crate::openapi::{HmacData, SignData, VerifyData};
+use vottery_common::vault::VaultResponse;
 
 type Auth = Result<Authorized, VaultError>;
 
 /// `/:name` with an optional `/:algorithm` segment.
-#[derive(serde::Deserialize)]
-struct KeyPath {
+#[derive(serde::Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct KeyPath {
+    /// The key ring's name.
     name: String,
+    /// The hash algorithm (`sha2-256`, `sha2-384`, `sha2-512`, ...); overrides the body's.
     algorithm: Option<String>,
 }
 type Body<T> = Result<VaultBody<T>, VaultError>;
+
+/// `sign/:name/:algorithm`, documented apart from [`sign`]'s `sign/:name`.
+pub struct SignWithAlgorithm;
+/// `verify/:name/:algorithm`, documented apart from [`verify`]'s `verify/:name`.
+pub struct VerifyWithAlgorithm;
+/// `hmac/:name/:algorithm`, documented apart from [`hmac`]'s `hmac/:name`.
+pub struct HmacWithAlgorithm;
 
 /// Signature options shared by sign and verify, before the per-item context.
 struct Options {
@@ -207,7 +219,21 @@ fn batch_len<T>(batch: Option<&Vec<T>>) -> usize {
     batch.map_or(1, Vec::len)
 }
 
-async fn sign(
+/// Signs a value or a batch.
+///
+/// Signs base64 `input` (or each item of `batch_input`) with an ed25519, ECDSA or RSA key:
+/// `vault:v<N>:<signature>`. RSA uses `pss` or `pkcs1v15`; ECDSA marshals `asn1` or `jws`.
+#[utoipa::path(method(post, put), path = "/v1/transit/sign/{name}", tag = "transit", operation_id = "sign",
+    params(KeyPath),
+    request_body = SignRequest,
+    responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+#[utoipa::path(method(post, put), path = "/v1/transit/sign/{name}/{algorithm}", tag = "transit", operation_id = "sign_with_algorithm", impl_for = SignWithAlgorithm,
+    params(KeyPath),
+    request_body = SignRequest,
+    responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn sign(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<KeyPath>,
@@ -354,7 +380,20 @@ fn incoming_version(item: &VerifyItem, mode: &VerifyMode) -> Option<u32> {
         .map(|parsed| parsed.version)
 }
 
-async fn verify(
+/// Verifies a signature or an HMAC, or a batch of them.
+///
+/// Checks a `signature` or an `hmac` over base64 `input` (or each item of `batch_input`).
+#[utoipa::path(method(post, put), path = "/v1/transit/verify/{name}", tag = "transit", operation_id = "verify",
+    params(KeyPath),
+    request_body = VerifyRequest,
+    responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+#[utoipa::path(method(post, put), path = "/v1/transit/verify/{name}/{algorithm}", tag = "transit", operation_id = "verify_with_algorithm", impl_for = VerifyWithAlgorithm,
+    params(KeyPath),
+    request_body = VerifyRequest,
+    responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn verify(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<KeyPath>,
@@ -489,7 +528,21 @@ fn hmac_one(
     Ok(format_versioned(version.number, &encode_b64(&tag)))
 }
 
-async fn hmac(
+/// Computes the HMAC of a value or a batch.
+///
+/// The HMAC of base64 `input` (or each item of `batch_input`) under the named key:
+/// `vault:v<N>:<base64>`.
+#[utoipa::path(method(post, put), path = "/v1/transit/hmac/{name}", tag = "transit", operation_id = "hmac",
+    params(KeyPath),
+    request_body = HmacRequest,
+    responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+#[utoipa::path(method(post, put), path = "/v1/transit/hmac/{name}/{algorithm}", tag = "transit", operation_id = "hmac_with_algorithm", impl_for = HmacWithAlgorithm,
+    params(KeyPath),
+    request_body = HmacRequest,
+    responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::openapi::TransitErrors),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn hmac(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<KeyPath>,

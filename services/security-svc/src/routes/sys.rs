@@ -7,7 +7,10 @@ use actix_web::http::header::CACHE_CONTROL;
 use actix_web::{HttpRequest, HttpResponse, web};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
-use vottery_common::sys::{HealthStatus, InitRequest, InitResponse, InitStatus, UnsealRequest};
+use vottery_common::sys::{
+    HealthStatus, InitRequest, InitResponse, InitStatus, SealStatus, UnsealRequest,
+};
+use vottery_common::vault::VaultErrors;
 
 use super::{AppState, VaultBody, caller_of, no_content};
 use crate::auth::Operation;
@@ -42,7 +45,13 @@ fn record(
     );
 }
 
-async fn init_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
+/// Whether the root key has been made.
+#[utoipa::path(get, path = "/v1/sys/init", tag = "sys", operation_id = "read_init_status",
+    responses(
+        (status = 200, description = "`initialized`", body = InitStatus),
+        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+    ))]
+pub async fn init_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
     state.seal.sync_config().await?;
     Ok(json(
         StatusCode::OK,
@@ -52,7 +61,18 @@ async fn init_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultEr
     ))
 }
 
-async fn init(
+/// Initializes: makes the root key and splits it into shares.
+///
+/// `secret_shares` shares, `secret_threshold` of which unseal. The shares and the root token
+/// are shown once. The instance stays sealed.
+#[utoipa::path(method(post, put), path = "/v1/sys/init", tag = "sys", operation_id = "init",
+    request_body = InitRequest,
+    responses(
+        (status = 200, description = "The shares (hex and base64) and the root token", body = InitResponse),
+        (status = 400, description = "Already initialized, shares or threshold out of range, or PGP keys given", body = VaultErrors),
+        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+    ))]
+pub async fn init(
     state: web::Data<AppState>,
     body: Body<InitRequest>,
 ) -> Result<HttpResponse, VaultError> {
@@ -94,7 +114,13 @@ async fn init(
     Ok(json(StatusCode::OK, &response))
 }
 
-async fn seal_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
+/// The seal state and the progress of the current unseal attempt.
+#[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys", operation_id = "read_seal_status",
+    responses(
+        (status = 200, description = "The seal state", body = SealStatus),
+        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+    ))]
+pub async fn seal_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
     state.seal.sync_config().await?;
     Ok(json(StatusCode::OK, &state.seal.status()))
 }
@@ -113,7 +139,18 @@ fn decode_share(key: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
         .map_err(|_| VaultError::bad_request("'key' must be a valid hex or base64 string"))
 }
 
-async fn unseal(
+/// Submits one unseal share.
+///
+/// A share in hex or base64; the threshold-th share unseals. `reset` discards the shares
+/// given so far.
+#[utoipa::path(method(post, put), path = "/v1/sys/unseal", tag = "sys", operation_id = "unseal",
+    request_body = UnsealRequest,
+    responses(
+        (status = 200, description = "The seal state after this share", body = SealStatus),
+        (status = 400, description = "No key, an undecodable key, a share that does not belong, or not initialized", body = VaultErrors),
+        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+    ))]
+pub async fn unseal(
     state: web::Data<AppState>,
     body: Body<UnsealRequest>,
 ) -> Result<HttpResponse, VaultError> {
@@ -153,7 +190,17 @@ async fn unseal(
     result
 }
 
-async fn seal(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpResponse, VaultError> {
+/// Seals the instance: key material is dropped from memory until unsealed again.
+#[utoipa::path(method(post, put), path = "/v1/sys/seal", tag = "sys", operation_id = "seal",
+    responses(
+        (status = 204, description = "Sealed"),
+        (status = 403, description = "No token, or a token whose policy does not allow sealing", body = VaultErrors),
+    ),
+    security(("vault_token" = []), ("bearer" = [])))]
+pub async fn seal(
+    state: web::Data<AppState>,
+    req: HttpRequest,
+) -> Result<HttpResponse, VaultError> {
     let caller = caller_of(&state, &req).ok_or_else(VaultError::forbidden)?;
     if !caller.policy.allows(Operation::Seal, None) {
         return Err(VaultError::forbidden());
@@ -163,15 +210,33 @@ async fn seal(state: web::Data<AppState>, req: HttpRequest) -> Result<HttpRespon
     Ok(no_content())
 }
 
-#[derive(Deserialize)]
-struct HealthQuery {
+/// Status-code overrides of `/v1/sys/health`, as Vault's.
+#[derive(Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct HealthQuery {
+    /// Accepted for compatibility; this service has no standbys.
     standbyok: Option<String>,
+    /// Status when initialized and unsealed (default 200).
     activecode: Option<u16>,
+    /// Status when sealed (default 503).
     sealedcode: Option<u16>,
+    /// Status when not initialized (default 501).
     uninitcode: Option<u16>,
 }
 
-async fn health(
+/// Health for load balancers.
+///
+/// The status code tells the state, the body the details. `HEAD` answers the same status
+/// without a body.
+#[utoipa::path(method(get, head), path = "/v1/sys/health", tag = "sys", operation_id = "health",
+    params(HealthQuery),
+    responses(
+        (status = 200, description = "Initialized and unsealed", body = HealthStatus),
+        (status = 501, description = "Not initialized", body = HealthStatus),
+        (status = 503, description = "Sealed", body = HealthStatus),
+        (status = 400, description = "A status-code override is not a valid status", body = VaultErrors),
+    ))]
+pub async fn health(
     state: web::Data<AppState>,
     query: web::Query<HealthQuery>,
     req: HttpRequest,

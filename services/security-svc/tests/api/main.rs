@@ -12,6 +12,7 @@ mod health;
 mod keys;
 mod misc;
 mod multi_instance;
+mod openapi;
 mod policy;
 mod rotation;
 mod seal;

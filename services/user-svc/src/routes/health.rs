@@ -10,28 +10,37 @@ use vottery_server::metrics::{HttpMetrics, PROMETHEUS_TEXT, Render};
 
 use crate::startup::AppState;
 
-#[derive(Serialize)]
-struct Liveness {
+/// `/health/live`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Liveness {
+    /// Always `ok`.
     status: &'static str,
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/health/live", tag = "operations", responses((status = 200, description = "Alive")))]
+#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "live",
+    responses((status = 200, description = "Alive", body = Liveness)))]
 pub async fn live() -> HttpResponse {
     HttpResponse::Ok().json(Liveness { status: "ok" })
 }
 
-#[derive(Serialize)]
-struct Readiness {
+/// `/health/ready`.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Readiness {
+    /// `ready` or `unavailable`.
     status: &'static str,
+    /// `ok` or `unavailable`.
     database: &'static str,
+    /// `ok`, `sealed` or `unavailable`.
     security_svc: &'static str,
 }
 
 /// Ready when PostgreSQL answers and security-svc is reachable and unsealed.
-#[utoipa::path(get, path = "/health/ready", tag = "operations", responses(
-    (status = 200, description = "Ready", body = Object),
-    (status = 503, description = "A dependency is unavailable", body = Object)))]
+#[utoipa::path(get, path = "/health/ready", tag = "operations", operation_id = "ready",
+    responses(
+        (status = 200, description = "Ready", body = Readiness),
+        (status = 503, description = "A dependency is unavailable; with `Retry-After`", body = Readiness),
+    ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
     let database = async {
         let mut conn = state.pool.get().await.ok()?;
@@ -69,7 +78,8 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 }
 
 /// Prometheus metrics.
-#[utoipa::path(get, path = "/metrics", tag = "operations", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn metrics(http: web::Data<HttpMetrics>) -> HttpResponse {
     let mut text = String::with_capacity(16 * 1024);
     http.render(&mut text);

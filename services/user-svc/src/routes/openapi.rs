@@ -1,9 +1,14 @@
-//! `/openapi.json` and the interactive documentation at `/docs/`.
+//! The OpenAPI document of user-svc, served at `/openapi.json`, with the interactive
+//! documentation (a vendored Swagger UI, no CDN) at `/docs/`.
+//!
+//! The document is checked in as `services/user-svc/openapi.json`; the `openapi` tests fail when
+//! it drifts and `UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi` rewrites it.
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::SwaggerUi;
+use utoipa_swagger_ui::{Config, SwaggerUi};
+use vottery_common::problem::Problem;
 
 use super::{health, roles, users};
 
@@ -11,18 +16,45 @@ use super::{health, roles, users};
 #[openapi(
     info(
         title = "user-svc",
-        description = "Users, profiles and roles of the Vottery platform, with encrypted PII, signed records and a hash-chained audit trail. Errors are RFC 9457 `application/problem+json`."
+        description = "Users, profiles and roles of the Vottery platform, with encrypted PII, signed records and a hash-chained audit trail.\n\nErrors are RFC 9457 `application/problem+json` with a stable `type`, a human `detail` and `errors[]` naming each bad field. Reads carry an `ETag`; writes honour `If-Match` (412 when the record moved on). Every response carries `X-Request-Id`."
     ),
     paths(
         users::create, users::list, users::me, users::get, users::profile, users::status,
         users::role, users::delete, users::audit, roles::roles, health::live, health::ready,
-        health::metrics
+        health::metrics, spec
+    ),
+    tags(
+        (name = "users", description = "Users and their profiles, status, roles and audit trail."),
+        (name = "roles", description = "The admin hierarchy and its rules."),
+        (name = "operations", description = "Health, metrics and this document."),
     ),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
 
-/// The `bearer` scheme the paths refer to: the auth-service's JWT or a service token.
+/// The problems every `/api` route may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only
+pub enum CommonProblems {
+    /// No token, or a token that does not validate.
+    #[response(status = 401, content_type = "application/problem+json")]
+    Unauthorized(Problem),
+    /// The caller's role does not allow this, or the caller is suspended.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// Too many requests from this address or user; with `Retry-After`.
+    #[response(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Problem),
+    /// An unexpected failure; the cause is logged, not returned.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(Problem),
+    /// The database or security-svc is unavailable; nothing was written. With `Retry-After`.
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
+}
+
+/// The schemes the paths refer to: the auth-service's JWT (`bearer`) or a service token
+/// (`service_token`), both sent as `Authorization: Bearer`.
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -34,17 +66,48 @@ impl Modify for BearerAuth {
                 HttpBuilder::new()
                     .scheme(HttpAuthScheme::Bearer)
                     .bearer_format("JWT")
+                    .description(Some(
+                        "A user's JWT from the auth-service; the user id is read from the configured claim.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "service_token",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A configured service token (the auth-service creating and looking up users).",
+                    ))
                     .build(),
             ),
         );
     }
 }
 
-async fn spec() -> HttpResponse {
+/// The document as checked in: pretty-printed, object keys sorted, ending in a newline.
+pub fn to_pretty_json() -> serde_json::Result<String> {
+    let value = serde_json::to_value(ApiDoc::openapi())?;
+    Ok(serde_json::to_string_pretty(&value)? + "\n")
+}
+
+/// This document.
+#[utoipa::path(get, path = "/openapi.json", tag = "operations", operation_id = "openapi",
+    responses((status = 200, description = "The OpenAPI 3.1 document", content_type = "application/json")))]
+pub async fn spec() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
+}
+
+/// `/docs` leads to the documentation page.
+async fn to_docs() -> HttpResponse {
+    HttpResponse::PermanentRedirect()
+        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
+        .finish()
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(spec))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/docs/openapi.json", ApiDoc::openapi()));
+        .route("/docs", web::get().to(to_docs))
+        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
 }

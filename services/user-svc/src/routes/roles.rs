@@ -9,10 +9,12 @@ use crate::domain::status::Status;
 
 /// The admin hierarchy and the rules of who may do what.
 #[utoipa::path(
-    get, path = "/api/roles", tag = "roles",
-    responses((status = 200, description = "The hierarchy, highest first", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json")),
-    security(("bearer" = []))
+    get, path = "/api/roles", tag = "roles", operation_id = "get_roles",
+    responses(
+        (status = 200, description = "The hierarchy, highest first, and the rules", body = Roles),
+        crate::routes::openapi::CommonProblems,
+    ),
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn roles(_principal: Principal) -> HttpResponse {
     let body = Roles {

@@ -3,6 +3,11 @@
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
+use vottery_common::problem::Problem;
+use vottery_common::users::{
+    AuditPage, CreateUser, PageQuery, ProfileUpdate, RoleUpdate, StatusUpdate, UserListQuery,
+    UserPage, UserView,
+};
 use vottery_server::problem::{JsonBody, ProblemResponse};
 
 use super::{etag, if_match};
@@ -48,17 +53,18 @@ fn user_id(path: &str) -> Result<i32, ApiError> {
 
 /// Creates a user (service token, or admin and above).
 #[utoipa::path(
-    post, path = "/api/users", tag = "users",
-    request_body(content = Object, content_type = "application/json", description = "sngine_email, sngine_phone, optional user_type, subscription_status and profile fields"),
+    post, path = "/api/users", tag = "users", operation_id = "create_user",
+    request_body = CreateUser,
     responses(
-        (status = 201, description = "Created; `Location` and `ETag` headers", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 409, description = "Email or phone already registered", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields, each named in `errors`", content_type = "application/problem+json"),
-        (status = 503, description = "security-svc unavailable; nothing written", content_type = "application/problem+json"),
+        (status = 201, description = "Created, with `Location` and `ETag`", body = UserView,
+            headers(("Location" = String, description = "The new user's URL"), ("ETag" = String, description = "The version"))),
+        (status = 409, description = "Email or phone already registered", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
+        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn create(
     state: web::Data<AppState>,
@@ -84,21 +90,14 @@ pub async fn create(
 
 /// Lists users, paged, filtered by indexed columns (any admin role, or a service).
 #[utoipa::path(
-    get, path = "/api/users", tag = "users",
-    params(
-        ("page" = Option<u32>, Query, description = "From 1"),
-        ("limit" = Option<u32>, Query, description = "1 to 100, default 20"),
-        ("status" = Option<String>, Query), ("user_type" = Option<String>, Query),
-        ("admin_role" = Option<String>, Query), ("subscription_status" = Option<String>, Query),
-        ("country" = Option<String>, Query), ("email" = Option<String>, Query, description = "Exact match")
-    ),
+    get, path = "/api/users", tag = "users", operation_id = "list_users",
+    params(UserListQuery),
     responses(
-        (status = 200, description = "`{data, page, limit, total}`", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid query parameters", content_type = "application/problem+json"),
+        (status = 200, description = "One page of users and the total", body = UserPage),
+        (status = 422, description = "Invalid, unknown or repeated query parameters, each named in `errors`", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn list(
     state: web::Data<AppState>,
@@ -117,10 +116,10 @@ pub async fn list(
 
 /// The caller's own user.
 #[utoipa::path(
-    get, path = "/api/users/me", tag = "users",
-    responses((status = 200, description = "The user, with `ETag`", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
+    get, path = "/api/users/me", tag = "users", operation_id = "get_me",
+    responses(
+        (status = 200, description = "The caller's user, with `ETag` and its signature check", body = UserView, headers(("ETag" = String, description = "The version"))),
+        crate::routes::openapi::CommonProblems,
     ),
     security(("bearer" = []))
 )]
@@ -147,14 +146,15 @@ pub async fn me(
 
 /// One user (oneself, or any admin role; low ranks see contacts masked).
 #[utoipa::path(
-    get, path = "/api/users/{id}", tag = "users",
-    params(("id" = i32, Path)),
-    responses((status = 200, description = "The user, with `ETag` and its signature check", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 404, description = "No such user", content_type = "application/problem+json"),
+    get, path = "/api/users/{id}", tag = "users", operation_id = "get_user",
+    params(("id" = i32, Path, description = "The user's id")),
+    responses(
+        (status = 200, description = "The user, with `ETag` and its signature check", body = UserView, headers(("ETag" = String, description = "The version"))),
+        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "`id` is not a positive whole number", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn get(
     state: web::Data<AppState>,
@@ -176,17 +176,20 @@ pub async fn get(
 
 /// Changes profile fields (oneself, or moderator and above on lower ranks).
 #[utoipa::path(
-    put, path = "/api/users/{id}/profile", tag = "users",
-    params(("id" = i32, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, content_type = "application/json", description = "Profile fields; the Sngine names user_gender, user_country, user_birthdate are accepted"),
-    responses((status = 200, description = "The updated user", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 409, description = "The stored record fails its integrity check", content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json"),
-        (status = 422, description = "Invalid fields", content_type = "application/problem+json"),
+    put, path = "/api/users/{id}/profile", tag = "users", operation_id = "update_profile",
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    request_body(content = ProfileUpdate, description = "Only the fields present change; `null` clears one. The Sngine names `user_gender`, `user_country`, `user_birthdate` are accepted too."),
+    responses(
+        (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
+        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The stored record fails its integrity check", content_type = "application/problem+json", body = Problem),
+        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
+        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn profile(
     state: web::Data<AppState>,
@@ -214,16 +217,20 @@ pub async fn profile(
 
 /// Moves a user through the lifecycle.
 #[utoipa::path(
-    put, path = "/api/users/{id}/status", tag = "users",
-    params(("id" = i32, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, content_type = "application/json", description = "`{\"status\": ...}`"),
-    responses((status = 200, description = "The updated user", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 409, description = "Not an allowed move; `allowed_transitions` lists them", content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json"),
+    put, path = "/api/users/{id}/status", tag = "users", operation_id = "update_status",
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    request_body = StatusUpdate,
+    responses(
+        (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
+        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "Not an allowed move; `allowed_transitions` lists them", content_type = "application/problem+json", body = Problem),
+        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
+        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn status(
     state: web::Data<AppState>,
@@ -251,16 +258,20 @@ pub async fn status(
 
 /// Changes user type, admin role and subscription (admin and above, on lower ranks).
 #[utoipa::path(
-    put, path = "/api/users/{id}/role", tag = "users",
-    params(("id" = i32, Path), ("If-Match" = Option<String>, Header)),
-    request_body(content = Object, content_type = "application/json", description = "user_type, admin_role (null revokes), subscription_status, subscription_plan, subscription_expires_at"),
-    responses((status = 200, description = "The updated user", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 409, description = "The last manager cannot be demoted", content_type = "application/problem+json"),
-        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json"),
+    put, path = "/api/users/{id}/role", tag = "users", operation_id = "update_role",
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    request_body(content = RoleUpdate, description = "Only the fields present change; `\"admin_role\": null` revokes."),
+    responses(
+        (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
+        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The last manager cannot be demoted", content_type = "application/problem+json", body = Problem),
+        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
+        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
+        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn role(
     state: web::Data<AppState>,
@@ -288,14 +299,16 @@ pub async fn role(
 
 /// Deletes a user (managers only); the audit trail is kept.
 #[utoipa::path(
-    delete, path = "/api/users/{id}", tag = "users",
-    params(("id" = i32, Path), ("If-Match" = Option<String>, Header)),
-    responses((status = 204, description = "Deleted"),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 404, description = "No such user", content_type = "application/problem+json"),
+    delete, path = "/api/users/{id}", tag = "users", operation_id = "delete_user",
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    responses(
+        (status = 204, description = "Deleted; the audit trail is kept"),
+        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The last manager cannot be deleted", content_type = "application/problem+json", body = Problem),
+        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -319,14 +332,15 @@ pub async fn delete(
 
 /// A user's audit trail, newest first, with the check of its hash chain (auditor and above).
 #[utoipa::path(
-    get, path = "/api/users/{id}/audit", tag = "users",
-    params(("id" = i32, Path), ("page" = Option<u32>, Query), ("limit" = Option<u32>, Query)),
-    responses((status = 200, description = "`{data, page, limit, total, chain}`", body = Object),
-        (status = 401, description = "Missing or invalid token", content_type = "application/problem+json"),
-        (status = 403, description = "Not allowed for this caller's role", content_type = "application/problem+json"),
-        (status = 404, description = "No such user and no trail", content_type = "application/problem+json"),
+    get, path = "/api/users/{id}/audit", tag = "users", operation_id = "get_audit_trail",
+    params(("id" = i32, Path, description = "The user's id"), PageQuery),
+    responses(
+        (status = 200, description = "One page of the trail and the check of its hash chain", body = AuditPage),
+        (status = 404, description = "No such user and no trail", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "Invalid or unknown query parameters", content_type = "application/problem+json", body = Problem),
+        crate::routes::openapi::CommonProblems,
     ),
-    security(("bearer" = []))
+    security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn audit(
     state: web::Data<AppState>,

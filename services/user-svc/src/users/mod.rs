@@ -2,6 +2,7 @@
 //! and every change audited.
 
 pub mod actor;
+pub mod backfill;
 pub mod db;
 pub mod input;
 pub mod service;

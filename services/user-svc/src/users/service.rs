@@ -207,7 +207,7 @@ fn apply_profile(
     pii
 }
 
-fn set_column(owned: &mut OwnedColumns, column: PiiColumn, value: Option<String>) {
+pub(crate) fn set_column(owned: &mut OwnedColumns, column: PiiColumn, value: Option<String>) {
     match column {
         PiiColumn::Email => owned.sngine_email = value.unwrap_or_default(),
         PiiColumn::Phone => owned.sngine_phone = value.unwrap_or_default(),
@@ -219,7 +219,7 @@ fn set_column(owned: &mut OwnedColumns, column: PiiColumn, value: Option<String>
 
 /// A blind-index input: the normalised value, or (for legacy rows that do not parse) the
 /// trimmed lower-cased text.
-fn index_input(column: PiiColumn, plain: &str) -> String {
+pub(crate) fn index_input(column: PiiColumn, plain: &str) -> String {
     match column {
         PiiColumn::Email => Email::parse(plain)
             .map(|email| email.as_str().to_owned())
@@ -403,7 +403,7 @@ fn set_pii(pii: &mut Pii, column: PiiColumn, value: Option<String>) {
     }
 }
 
-fn legacy_values(row: &UserRow) -> [(PiiColumn, Option<String>); 5] {
+pub(crate) fn legacy_values(row: &UserRow) -> [(PiiColumn, Option<String>); 5] {
     [
         (PiiColumn::Email, Some(row.owned.sngine_email.clone())),
         (PiiColumn::Phone, Some(row.owned.sngine_phone.clone())),

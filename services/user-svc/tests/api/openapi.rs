@@ -1,0 +1,154 @@
+//! The OpenAPI document: the checked-in `openapi.json` is what the code generates, every route
+//! the service registers is documented, and every documented operation is served.
+//!
+//! After changing a route or a documented type, regenerate the file with
+//! `UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use reqwest::Method;
+use serde_json::Value;
+
+use crate::helpers::spawn_app;
+
+const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi";
+
+/// The methods probed on every documented path.
+const METHODS: [&str; 6] = ["get", "head", "post", "put", "delete", "patch"];
+
+fn manifest_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn generated() -> String {
+    user_svc::routes::openapi::to_pretty_json().expect("the document serializes")
+}
+
+fn document() -> Value {
+    serde_json::from_str(&generated()).expect("the document is JSON")
+}
+
+/// The documented methods of each path.
+fn documented() -> BTreeMap<String, BTreeSet<String>> {
+    let document = document();
+    document["paths"]
+        .as_object()
+        .expect("paths")
+        .iter()
+        .map(|(path, item)| {
+            let methods = item
+                .as_object()
+                .expect("a path item")
+                .keys()
+                .filter(|key| METHODS.contains(&key.as_str()))
+                .cloned()
+                .collect();
+            (path.clone(), methods)
+        })
+        .collect()
+}
+
+#[test]
+fn the_openapi_document_matches_the_checked_in_file() {
+    let path = manifest_dir().join("openapi.json");
+    let generated = generated();
+    if std::env::var_os("UPDATE_OPENAPI").is_some() {
+        std::fs::write(&path, &generated).expect("openapi.json is writable");
+        return;
+    }
+    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
+    if checked_in != generated {
+        let line = checked_in
+            .lines()
+            .zip(generated.lines())
+            .position(|(old, new)| old != new)
+            .unwrap_or_else(|| checked_in.lines().count().min(generated.lines().count()));
+        panic!(
+            "{} is out of date with the code (first difference at line {}).\n\
+             Regenerate it with `{REGENERATE}` and review the diff.",
+            path.display(),
+            line + 1
+        );
+    }
+}
+
+/// The path literals inside each `configure` function of the route modules.
+fn registered_paths(dir: &Path) -> BTreeSet<String> {
+    let mut paths = BTreeSet::new();
+    for entry in std::fs::read_dir(dir).expect("the routes directory") {
+        let file = entry.expect("a directory entry").path();
+        if file.extension().is_some_and(|ext| ext == "rs") {
+            let source = std::fs::read_to_string(&file).expect("a route module");
+            paths.extend(path_literals_in_configure(&source));
+        }
+    }
+    paths
+}
+
+fn path_literals_in_configure(source: &str) -> Vec<String> {
+    let Some(start) = source.find("fn configure(") else {
+        return Vec::new();
+    };
+    source[start..]
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|literal| literal.starts_with('/'))
+        .map(|literal| {
+            let trimmed = literal.trim_end_matches('/');
+            if trimmed.is_empty() { "/" } else { trimmed }.to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn every_registered_route_is_in_the_openapi_document() {
+    let registered = registered_paths(&manifest_dir().join("src").join("routes"));
+    assert!(registered.len() > 10, "the route scan found {registered:?}");
+    let documented = documented();
+    let missing: Vec<_> = registered
+        .iter()
+        .filter(|path| !path.starts_with("/docs") && !documented.contains_key(*path))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "routes registered but not documented: {missing:?}; add #[utoipa::path] to their handlers, \
+         list them in user_svc::routes::openapi::ApiDoc, then run `{REGENERATE}`"
+    );
+}
+
+/// A concrete URL for a templated path.
+fn concrete(path: &str) -> String {
+    path.replace("{id}", "1")
+}
+
+#[tokio::test]
+async fn documented_operations_are_served_and_no_others() {
+    let app = spawn_app().await;
+    let mut wrong = Vec::new();
+    for (path, methods) in documented() {
+        assert!(!path.contains('{') || concrete(&path) != path, "{path}");
+        for method in METHODS {
+            let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let status = app.call(verb, &concrete(&path)).send().await.status;
+            let served = status != 404 && status != 405;
+            if served != methods.contains(method) {
+                wrong.push(format!(
+                    "{} {path}: {status}, documented: {}",
+                    method.to_uppercase(),
+                    methods.contains(method)
+                ));
+            }
+        }
+    }
+    assert!(
+        wrong.is_empty(),
+        "the document and the routes disagree:\n{}",
+        wrong.join("\n")
+    );
+
+    let docs = app.call(Method::GET, "/docs").send().await;
+    assert_eq!(docs.status, 200, "/docs leads to the page: {}", docs.text);
+    assert!(docs.text.contains("swagger"), "{}", docs.text);
+}
