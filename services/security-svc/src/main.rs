@@ -97,6 +97,11 @@ fn write_private_file(path: &str, contents: &[u8]) -> std::io::Result<()> {
     file.write_all(contents)
 }
 
+/// mimalloc: the request paths allocate many short-lived buffers, which glibc's allocator serves
+/// markedly slower under concurrent load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();

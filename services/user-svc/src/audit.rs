@@ -150,23 +150,61 @@ impl AuditRow {
     }
 }
 
-/// Appends an event to its chain. Call inside the transaction of the change it records.
-pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> QueryResult<()> {
-    let chain_key = event.user_id.map_or(0, i64::from);
+/// Where the next row of a chain goes. Taken under the chain's lock, which is held until the
+/// transaction ends, so no other writer can take the same place.
+#[derive(Debug)]
+pub struct ChainPosition {
+    chain_key: i64,
+    chain_seq: i64,
+    prev_hash: String,
+}
+
+/// Locks the chain of the user an event concerns (chain 0 for none) and reads its head. Call
+/// inside the transaction of the change it records.
+pub async fn lock_chain(
+    mut conn: &AsyncPgConnection,
+    user_id: Option<i32>,
+) -> QueryResult<ChainPosition> {
+    let chain_key = user_id.map_or(0, i64::from);
     diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
         .bind::<Integer, _>(CHAIN_LOCK_SPACE)
         .bind::<Integer, _>(chain_key as i32)
-        .execute(conn)
+        .execute(&mut conn)
         .await?;
+    // Read after the lock is held (its own statement, so its own snapshot): the head is the
+    // one the last committed writer left.
     let head: Option<(i64, String)> = heads::table
         .find(chain_key)
         .select((heads::last_seq, heads::last_hash))
-        .first(conn)
+        .first(&mut conn)
         .await
         .optional()?;
     let (chain_seq, prev_hash) =
         head.map_or((1, GENESIS.to_owned()), |(seq, hash)| (seq + 1, hash));
+    Ok(ChainPosition {
+        chain_key,
+        chain_seq,
+        prev_hash,
+    })
+}
 
+/// Appends an event to its chain. Call inside the transaction of the change it records.
+pub async fn append(conn: &AsyncPgConnection, event: &AuditEvent<'_>) -> QueryResult<()> {
+    let position = lock_chain(conn, event.user_id).await?;
+    append_at(conn, position, event).await
+}
+
+/// Writes an event at a locked position: the row and the new head, sent together.
+pub async fn append_at(
+    conn: &AsyncPgConnection,
+    position: ChainPosition,
+    event: &AuditEvent<'_>,
+) -> QueryResult<()> {
+    let ChainPosition {
+        chain_key,
+        chain_seq,
+        prev_hash,
+    } = position;
     let mut details = serde_json::Map::new();
     details.insert("actor".into(), serde_json::json!(event.actor_label));
     details.insert(
@@ -196,7 +234,10 @@ pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> Que
         request_id: Some(&event.request.request_id),
     };
     let row_hash = chain_hash(&prev_hash, &content);
-    diesel::insert_into(logs::table)
+    // Two independent statements, pipelined on the one connection (PostgreSQL still runs them
+    // in order, in this transaction).
+    let (mut row_conn, mut head_conn) = (conn, conn);
+    let row = diesel::insert_into(logs::table)
         .values(NewAuditRow {
             user_id: event.user_id,
             action: event.action,
@@ -212,9 +253,8 @@ pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> Que
             prev_hash: Some(&prev_hash),
             row_hash: Some(&row_hash),
         })
-        .execute(conn)
-        .await?;
-    diesel::insert_into(heads::table)
+        .execute(&mut row_conn);
+    let head = diesel::insert_into(heads::table)
         .values((
             heads::chain_key.eq(chain_key),
             heads::last_seq.eq(chain_seq),
@@ -227,8 +267,8 @@ pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> Que
             heads::last_hash.eq(&row_hash),
             heads::updated_at.eq(now_micros()),
         ))
-        .execute(conn)
-        .await?;
+        .execute(&mut head_conn);
+    futures_util::future::try_join(row, head).await?;
     Ok(())
 }
 

@@ -26,7 +26,7 @@ fn timestamp<S: Serializer>(
 }
 
 /// The columns user-svc writes. Everything here but the signature is signed.
-#[derive(Debug, Clone, PartialEq, Serialize, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
 #[diesel(table_name = vottery_users, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
 pub struct OwnedColumns {
     pub sngine_email: String,
@@ -38,7 +38,6 @@ pub struct OwnedColumns {
     pub admin_role: Option<String>,
     pub subscription_status: Option<String>,
     pub subscription_plan: Option<String>,
-    #[serde(serialize_with = "timestamp")]
     pub subscription_expires_at: Option<NaiveDateTime>,
     pub first_name: Option<String>,
     pub last_name: Option<String>,
@@ -53,7 +52,6 @@ pub struct OwnedColumns {
     pub notifications_enabled: Option<bool>,
     pub pii_encrypted: bool,
     pub row_version: i64,
-    #[serde(skip)]
     pub record_signature: Option<String>,
 }
 
@@ -83,14 +81,99 @@ pub struct NewUserRow {
     pub owned: OwnedColumns,
 }
 
-/// The signed form: identity, creation time and the owned columns.
+/// The signed form: identity, creation time and the owned columns, with its members declared in
+/// RFC 8785 order (keys sorted by code unit). Its members are strings, integers below 2^53,
+/// booleans and nulls only, which serde_json writes exactly as RFC 8785 does, so its compact serialisation
+/// is the canonical form without a generic canonicaliser's re-sorting (a test holds the two
+/// equal).
 #[derive(Serialize)]
 struct SignedForm<'a> {
-    id: i32,
+    admin_role: &'a Option<String>,
+    avatar_url: &'a Option<String>,
+    bio: &'a Option<String>,
+    city: &'a Option<String>,
+    country: &'a Option<String>,
     #[serde(serialize_with = "timestamp")]
     created_at: &'a Option<NaiveDateTime>,
-    #[serde(flatten)]
-    owned: &'a OwnedColumns,
+    date_of_birth: &'a Option<String>,
+    email_bidx: &'a Option<String>,
+    first_name: &'a Option<String>,
+    gender: &'a Option<String>,
+    id: i32,
+    language: &'a Option<String>,
+    last_name: &'a Option<String>,
+    notifications_enabled: Option<bool>,
+    phone_bidx: &'a Option<String>,
+    pii_encrypted: bool,
+    row_version: i64,
+    sngine_email: &'a str,
+    sngine_phone: &'a str,
+    status: &'a Option<String>,
+    #[serde(serialize_with = "timestamp")]
+    subscription_expires_at: &'a Option<NaiveDateTime>,
+    subscription_plan: &'a Option<String>,
+    subscription_status: &'a Option<String>,
+    timezone: &'a Option<String>,
+    user_type: &'a Option<String>,
+}
+
+impl<'a> SignedForm<'a> {
+    fn of(id: i32, created_at: &'a Option<NaiveDateTime>, owned: &'a OwnedColumns) -> Self {
+        // Destructured so that a column added to OwnedColumns cannot be left unsigned silently.
+        let OwnedColumns {
+            sngine_email,
+            sngine_phone,
+            email_bidx,
+            phone_bidx,
+            status,
+            user_type,
+            admin_role,
+            subscription_status,
+            subscription_plan,
+            subscription_expires_at,
+            first_name,
+            last_name,
+            date_of_birth,
+            gender,
+            country,
+            city,
+            timezone,
+            bio,
+            avatar_url,
+            language,
+            notifications_enabled,
+            pii_encrypted,
+            row_version,
+            record_signature: _,
+        } = owned;
+        Self {
+            admin_role,
+            avatar_url,
+            bio,
+            city,
+            country,
+            created_at,
+            date_of_birth,
+            email_bidx,
+            first_name,
+            gender,
+            id,
+            language,
+            last_name,
+            notifications_enabled: *notifications_enabled,
+            phone_bidx,
+            pii_encrypted: *pii_encrypted,
+            row_version: *row_version,
+            sngine_email,
+            sngine_phone,
+            status,
+            subscription_expires_at,
+            subscription_plan,
+            subscription_status,
+            timezone,
+            user_type,
+        }
+    }
 }
 
 /// SHA-256 of the RFC 8785 canonical JSON of a record's signed form.
@@ -99,13 +182,8 @@ pub fn record_digest(
     created_at: &Option<NaiveDateTime>,
     owned: &OwnedColumns,
 ) -> [u8; 32] {
-    let form = SignedForm {
-        id,
-        created_at,
-        owned,
-    };
     // Serialising plain strings, numbers and booleans cannot fail.
-    let canonical = serde_json_canonicalizer::to_vec(&form).unwrap_or_default();
+    let canonical = serde_json::to_vec(&SignedForm::of(id, created_at, owned)).unwrap_or_default();
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, &canonical).as_ref());
     out
@@ -155,6 +233,30 @@ mod tests {
             pii_encrypted: true,
             row_version: 1,
             record_signature: None,
+        }
+    }
+
+    /// The signed form written directly is byte for byte what an RFC 8785 canonicaliser makes
+    /// of it, for values with escapes, control characters, non-ASCII text and empty fields.
+    #[test]
+    fn the_signed_form_is_rfc_8785_canonical() {
+        let created = Some(now_micros());
+        let mut full = owned();
+        full.admin_role = Some("manager".into());
+        full.first_name = Some("Zoë \"Q\" \\ \u{1} \u{1f} \u{7f} \t\n\r\u{8}\u{c} 名前 😀".into());
+        full.bio = Some("\u{2028}\u{2029}</script>".into());
+        full.subscription_expires_at = Some(now_micros());
+        full.notifications_enabled = None;
+        // RFC 8785 writes numbers as doubles; versions are exact up to 2^53 writes of a row.
+        full.row_version = 1 << 53;
+        for (id, owned) in [(7, owned()), (-1, full)] {
+            let form = SignedForm::of(id, &created, &owned);
+            let direct = serde_json::to_vec(&form).unwrap();
+            let canonical = serde_json_canonicalizer::to_vec(&form).unwrap();
+            assert_eq!(
+                String::from_utf8(direct).unwrap(),
+                String::from_utf8(canonical).unwrap()
+            );
         }
     }
 

@@ -225,10 +225,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         }
         .into()
     }));
-    sys::configure(cfg);
-    keys::configure(cfg);
+    // Routes are matched in registration order: the data-plane operations, which carry nearly
+    // all of the traffic, come first.
     crypt::configure(cfg);
     sign::configure(cfg);
+    keys::configure(cfg);
+    sys::configure(cfg);
     misc::configure(cfg);
     health::configure(cfg);
 }

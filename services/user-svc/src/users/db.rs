@@ -7,19 +7,6 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use crate::record::{NewUserRow, OwnedColumns, UserRow};
 use crate::schema::vottery_users as users;
 
-/// The next user id (taken before insert: ciphertexts are bound to it).
-pub async fn next_user_id(conn: &mut AsyncPgConnection) -> QueryResult<i32> {
-    #[derive(QueryableByName)]
-    struct Next {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        id: i32,
-    }
-    diesel::sql_query("SELECT nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS id")
-        .get_result::<Next>(conn)
-        .await
-        .map(|next| next.id)
-}
-
 /// Which unique value a failed insert or update collided with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Duplicate {
@@ -41,11 +28,12 @@ pub fn duplicate_of(error: &Error) -> Option<Duplicate> {
     }
 }
 
-pub async fn insert(conn: &mut AsyncPgConnection, row: &NewUserRow) -> QueryResult<UserRow> {
+/// Takes a shared connection, so that it can be pipelined with the audit chain's lock.
+pub async fn insert(mut conn: &AsyncPgConnection, row: &NewUserRow) -> QueryResult<UserRow> {
     diesel::insert_into(users::table)
         .values(row)
         .returning(UserRow::as_returning())
-        .get_result(conn)
+        .get_result(&mut conn)
         .await
 }
 
@@ -58,18 +46,25 @@ pub async fn find(conn: &mut AsyncPgConnection, id: i32) -> QueryResult<Option<U
         .optional()
 }
 
-/// Several rows at once (the actor and the target of a request).
-pub async fn find_many(conn: &mut AsyncPgConnection, ids: &[i32]) -> QueryResult<Vec<UserRow>> {
+/// Up to two rows at once (the actor and the target of a request; pass one id twice for one
+/// row). Written as `id = $1 OR id = $2` rather than `id = ANY($1)`: PostgreSQL keeps one
+/// generic plan for the former, and re-plans the latter on every execution.
+pub async fn find_pair(
+    conn: &mut AsyncPgConnection,
+    first: i32,
+    second: i32,
+) -> QueryResult<Vec<UserRow>> {
     users::table
-        .filter(users::id.eq_any(ids))
+        .filter(users::id.eq(first).or(users::id.eq(second)))
         .select(UserRow::as_select())
         .load(conn)
         .await
 }
 
 /// Writes the owned columns if the row is still at `expected_version`; `None` if it moved on.
+/// Takes a shared connection, so that it can be pipelined with the audit chain's lock.
 pub async fn update_if_version(
-    conn: &mut AsyncPgConnection,
+    mut conn: &AsyncPgConnection,
     id: i32,
     expected_version: i64,
     owned: &OwnedColumns,
@@ -81,7 +76,7 @@ pub async fn update_if_version(
     )
     .set(owned)
     .returning(UserRow::as_returning())
-    .get_result(conn)
+    .get_result(&mut conn)
     .await
     .optional()
 }
@@ -115,39 +110,43 @@ pub async fn lock_managers(conn: &mut AsyncPgConnection) -> QueryResult<()> {
         .map(|_| ())
 }
 
-/// Which contact of a row written before this service (plaintext, not yet encrypted, so not
-/// covered by the blind indexes) matches a normalised email or E.164 phone number.
-pub async fn legacy_duplicate(
+/// The id of a user about to be created (taken before the insert: its ciphertexts are bound to
+/// it), and which contact, if any, matches a row written before this service (plaintext, not
+/// yet encrypted, so not covered by the blind indexes) by normalised email or E.164 phone.
+/// One statement, so one round trip.
+pub async fn reserve_user_id(
     conn: &mut AsyncPgConnection,
     email: &str,
     phone: &str,
-) -> QueryResult<Option<Duplicate>> {
+) -> QueryResult<(i32, Option<Duplicate>)> {
     #[derive(QueryableByName)]
-    struct Hit {
-        #[diesel(sql_type = diesel::sql_types::Bool)]
-        email: bool,
+    struct Reserved {
+        #[diesel(sql_type = diesel::sql_types::Integer)]
+        id: i32,
+        /// Null: no match; true: the email matches; false: only the phone does.
+        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
+        legacy_email: Option<bool>,
     }
     let digits = phone.trim_start_matches('+');
-    diesel::sql_query(
-        "SELECT lower(btrim(sngine_email)) = $1 AS email FROM vottery_users \
-         WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = $1 \
-            OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN ($2, '00' || $2)) \
-         ORDER BY 1 DESC LIMIT 1",
+    let reserved = diesel::sql_query(
+        "SELECT nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS id, \
+            (SELECT lower(btrim(sngine_email)) = $1 FROM vottery_users \
+             WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = $1 \
+                OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN ($2, '00' || $2)) \
+             ORDER BY 1 DESC LIMIT 1) AS legacy_email",
     )
     .bind::<diesel::sql_types::Text, _>(email)
     .bind::<diesel::sql_types::Text, _>(digits)
-    .get_result::<Hit>(conn)
-    .await
-    .optional()
-    .map(|hit| {
-        hit.map(|hit| {
-            if hit.email {
-                Duplicate::Email
-            } else {
-                Duplicate::Phone
-            }
-        })
-    })
+    .get_result::<Reserved>(conn)
+    .await?;
+    let duplicate = reserved.legacy_email.map(|email| {
+        if email {
+            Duplicate::Email
+        } else {
+            Duplicate::Phone
+        }
+    });
+    Ok((reserved.id, duplicate))
 }
 
 /// Managers who are not suspended, other than `except`.
@@ -195,7 +194,9 @@ fn filtered(filters: &Filters) -> users::BoxedQuery<'static, diesel::pg::Pg> {
     query
 }
 
-/// A page of users in id order, and how many match in all.
+/// A page of users in id order, and how many match in all. The offset is walked over ids
+/// alone (an index-only scan of the primary key when no filter applies), and only the page's
+/// rows are read in full.
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filters: &Filters,
@@ -203,10 +204,14 @@ pub async fn page(
     limit: u32,
 ) -> QueryResult<(Vec<UserRow>, i64)> {
     let total: i64 = filtered(filters).count().get_result(conn).await?;
-    let rows = filtered(filters)
+    let page_ids = filtered(filters)
+        .select(users::id)
         .order(users::id.asc())
         .limit(i64::from(limit))
-        .offset(i64::from(page.saturating_sub(1)) * i64::from(limit))
+        .offset(i64::from(page.saturating_sub(1)) * i64::from(limit));
+    let rows = users::table
+        .filter(users::id.eq_any(page_ids))
+        .order(users::id.asc())
         .select(UserRow::as_select())
         .load(conn)
         .await?;

@@ -50,20 +50,21 @@ impl Ctx<'_> {
 
     /// The actor and, when asked for, the target row, in one query.
     async fn load(&self, target_id: Option<i32>) -> Result<(Actor, Option<UserRow>), ApiError> {
-        let mut ids = Vec::with_capacity(2);
-        if let Principal::User(id) = self.principal {
-            ids.push(*id);
-        }
-        if let Some(target) = target_id
-            && !ids.contains(&target)
-        {
-            ids.push(target);
-        }
-        let rows = if ids.is_empty() {
-            Vec::new()
-        } else {
-            let mut conn = self.conn().await?;
-            users_db::find_many(&mut conn, &ids).await?
+        let actor_id = match self.principal {
+            Principal::User(id) => Some(*id),
+            Principal::Service(_) => None,
+        };
+        let pair = match (actor_id, target_id) {
+            (Some(actor), Some(target)) => Some((actor, target)),
+            (Some(id), None) | (None, Some(id)) => Some((id, id)),
+            (None, None) => None,
+        };
+        let rows = match pair {
+            Some((first, second)) => {
+                let mut conn = self.conn().await?;
+                users_db::find_pair(&mut conn, first, second).await?
+            }
+            None => Vec::new(),
         };
         let actor = Actor::resolve(self.principal, &rows)?;
         let target = target_id.and_then(|id| rows.into_iter().find(|row| row.id == id));
@@ -377,16 +378,23 @@ async fn persist(
                     return Err(last_manager());
                 }
             }
-            let updated = users_db::update_if_version(conn, target.id, expected, &owned)
-                .await
-                .map_err(|error| match users_db::duplicate_of(&error) {
-                    Some(duplicate) => duplicate_conflict(duplicate),
-                    None => ApiError::from(error),
-                })?;
+            // The update and the audit chain's lock are independent: sent together, the update
+            // first, so that locks are taken in the order every write takes them (the user's
+            // row, then the chain). The update's error (a duplicate) is the one that matters
+            // when both fail.
+            let (updated, position) = futures_util::future::join(
+                users_db::update_if_version(conn, target.id, expected, &owned),
+                audit::lock_chain(conn, event.user_id),
+            )
+            .await;
+            let updated = updated.map_err(|error| match users_db::duplicate_of(&error) {
+                Some(duplicate) => duplicate_conflict(duplicate),
+                None => ApiError::from(error),
+            })?;
             let Some(row) = updated else {
                 return Ok(None);
             };
-            audit::append(conn, &event).await?;
+            audit::append_at(conn, position?, &event).await?;
             Ok(Some(row))
         })
         .await?;
@@ -485,12 +493,12 @@ async fn insert_user(
     let id = {
         let mut conn = ctx.conn().await?;
         // Rows written before this service hold plaintext and no blind index yet.
-        if let Some(duplicate) =
-            users_db::legacy_duplicate(&mut conn, new.email.as_str(), new.phone.as_str()).await?
-        {
+        let (id, legacy_duplicate) =
+            users_db::reserve_user_id(&mut conn, new.email.as_str(), new.phone.as_str()).await?;
+        if let Some(duplicate) = legacy_duplicate {
             return Err(duplicate_conflict(duplicate));
         }
-        users_db::next_user_id(&mut conn).await?
+        id
     };
     let mut owned = OwnedColumns {
         sngine_email: String::new(),
@@ -580,8 +588,16 @@ async fn insert_user(
     let mut conn = ctx.conn().await?;
     let stored = conn
         .transaction::<_, diesel::result::Error, _>(async |conn| {
-            let stored = users_db::insert(conn, &row).await?;
-            audit::append(conn, &event).await?;
+            // The insert and the audit chain's lock are independent: sent together, the insert
+            // first (the order every write takes its locks in: the user's row, then the chain).
+            // The insert's error (a duplicate) is the one that matters when both fail.
+            let (stored, position) = futures_util::future::join(
+                users_db::insert(conn, &row),
+                audit::lock_chain(conn, event.user_id),
+            )
+            .await;
+            let stored = stored?;
+            audit::append_at(conn, position?, &event).await?;
             Ok(stored)
         })
         .await

@@ -400,6 +400,7 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
     for sql in [
         include_str!("../../../../migrations/user-svc/2026-11-22-200000_customer_tables/up.sql"),
         include_str!("../../../../migrations/user-svc/2026-11-22-200001_user_svc_additions/up.sql"),
+        include_str!("../../../../migrations/user-svc/2026-11-29-180000_legacy_rows_index/up.sql"),
     ] {
         conn.batch_execute(sql)
             .await
@@ -423,6 +424,6 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
         "SELECT version FROM __diesel_schema_migrations ORDER BY version",
     )
     .await;
-    assert_eq!(migrations.len(), 2, "{migrations:?}");
+    assert_eq!(migrations.len(), 3, "{migrations:?}");
     drop((one, two));
 }
