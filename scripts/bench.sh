@@ -47,6 +47,12 @@ wait_http() { # URL — waits up to 60 s for a 2xx
   die "$1 did not come up"
 }
 
+port_free() { # PORT — refuses to start when something already listens there (it would be measured)
+  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
+    die "port $1 is already in use; stop what listens there, or set BENCH_*_PORT"
+  fi
+}
+
 # rss_sampler PID FILE — writes the peak VmRSS (kB) seen while it runs.
 rss_sampler() {
   local pid=$1 file=$2 peak=0 rss
@@ -134,6 +140,7 @@ build_release() {
 # start_security DB_URL — initialises (one share) and starts security-svc; sets SECURITY_PID.
 start_security() {
   local url=$1 key="$BENCH_DIR/root.key"
+  port_free "$SECURITY_PORT"
   rm -f "$key"
   DATABASE_URL=$url SECURITY_SVC__LOG__FILTER=warn ./target/release/security-svc operator init --shares 1 --threshold 1 \
     --root-key-file "$key" >/dev/null
@@ -185,6 +192,7 @@ bench_security() {
   post_script "$s/verify-ec.lua" "{\"input\":\"$input\",\"signature\":\"$sig_ec\"}" X-Vault-Token "$ADMIN_TOKEN"
   post_script "$s/batch.lua" "{\"batch_input\":[$batch]}" X-Vault-Token "$ADMIN_TOKEN"
 
+  port_free "$CEILING_PORT"
   ./target/release/examples/ceiling "$CEILING_PORT" >/dev/null 2>&1 &
   local ceiling=$!
   PIDS+=("$ceiling")
@@ -228,6 +236,7 @@ bench_users() {
   )
   env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
   local token; token=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
+  port_free "$USERS_PORT"
   env "${env[@]}" ./target/release/user-svc >"$BENCH_DIR/user-svc.log" 2>&1 &
   local users_pid=$!
   PIDS+=("$users_pid")

@@ -3,6 +3,7 @@
 pub mod db;
 pub mod hash;
 pub mod material;
+pub mod nonce;
 pub mod ops;
 pub mod rules;
 pub mod store;

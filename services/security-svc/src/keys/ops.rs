@@ -9,7 +9,7 @@ use vottery_common::transit::KeyType;
 use zeroize::Zeroizing;
 
 use super::hash::HashAlgorithm;
-use super::material::{KEY_LEN, Secret, VersionMaterial, random_bytes};
+use super::material::{KEY_LEN, Secret, VersionMaterial};
 
 const NONCE_LEN: usize = aead::NONCE_LEN;
 const TAG_LEN: usize = 16;
@@ -172,7 +172,7 @@ pub fn encrypt(
             nonce.copy_from_slice(&mac.as_ref()[..NONCE_LEN]);
             nonce
         }
-        None => *random_bytes::<NONCE_LEN>(&SystemRandom::new()).map_err(|_| rng_failed())?,
+        None => super::nonce::fresh::<NONCE_LEN>().map_err(|_| rng_failed())?,
     };
     let sealing = LessSafeKey::new(
         UnboundKey::new(aead_algorithm(key_type), key.as_ref())
