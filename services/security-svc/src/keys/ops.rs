@@ -128,8 +128,64 @@ fn aead_keys(
     }
 }
 
+/// AEAD keys expanded once and reused for the items of one request. Only key versions used as
+/// stored (no derivation context, not convergent) are kept, and they go with the request.
+#[derive(Default)]
+pub struct SealingKeys {
+    expanded: Vec<(u32, LessSafeKey)>,
+}
+
+impl SealingKeys {
+    fn for_version(
+        &mut self,
+        version: u32,
+        key_type: KeyType,
+        key: &[u8],
+    ) -> Result<&LessSafeKey, OpError> {
+        let index = match self
+            .expanded
+            .iter()
+            .position(|(number, _)| *number == version)
+        {
+            Some(index) => index,
+            None => {
+                self.expanded
+                    .push((version, expand_aead_key(key_type, key)?));
+                self.expanded.len() - 1
+            }
+        };
+        Ok(&self.expanded[index].1)
+    }
+}
+
+fn expand_aead_key(key_type: KeyType, key: &[u8]) -> Result<LessSafeKey, OpError> {
+    Ok(LessSafeKey::new(
+        UnboundKey::new(aead_algorithm(key_type), key)
+            .map_err(|_| OpError::Internal("bad AEAD key".into()))?,
+    ))
+}
+
 /// Encrypts with a version: `nonce || ciphertext || tag` for AEAD keys, RSA-OAEP(SHA-256) for RSA.
 pub fn encrypt(
+    material: &VersionMaterial,
+    flags: KeyFlags,
+    plaintext: &[u8],
+    inputs: CipherInputs<'_>,
+) -> Result<Vec<u8>, OpError> {
+    encrypt_reusing(
+        &mut SealingKeys::default(),
+        0,
+        material,
+        flags,
+        plaintext,
+        inputs,
+    )
+}
+
+/// [`encrypt`] with version `version` of a key, reusing its expanded AEAD key across calls.
+pub fn encrypt_reusing(
+    keys: &mut SealingKeys,
+    version: u32,
     material: &VersionMaterial,
     flags: KeyFlags,
     plaintext: &[u8],
@@ -162,6 +218,7 @@ pub fn encrypt(
         )));
     }
     let (key, convergent_mac) = aead_keys(material, flags, inputs.context)?;
+    let as_stored = convergent_mac.is_none() && inputs.context.is_none();
     let nonce: [u8; NONCE_LEN] = match convergent_mac {
         Some(mac_key) => {
             let mac = ring_hmac::sign(
@@ -174,10 +231,13 @@ pub fn encrypt(
         }
         None => super::nonce::fresh::<NONCE_LEN>().map_err(|_| rng_failed())?,
     };
-    let sealing = LessSafeKey::new(
-        UnboundKey::new(aead_algorithm(key_type), key.as_ref())
-            .map_err(|_| OpError::Internal("bad AEAD key".into()))?,
-    );
+    let derived;
+    let sealing = if as_stored {
+        keys.for_version(version, key_type, key.as_ref())?
+    } else {
+        derived = expand_aead_key(key_type, key.as_ref())?;
+        &derived
+    };
     let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
     out.extend_from_slice(&nonce);
     out.extend_from_slice(plaintext);

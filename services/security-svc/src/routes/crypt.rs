@@ -123,7 +123,12 @@ pub(super) async fn ring_for_requested(
     Ok(ring)
 }
 
-fn encrypt_one(ring: &KeyRing, item: &EncryptItem) -> Result<Ciphertext, OpError> {
+/// Encrypts one item; `keys` keeps the expanded AEAD keys for the request's other items.
+fn encrypt_one(
+    ring: &KeyRing,
+    keys: &mut ops::SealingKeys,
+    item: &EncryptItem,
+) -> Result<Ciphertext, OpError> {
     let plaintext = item
         .plaintext
         .as_deref()
@@ -139,7 +144,14 @@ fn encrypt_one(ring: &KeyRing, item: &EncryptItem) -> Result<Ciphertext, OpError
         associated_data: associated_data.as_deref(),
         context: context.as_deref(),
     };
-    let payload = ops::encrypt(&version.material, ring.flags(), &plaintext, inputs)?;
+    let payload = ops::encrypt_reusing(
+        keys,
+        version.number,
+        &version.material,
+        ring.flags(),
+        &plaintext,
+        inputs,
+    )?;
     Ok(Ciphertext {
         ciphertext: format_versioned(version.number, &encode_b64(&payload)),
         key_version: version.number,
@@ -265,8 +277,11 @@ pub async fn encrypt(
         };
         let ring = ring_for_requested(&auth.store, ring, items.iter().map(|item| item.key_version))
             .await?;
-        let results: Vec<Result<Ciphertext, OpError>> =
-            items.iter().map(|item| encrypt_one(&ring, item)).collect();
+        let mut keys = ops::SealingKeys::default();
+        let results: Vec<Result<Ciphertext, OpError>> = items
+            .iter()
+            .map(|item| encrypt_one(&ring, &mut keys, item))
+            .collect();
         if !is_batch {
             let single = results
                 .into_iter()
@@ -429,6 +444,7 @@ fn rewrap_one(ring: &KeyRing, item: &RewrapItem) -> Result<Ciphertext, OpError> 
     )?;
     encrypt_one(
         ring,
+        &mut ops::SealingKeys::default(),
         &EncryptItem {
             plaintext: Some(encode_b64(&plaintext)),
             associated_data: item.associated_data.clone(),
@@ -584,6 +600,7 @@ pub async fn datakey(
         let key = ops::data_key(bits)?;
         let wrapped = encrypt_one(
             &ring,
+            &mut ops::SealingKeys::default(),
             &EncryptItem {
                 plaintext: Some(encode_b64(&key)),
                 associated_data: request.associated_data,
