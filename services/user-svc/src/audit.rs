@@ -188,6 +188,23 @@ pub async fn lock_chain(
     })
 }
 
+/// Runs `change`, the write an event records, with the event's chain lock sent alongside it on
+/// the same connection: one wait instead of two. The change is sent first, so that locks are
+/// taken in the order every write takes them (the user's row, then the chain). When both fail,
+/// the change's error is returned: it says what went wrong (a duplicate, say), while the lock
+/// would only report the aborted transaction.
+pub async fn lock_chain_alongside<T, E>(
+    conn: &AsyncPgConnection,
+    user_id: Option<i32>,
+    change: impl Future<Output = Result<T, E>>,
+) -> Result<(T, ChainPosition), E>
+where
+    E: From<diesel::result::Error>,
+{
+    let (changed, position) = futures_util::future::join(change, lock_chain(conn, user_id)).await;
+    Ok((changed?, position?))
+}
+
 /// Appends an event to its chain. Call inside the transaction of the change it records.
 pub async fn append(conn: &AsyncPgConnection, event: &AuditEvent<'_>) -> QueryResult<()> {
     let position = lock_chain(conn, event.user_id).await?;

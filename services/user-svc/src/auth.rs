@@ -30,6 +30,16 @@ pub enum Principal {
     User(i32),
 }
 
+impl Principal {
+    /// The user's id; none for a service.
+    pub fn user_id(&self) -> Option<i32> {
+        match self {
+            Principal::User(id) => Some(*id),
+            Principal::Service(_) => None,
+        }
+    }
+}
+
 /// Where verification keys come from.
 enum Keys {
     Static(DecodingKey),

@@ -172,6 +172,7 @@ pub fn encrypt(
     plaintext: &[u8],
     inputs: CipherInputs<'_>,
 ) -> Result<Vec<u8>, OpError> {
+    // A fresh, empty set of expanded keys: the version number only labels this one use.
     encrypt_reusing(
         &mut SealingKeys::default(),
         0,

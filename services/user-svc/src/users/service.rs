@@ -4,7 +4,7 @@
 //! transaction. Refused attempts are audited by the caller of these functions.
 
 use chrono::{NaiveDate, Utc};
-use diesel_async::AsyncConnection;
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::{Value, json};
 use vottery_common::problem::FieldError;
 use vottery_common::users::{AuditPage, UserPage, UserView};
@@ -50,11 +50,7 @@ impl Ctx<'_> {
 
     /// The actor and, when asked for, the target row, in one query.
     async fn load(&self, target_id: Option<i32>) -> Result<(Actor, Option<UserRow>), ApiError> {
-        let actor_id = match self.principal {
-            Principal::User(id) => Some(*id),
-            Principal::Service(_) => None,
-        };
-        let pair = match (actor_id, target_id) {
+        let pair = match (self.principal.user_id(), target_id) {
             (Some(actor), Some(target)) => Some((actor, target)),
             (Some(id), None) | (None, Some(id)) => Some((id, id)),
             (None, None) => None,
@@ -79,10 +75,7 @@ impl Ctx<'_> {
         fields: Vec<String>,
         error: &ApiError,
     ) {
-        let actor_id = match self.principal {
-            Principal::User(id) => Some(*id),
-            Principal::Service(_) => None,
-        };
+        let actor_id = self.principal.user_id();
         let label = match self.principal {
             Principal::User(id) => format!("user:{id}"),
             Principal::Service(name) => format!("service:{name}"),
@@ -378,23 +371,21 @@ async fn persist(
                     return Err(last_manager());
                 }
             }
-            // The update and the audit chain's lock are independent: sent together, the update
-            // first, so that locks are taken in the order every write takes them (the user's
-            // row, then the chain). The update's error (a duplicate) is the one that matters
-            // when both fail.
-            let (updated, position) = futures_util::future::join(
-                users_db::update_if_version(conn, target.id, expected, &owned),
-                audit::lock_chain(conn, event.user_id),
-            )
-            .await;
-            let updated = updated.map_err(|error| match users_db::duplicate_of(&error) {
-                Some(duplicate) => duplicate_conflict(duplicate),
-                None => ApiError::from(error),
-            })?;
+            let shared: &AsyncPgConnection = conn;
+            let update = async {
+                users_db::update_if_version(shared, target.id, expected, &owned)
+                    .await
+                    .map_err(|error| match users_db::duplicate_of(&error) {
+                        Some(duplicate) => duplicate_conflict(duplicate),
+                        None => ApiError::from(error),
+                    })
+            };
+            let (updated, position) =
+                audit::lock_chain_alongside(shared, event.user_id, update).await?;
             let Some(row) = updated else {
                 return Ok(None);
             };
-            audit::append_at(conn, position?, &event).await?;
+            audit::append_at(shared, position, &event).await?;
             Ok(Some(row))
         })
         .await?;
@@ -588,16 +579,10 @@ async fn insert_user(
     let mut conn = ctx.conn().await?;
     let stored = conn
         .transaction::<_, diesel::result::Error, _>(async |conn| {
-            // The insert and the audit chain's lock are independent: sent together, the insert
-            // first (the order every write takes its locks in: the user's row, then the chain).
-            // The insert's error (a duplicate) is the one that matters when both fail.
-            let (stored, position) = futures_util::future::join(
-                users_db::insert(conn, &row),
-                audit::lock_chain(conn, event.user_id),
-            )
-            .await;
-            let stored = stored?;
-            audit::append_at(conn, position?, &event).await?;
+            let (stored, position) =
+                audit::lock_chain_alongside(conn, event.user_id, users_db::insert(conn, &row))
+                    .await?;
+            audit::append_at(conn, position, &event).await?;
             Ok(stored)
         })
         .await
