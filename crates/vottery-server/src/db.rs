@@ -2,6 +2,9 @@
 
 use std::time::Duration;
 
+use diesel::QueryResult;
+use diesel::pg::Pg;
+use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
 pub use diesel_async::pooled_connection::deadpool::PoolError;
 use diesel_async::pooled_connection::deadpool::{Hook, HookError, Pool};
 use diesel_async::pooled_connection::{
@@ -84,6 +87,39 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, PoolBuildError>
         }))
         .build()
         .map_err(|error| PoolBuildError(error.to_string()))
+}
+
+/// A statement that is prepared once per connection and then reused, keyed by its SQL text
+/// and parameter types.
+///
+/// diesel prepares and caches only statements whose SQL it can tie to their Rust type. It
+/// refuses to cache the rest: every `UPDATE`, `ON CONFLICT`, insert with a `DEFAULT`, and raw
+/// SQL. Those are parsed and planned again on each execution, and each one costs an extra
+/// round trip to prepare. The SQL text names the statement exactly, so keying the cache by it
+/// is sound for any query. Wrap the statements a hot path runs on every request. The cache
+/// holds one prepared statement per distinct text, so don't wrap a query whose text varies
+/// without bound, such as a list of parameters of arbitrary length.
+#[derive(Debug, Clone, Copy)]
+pub struct Prepared<Q>(pub Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Prepared<Q> {
+    fn walk_ast<'b>(&'b self, pass: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.walk_ast(pass)
+    }
+
+    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
+        Ok(true)
+    }
+}
+
+/// No static id: the cache key is the SQL text, whatever the wrapped type.
+impl<Q> QueryId for Prepared<Q> {
+    type QueryId = ();
+    const HAS_STATIC_QUERY_ID: bool = false;
+}
+
+impl<Q: Query> Query for Prepared<Q> {
+    type SqlType = Q::SqlType;
 }
 
 /// Whether a pool error means "the database is unavailable right now" (503) rather than a bug.

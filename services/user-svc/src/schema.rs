@@ -62,5 +62,6 @@ diesel::table! {
         last_seq -> Int8,
         last_hash -> Text,
         updated_at -> Timestamp,
+        prev_hash -> Nullable<Text>,
     }
 }

@@ -24,7 +24,7 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 
 use super::actor::Actor;
 use super::service::{index_input, legacy_values, set_column};
-use crate::audit::{self, AuditEvent, RequestMeta};
+use crate::audit::{AuditEvent, RequestMeta};
 use crate::error::ApiError;
 use crate::record::{UserRow, record_digest};
 use crate::schema::vottery_users as users;
@@ -486,15 +486,6 @@ async fn upgrade_rows(
     for ((upgrade, mut owned), signature) in upgraded.into_iter().zip(signatures) {
         owned.record_signature = Some(signature);
         let row = upgrade.row;
-        let written =
-            users_db::update_if_version(conn, row.id, row.owned.row_version, &owned).await?;
-        if written.is_none() {
-            // The row is locked by this transaction: it cannot have moved on.
-            return Err(ApiError::Internal(anyhow::anyhow!(
-                "user {} changed while locked",
-                row.id
-            )));
-        }
         let event = AuditEvent {
             user_id: Some(row.id),
             actor_id: None,
@@ -511,7 +502,16 @@ async fn upgrade_rows(
             facts: None,
             request: meta,
         };
-        audit::append(conn, &event).await?;
+        let written =
+            users_db::update_if_version(conn, row.id, row.owned.row_version, &owned, &event)
+                .await?;
+        if written.is_none() {
+            // The row is locked by this transaction: it cannot have moved on.
+            return Err(ApiError::Internal(anyhow::anyhow!(
+                "user {} changed while locked",
+                row.id
+            )));
+        }
     }
     Ok((encrypted, skipped))
 }

@@ -3,7 +3,9 @@
 use diesel::prelude::*;
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use vottery_server::db::Prepared;
 
+use crate::audit::{self, AuditEvent};
 use crate::record::{NewUserRow, OwnedColumns, UserRow};
 use crate::schema::vottery_users as users;
 
@@ -28,13 +30,20 @@ pub fn duplicate_of(error: &Error) -> Option<Duplicate> {
     }
 }
 
-/// Takes a shared connection, so that it can be pipelined with the audit chain's lock.
-pub async fn insert(mut conn: &AsyncPgConnection, row: &NewUserRow) -> QueryResult<UserRow> {
-    diesel::insert_into(users::table)
-        .values(row)
-        .returning(UserRow::as_returning())
-        .get_result(&mut conn)
-        .await
+/// Inserts a user and appends `event` to the user's audit chain, in one statement.
+pub async fn insert(
+    conn: &mut AsyncPgConnection,
+    row: &NewUserRow,
+    event: &AuditEvent<'_>,
+) -> QueryResult<UserRow> {
+    audit::recording(
+        diesel::insert_into(users::table)
+            .values(row)
+            .returning(UserRow::as_returning()),
+        event,
+    )?
+    .get_result(conn)
+    .await
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: i32) -> QueryResult<Option<UserRow>> {
@@ -61,22 +70,26 @@ pub async fn find_pair(
         .await
 }
 
-/// Writes the owned columns if the row is still at `expected_version`; `None` if it moved on.
-/// Takes a shared connection, so that it can be pipelined with the audit chain's lock.
+/// Writes the owned columns if the row is still at `expected_version`, and appends `event` to
+/// the user's audit chain, in one statement; `None` (and nothing written) if the row moved on.
 pub async fn update_if_version(
-    mut conn: &AsyncPgConnection,
+    conn: &mut AsyncPgConnection,
     id: i32,
     expected_version: i64,
     owned: &OwnedColumns,
+    event: &AuditEvent<'_>,
 ) -> QueryResult<Option<UserRow>> {
-    diesel::update(
-        users::table
-            .filter(users::id.eq(id))
-            .filter(users::row_version.eq(expected_version)),
-    )
-    .set(owned)
-    .returning(UserRow::as_returning())
-    .get_result(&mut conn)
+    audit::recording(
+        diesel::update(
+            users::table
+                .filter(users::id.eq(id))
+                .filter(users::row_version.eq(expected_version)),
+        )
+        .set(owned)
+        .returning(UserRow::as_returning()),
+        event,
+    )?
+    .get_result(conn)
     .await
     .optional()
 }
@@ -103,11 +116,13 @@ const MANAGERS_LOCK: i64 = 0x766f_7461_6d67_7273;
 
 /// Takes the managers lock until the end of the current transaction.
 pub async fn lock_managers(conn: &mut AsyncPgConnection) -> QueryResult<()> {
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
-        .bind::<diesel::sql_types::BigInt, _>(MANAGERS_LOCK)
-        .execute(conn)
-        .await
-        .map(|_| ())
+    Prepared(
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1)")
+            .bind::<diesel::sql_types::BigInt, _>(MANAGERS_LOCK),
+    )
+    .execute(conn)
+    .await
+    .map(|_| ())
 }
 
 /// The id of a user about to be created (taken before the insert: its ciphertexts are bound to
@@ -128,15 +143,17 @@ pub async fn reserve_user_id(
         legacy_email: Option<bool>,
     }
     let digits = phone.trim_start_matches('+');
-    let reserved = diesel::sql_query(
-        "SELECT nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS id, \
+    let reserved = Prepared(
+        diesel::sql_query(
+            "SELECT nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS id, \
             (SELECT lower(btrim(sngine_email)) = $1 FROM vottery_users \
              WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = $1 \
                 OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN ($2, '00' || $2)) \
              ORDER BY 1 DESC LIMIT 1) AS legacy_email",
+        )
+        .bind::<diesel::sql_types::Text, _>(email)
+        .bind::<diesel::sql_types::Text, _>(digits),
     )
-    .bind::<diesel::sql_types::Text, _>(email)
-    .bind::<diesel::sql_types::Text, _>(digits)
     .get_result::<Reserved>(conn)
     .await?;
     let duplicate = reserved.legacy_email.map(|email| {

@@ -94,11 +94,9 @@ impl Ctx<'_> {
         };
         let result = async {
             let mut conn = self.conn().await?;
-            conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-                audit::append(conn, &event).await
-            })
-            .await
-            .map_err(ApiError::from)
+            audit::append(&mut conn, &event)
+                .await
+                .map_err(ApiError::from)
         }
         .await;
         if let Err(error) = result {
@@ -362,33 +360,28 @@ async fn persist(
     };
     let mut conn = ctx.conn().await?;
     let expected = target.owned.row_version;
-    let removes_a_manager = write.removes_a_manager;
-    let stored = conn
-        .transaction::<_, ApiError, _>(async |conn| {
-            if removes_a_manager {
-                users_db::lock_managers(conn).await?;
-                if users_db::other_active_managers(conn, target.id).await? == 0 {
-                    return Err(last_manager());
-                }
+    let update = async |conn: &mut AsyncPgConnection| {
+        users_db::update_if_version(conn, target.id, expected, &owned, &event)
+            .await
+            .map_err(|error| match users_db::duplicate_of(&error) {
+                Some(duplicate) => duplicate_conflict(duplicate),
+                None => ApiError::from(error),
+            })
+    };
+    // One statement, so atomic on its own; a write that takes a manager away also checks,
+    // under the managers lock in the same transaction, that another one remains.
+    let stored = if write.removes_a_manager {
+        conn.transaction::<_, ApiError, _>(async |conn| {
+            users_db::lock_managers(conn).await?;
+            if users_db::other_active_managers(conn, target.id).await? == 0 {
+                return Err(last_manager());
             }
-            let shared: &AsyncPgConnection = conn;
-            let update = async {
-                users_db::update_if_version(shared, target.id, expected, &owned)
-                    .await
-                    .map_err(|error| match users_db::duplicate_of(&error) {
-                        Some(duplicate) => duplicate_conflict(duplicate),
-                        None => ApiError::from(error),
-                    })
-            };
-            let (updated, position) =
-                audit::lock_chain_alongside(shared, event.user_id, update).await?;
-            let Some(row) = updated else {
-                return Ok(None);
-            };
-            audit::append_at(shared, position, &event).await?;
-            Ok(Some(row))
+            update(conn).await
         })
-        .await?;
+        .await?
+    } else {
+        update(&mut conn).await?
+    };
     Ok(stored.map(|row| (row, plain)))
 }
 
@@ -577,14 +570,7 @@ async fn insert_user(
         owned,
     };
     let mut conn = ctx.conn().await?;
-    let stored = conn
-        .transaction::<_, diesel::result::Error, _>(async |conn| {
-            let (stored, position) =
-                audit::lock_chain_alongside(conn, event.user_id, users_db::insert(conn, &row))
-                    .await?;
-            audit::append_at(conn, position, &event).await?;
-            Ok(stored)
-        })
+    let stored = users_db::insert(&mut conn, &row, &event)
         .await
         .map_err(|error| match users_db::duplicate_of(&error) {
             Some(duplicate) => duplicate_conflict(duplicate),

@@ -136,6 +136,43 @@ async fn concurrent_updates_of_different_fields_all_land() {
         })
         .count();
     assert_eq!(successes, changes.len());
+
+    // Appends raced on one chain and took their places one after another.
+    let mut conn = app.db().await;
+    let chain = user_svc::audit::verify_chain(&mut conn, user.id)
+        .await
+        .unwrap();
+    assert!(chain.valid, "{chain:?}");
+    assert_eq!(
+        chain.checked,
+        user_svc::audit::chained_rows(&mut conn, user.id)
+            .await
+            .unwrap()
+    );
+}
+
+#[tokio::test]
+async fn concurrent_refusals_about_no_user_share_one_unbroken_chain() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    let mut conn = app.db().await;
+    let before = user_svc::audit::chained_rows(&mut conn, 0).await.unwrap();
+    let replies = join_all((0..12).map(|n| {
+        let body = json!({
+            "sngine_email": format!("refused-{n}@example.com"),
+            "sngine_phone": format!("+1555010{n:04}"),
+            "user_type": "voter",
+            "subscription_status": "free",
+        });
+        app.post("/api/users", &user.token, body)
+    }))
+    .await;
+    for reply in replies {
+        reply.problem(403);
+    }
+    let chain = user_svc::audit::verify_chain(&mut conn, 0).await.unwrap();
+    assert!(chain.valid, "{chain:?}");
+    assert_eq!(chain.checked, before + 12);
 }
 
 #[tokio::test]

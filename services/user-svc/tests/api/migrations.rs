@@ -401,6 +401,9 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
         include_str!("../../../../migrations/user-svc/2026-11-22-200000_customer_tables/up.sql"),
         include_str!("../../../../migrations/user-svc/2026-11-22-200001_user_svc_additions/up.sql"),
         include_str!("../../../../migrations/user-svc/2026-11-29-180000_legacy_rows_index/up.sql"),
+        include_str!(
+            "../../../../migrations/user-svc/2026-11-29-210000_audit_head_prev_hash/up.sql"
+        ),
     ] {
         conn.batch_execute(sql)
             .await
@@ -424,6 +427,6 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
         "SELECT version FROM __diesel_schema_migrations ORDER BY version",
     )
     .await;
-    assert_eq!(migrations.len(), 3, "{migrations:?}");
+    assert_eq!(migrations.len(), 4, "{migrations:?}");
     drop((one, two));
 }

@@ -6,7 +6,6 @@
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::Integer;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ring::digest;
 use serde::Serialize;
@@ -15,10 +14,13 @@ use vottery_common::users::{AuditEntry, ChainBreak, ChainCheck};
 use crate::record::now_micros;
 use crate::schema::{vottery_audit_chain_heads as heads, vottery_audit_logs as logs};
 
+mod append;
+
+pub use append::Recorded;
+use append::{Appended, ChainEntry};
+
 /// The hash before the first row of every chain.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
-/// Namespace of the advisory locks that serialise appends to one chain.
-const CHAIN_LOCK_SPACE: i32 = 0x766f_7461;
 
 /// Who made a request and from where, as recorded.
 #[derive(Debug, Clone)]
@@ -65,24 +67,6 @@ struct AuditRow {
     chain_seq: Option<i64>,
     prev_hash: Option<String>,
     row_hash: Option<String>,
-}
-
-#[derive(Insertable)]
-#[diesel(table_name = logs)]
-struct NewAuditRow<'a> {
-    user_id: Option<i32>,
-    action: &'a str,
-    details: Option<serde_json::Value>,
-    ip_address: Option<ipnet::IpNet>,
-    user_agent: Option<&'a str>,
-    success: Option<bool>,
-    created_at: Option<NaiveDateTime>,
-    actor_id: Option<i32>,
-    request_id: Option<&'a str>,
-    chain_key: Option<i64>,
-    chain_seq: Option<i64>,
-    prev_hash: Option<&'a str>,
-    row_hash: Option<&'a str>,
 }
 
 /// The hashed content of a row: every column but the id and the hashes themselves.
@@ -150,78 +134,8 @@ impl AuditRow {
     }
 }
 
-/// Where the next row of a chain goes. Taken under the chain's lock, which is held until the
-/// transaction ends, so no other writer can take the same place.
-#[derive(Debug)]
-pub struct ChainPosition {
-    chain_key: i64,
-    chain_seq: i64,
-    prev_hash: String,
-}
-
-/// Locks the chain of the user an event concerns (chain 0 for none) and reads its head. Call
-/// inside the transaction of the change it records.
-pub async fn lock_chain(
-    mut conn: &AsyncPgConnection,
-    user_id: Option<i32>,
-) -> QueryResult<ChainPosition> {
-    let chain_key = user_id.map_or(0, i64::from);
-    diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
-        .bind::<Integer, _>(CHAIN_LOCK_SPACE)
-        .bind::<Integer, _>(chain_key as i32)
-        .execute(&mut conn)
-        .await?;
-    // Read after the lock is held (its own statement, so its own snapshot): the head is the
-    // one the last committed writer left.
-    let head: Option<(i64, String)> = heads::table
-        .find(chain_key)
-        .select((heads::last_seq, heads::last_hash))
-        .first(&mut conn)
-        .await
-        .optional()?;
-    let (chain_seq, prev_hash) =
-        head.map_or((1, GENESIS.to_owned()), |(seq, hash)| (seq + 1, hash));
-    Ok(ChainPosition {
-        chain_key,
-        chain_seq,
-        prev_hash,
-    })
-}
-
-/// Runs `change`, the write an event records, with the event's chain lock sent alongside it on
-/// the same connection: one wait instead of two. The change is sent first, so that locks are
-/// taken in the order every write takes them (the user's row, then the chain). When both fail,
-/// the change's error is returned: it says what went wrong (a duplicate, say), while the lock
-/// would only report the aborted transaction.
-pub async fn lock_chain_alongside<T, E>(
-    conn: &AsyncPgConnection,
-    user_id: Option<i32>,
-    change: impl Future<Output = Result<T, E>>,
-) -> Result<(T, ChainPosition), E>
-where
-    E: From<diesel::result::Error>,
-{
-    let (changed, position) = futures_util::future::join(change, lock_chain(conn, user_id)).await;
-    Ok((changed?, position?))
-}
-
-/// Appends an event to its chain. Call inside the transaction of the change it records.
-pub async fn append(conn: &AsyncPgConnection, event: &AuditEvent<'_>) -> QueryResult<()> {
-    let position = lock_chain(conn, event.user_id).await?;
-    append_at(conn, position, event).await
-}
-
-/// Writes an event at a locked position: the row and the new head, sent together.
-pub async fn append_at(
-    conn: &AsyncPgConnection,
-    position: ChainPosition,
-    event: &AuditEvent<'_>,
-) -> QueryResult<()> {
-    let ChainPosition {
-        chain_key,
-        chain_seq,
-        prev_hash,
-    } = position;
+/// The `details` column of an event: who acted, which fields, and why a refusal was refused.
+fn details(event: &AuditEvent<'_>) -> serde_json::Value {
     let mut details = serde_json::Map::new();
     details.insert("actor".into(), serde_json::json!(event.actor_label));
     details.insert(
@@ -234,59 +148,26 @@ pub async fn append_at(
     if let Some(serde_json::Value::Object(facts)) = &event.facts {
         details.extend(facts.clone());
     }
-    let details = Some(serde_json::Value::Object(details));
-    let created_at = Some(now_micros());
-    let content = ChainedContent {
-        chain_key,
-        chain_seq,
-        user_id: event.user_id,
-        actor_id: event.actor_id,
-        device_id: None,
-        action: event.action,
-        details: &details,
-        ip_address: event.request.ip.map(|ip| ip.to_string()),
-        user_agent: event.request.user_agent.as_deref(),
-        success: Some(event.success),
-        created_at: format_time(&created_at),
-        request_id: Some(&event.request.request_id),
-    };
-    let row_hash = chain_hash(&prev_hash, &content);
-    // Two independent statements, pipelined on the one connection (PostgreSQL still runs them
-    // in order, in this transaction).
-    let (mut row_conn, mut head_conn) = (conn, conn);
-    let row = diesel::insert_into(logs::table)
-        .values(NewAuditRow {
-            user_id: event.user_id,
-            action: event.action,
-            details: details.clone(),
-            ip_address: event.request.ip,
-            user_agent: event.request.user_agent.as_deref(),
-            success: Some(event.success),
-            created_at,
-            actor_id: event.actor_id,
-            request_id: Some(&event.request.request_id),
-            chain_key: Some(chain_key),
-            chain_seq: Some(chain_seq),
-            prev_hash: Some(&prev_hash),
-            row_hash: Some(&row_hash),
-        })
-        .execute(&mut row_conn);
-    let head = diesel::insert_into(heads::table)
-        .values((
-            heads::chain_key.eq(chain_key),
-            heads::last_seq.eq(chain_seq),
-            heads::last_hash.eq(&row_hash),
-        ))
-        .on_conflict(heads::chain_key)
-        .do_update()
-        .set((
-            heads::last_seq.eq(chain_seq),
-            heads::last_hash.eq(&row_hash),
-            heads::updated_at.eq(now_micros()),
-        ))
-        .execute(&mut head_conn);
-    futures_util::future::try_join(row, head).await?;
-    Ok(())
+    serde_json::Value::Object(details)
+}
+
+fn entry<'a>(event: &AuditEvent<'a>) -> QueryResult<ChainEntry<'a>> {
+    ChainEntry::new(event, details(event), now_micros())
+}
+
+/// Appends an event to its chain, in one statement. Inside a transaction, the chain stays
+/// locked until the transaction ends.
+pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> QueryResult<()> {
+    Appended(entry(event)?).execute(conn).await.map(|_| ())
+}
+
+/// `change` (an insert or update `RETURNING` the row) with `event` appended to its chain in
+/// the same statement, when the change touches a row.
+pub fn recording<'a, Q>(change: Q, event: &AuditEvent<'a>) -> QueryResult<Recorded<'a, Q>> {
+    Ok(Recorded {
+        change,
+        entry: entry(event)?,
+    })
 }
 
 /// Re-computes a user's chain and reports the first place it breaks.
