@@ -17,6 +17,13 @@ cargo fmt --all -- --check
 log "cargo clippy (warnings denied)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
+# Each image builds one service alone (services/*/Dockerfile), so shared crates get only that
+# service's features: check each the same way.
+for service in security-svc user-svc; do
+  log "cargo check -p $service (alone, as its image builds it)"
+  cargo check --locked -p "$service" --bins
+done
+
 log "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 

@@ -9,6 +9,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+use crate::SERVER_KEEP_ALIVE;
 use crate::sys::SealStatus;
 use crate::transit::{
     BatchResults, CreateKeyRequest, DecryptItem, DecryptRequest, DecryptResult, EncryptItem,
@@ -17,6 +18,13 @@ use crate::transit::{
     VerifyResult,
 };
 use crate::vault::{SEALED_MESSAGE, VaultErrors, VaultResponse};
+
+/// How long this client keeps an idle pooled connection. It is well under the server's
+/// keep-alive, so that the server never closes a connection just as the client sends a request
+/// on it: a request lost to that race fails, and its caller answers 503.
+pub const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+const _: () = assert!(POOL_IDLE_TIMEOUT.as_secs() < SERVER_KEEP_ALIVE.as_secs());
 
 /// Where security-svc is and how to reach it.
 #[derive(Debug, Clone)]
@@ -84,7 +92,7 @@ impl SecurityClient {
             .timeout(settings.timeout)
             .connect_timeout(settings.connect_timeout)
             .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .tcp_nodelay(true)
             .build()
             .map_err(|error| {

@@ -16,3 +16,7 @@ pub mod vault;
 
 #[cfg(feature = "client")]
 pub mod client;
+
+/// How long the services' HTTP servers keep an idle client connection open. A client that pools
+/// connections to them drops its idle ones sooner (`client::POOL_IDLE_TIMEOUT`).
+pub const SERVER_KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(75);

@@ -130,6 +130,7 @@ impl Application {
                 .default_service(web::to(not_found))
         })
         .workers(workers)
+        .keep_alive(vottery_common::SERVER_KEEP_ALIVE)
         .listen(listener)?
         .run();
 

@@ -30,6 +30,16 @@ pub struct Versioned<'a> {
     pub payload: &'a str,
 }
 
+/// Formats `vault:v<version>:<base64 of payload>`, encoding straight into the result.
+pub fn versioned_b64(version: u32, payload: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(PREFIX.len() + 11 + payload.len().div_ceil(3) * 4);
+    out.push_str(PREFIX);
+    let _ = write!(out, "{version}:");
+    STANDARD.encode_string(payload, &mut out);
+    out
+}
+
 /// Formats `vault:v<version>:<payload>`.
 pub fn format_versioned(version: u32, payload: &str) -> String {
     format!("{PREFIX}{version}:{payload}")
@@ -90,6 +100,7 @@ mod tests {
     #[test]
     fn versioned_values_round_trip() {
         let text = format_versioned(12, "AAEC");
+        assert_eq!(versioned_b64(12, &[0, 1, 2]), text);
         assert_eq!(text, "vault:v12:AAEC");
         let parsed = parse_versioned(&text, ValueKind::Ciphertext).unwrap();
         assert_eq!(

@@ -14,7 +14,7 @@ use crate::keys::hash::HashAlgorithm;
 use crate::keys::ops::{self, Marshaling, OpError, RsaPadding, SignOptions};
 use crate::keys::wire::{
     ValueKind, decode_b64, decode_b64_url, encode_b64, encode_b64_url, format_versioned,
-    parse_versioned,
+    parse_versioned, versioned_b64,
 };
 use crate::keys::{Incoming, KeyRing, Purpose};
 use crate::openapi::{HmacData, SignData, VerifyData};
@@ -525,7 +525,7 @@ fn hmac_one(
     let input = decode_b64(input).map_err(|_| OpError::user("unable to decode input as base64"))?;
     let version = ring.version_for(Purpose::Hmac, key_version)?;
     let tag = ops::hmac(&version.material, algorithm, &input)?;
-    Ok(format_versioned(version.number, &encode_b64(&tag)))
+    Ok(versioned_b64(version.number, &tag))
 }
 
 /// Computes the HMAC of a value or a batch.
