@@ -14,7 +14,7 @@
 
 use chrono::NaiveDateTime;
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, Query, QueryFragment, QueryId};
+use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::sql_types::{BigInt, Binary, Bool, Inet, Integer, Jsonb, Nullable, Text, Timestamp};
 use diesel::{QueryResult, result::Error};
 
@@ -195,7 +195,8 @@ fn split_at_seq(content: &ChainedContent<'_>) -> QueryResult<(Vec<u8>, Vec<u8>)>
     ))
 }
 
-/// An event appended to its chain on its own (a refused attempt, a deletion).
+/// An event appended to its chain on its own (a refused attempt, a deletion). Run it through
+/// [`Prepared`](vottery_server::db::Prepared): the text is the same for every event.
 pub struct Appended<'a>(pub ChainEntry<'a>);
 
 impl QueryFragment<Pg> for Appended<'_> {
@@ -205,20 +206,12 @@ impl QueryFragment<Pg> for Appended<'_> {
         out.push_sql(" ");
         self.0.walk_row(out.reborrow())
     }
-
-    /// The text is the same for every event; only the parameters differ.
-    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-impl QueryId for Appended<'_> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 /// A change (an insert or update `RETURNING` the row) with its event appended in the same
-/// statement; returns what the change returns.
+/// statement; returns what the change returns. Run it through
+/// [`Prepared`](vottery_server::db::Prepared): diesel would not cache the change alone when it
+/// is an `UPDATE`.
 pub struct Recorded<'a, Q> {
     pub change: Q,
     pub entry: ChainEntry<'a>,
@@ -236,17 +229,6 @@ impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Recorded<'_, Q> {
         out.push_sql(") SELECT * FROM changed");
         Ok(())
     }
-
-    /// Cached by its text, which names the statement exactly (the change alone may be one
-    /// that diesel does not cache by type, such as an `UPDATE`).
-    fn is_safe_to_cache_prepared(&self, _backend: &Pg) -> QueryResult<bool> {
-        Ok(true)
-    }
-}
-
-impl<Q> QueryId for Recorded<'_, Q> {
-    type QueryId = ();
-    const HAS_STATIC_QUERY_ID: bool = false;
 }
 
 impl<Q: Query> Query for Recorded<'_, Q> {

@@ -10,6 +10,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ring::digest;
 use serde::Serialize;
 use vottery_common::users::{AuditEntry, ChainBreak, ChainCheck};
+use vottery_server::db::Prepared;
 
 use crate::record::now_micros;
 use crate::schema::{vottery_audit_chain_heads as heads, vottery_audit_logs as logs};
@@ -158,16 +159,22 @@ fn entry<'a>(event: &AuditEvent<'a>) -> QueryResult<ChainEntry<'a>> {
 /// Appends an event to its chain, in one statement. Inside a transaction, the chain stays
 /// locked until the transaction ends.
 pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> QueryResult<()> {
-    Appended(entry(event)?).execute(conn).await.map(|_| ())
+    Prepared(Appended(entry(event)?))
+        .execute(conn)
+        .await
+        .map(|_| ())
 }
 
 /// `change` (an insert or update `RETURNING` the row) with `event` appended to its chain in
 /// the same statement, when the change touches a row.
-pub fn recording<'a, Q>(change: Q, event: &AuditEvent<'a>) -> QueryResult<Recorded<'a, Q>> {
-    Ok(Recorded {
+pub fn recording<'a, Q>(
+    change: Q,
+    event: &AuditEvent<'a>,
+) -> QueryResult<Prepared<Recorded<'a, Q>>> {
+    Ok(Prepared(Recorded {
         change,
         entry: entry(event)?,
-    })
+    }))
 }
 
 /// Re-computes a user's chain and reports the first place it breaks.
