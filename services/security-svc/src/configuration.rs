@@ -53,6 +53,7 @@ impl SealSettings {
 pub struct TransitSettings {
     pub max_batch_items: usize,
     pub max_cached_keys: usize,
+    pub remembered_signatures: usize,
     #[serde(deserialize_with = "list_or_csv")]
     pub bootstrap_keys: Vec<String>,
 }

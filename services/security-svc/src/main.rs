@@ -56,7 +56,10 @@ async fn operator_init(settings: Settings, args: &[String]) -> Result<(), String
         vottery_server::db::build_pool(&settings.database).map_err(|error| error.to_string())?;
     let seal = Seal::new(
         pool,
-        security_svc::keys::store::StoreSettings { max_cached_keys: 1 },
+        security_svc::keys::store::StoreSettings {
+            max_cached_keys: 1,
+            remembered_signatures: 0,
+        },
     );
     let initialized = seal
         .init(shares, threshold)

@@ -75,6 +75,7 @@ impl Application {
             pool.clone(),
             StoreSettings {
                 max_cached_keys: settings.transit.max_cached_keys,
+                remembered_signatures: settings.transit.remembered_signatures,
             },
         );
         if let Err(error) = seal.sync_config().await {

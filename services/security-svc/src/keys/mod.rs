@@ -7,6 +7,7 @@ pub mod nonce;
 pub mod ops;
 pub mod rules;
 pub mod store;
+pub mod verified;
 pub mod wire;
 
 use std::collections::BTreeMap;

@@ -17,6 +17,7 @@ use zeroize::Zeroizing;
 use super::db::{self, KeyRow, VersionRow};
 use super::material::{MaterialError, VersionMaterial};
 use super::rules::{self, NewKey};
+use super::verified::VerifiedSignatures;
 use super::{KeyConfig, KeyRing, KeyVersion};
 use crate::seal::barrier::{RootKey, version_aad};
 
@@ -57,6 +58,8 @@ impl From<MaterialError> for StoreError {
 pub struct StoreSettings {
     /// Most key rings kept unsealed in memory; beyond it the cache is cleared and refilled.
     pub max_cached_keys: usize,
+    /// Most valid signatures remembered per generation (see [`VerifiedSignatures`]); 0: none.
+    pub remembered_signatures: usize,
 }
 
 /// The unsealed keys of one instance.
@@ -65,6 +68,7 @@ pub struct KeyStore {
     pool: DbPool,
     settings: StoreSettings,
     rings: RwLock<HashMap<String, Arc<KeyRing>>>,
+    verified: VerifiedSignatures,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -168,7 +172,13 @@ impl KeyStore {
             pool,
             settings,
             rings: RwLock::new(HashMap::new()),
+            verified: VerifiedSignatures::new(settings.remembered_signatures),
         }
+    }
+
+    /// The signatures this instance has found valid while unsealed.
+    pub fn verified(&self) -> &VerifiedSignatures {
+        &self.verified
     }
 
     async fn connection(&self) -> Result<vottery_server::db::DbConn, StoreError> {

@@ -12,6 +12,7 @@ use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::hash::HashAlgorithm;
 use crate::keys::ops::{self, Marshaling, OpError, RsaPadding, SignOptions};
+use crate::keys::verified::{Question, VerifiedSignatures};
 use crate::keys::wire::{
     ValueKind, decode_b64, decode_b64_url, encode_b64, encode_b64_url, format_versioned,
     parse_versioned, versioned_b64,
@@ -166,6 +167,7 @@ fn sign_one(
 
 fn verify_signature(
     ring: &KeyRing,
+    verified: &VerifiedSignatures,
     options: &Options,
     input: Option<&str>,
     signature: &str,
@@ -181,13 +183,21 @@ fn verify_signature(
     .map_err(|_| OpError::user("invalid base64 signature value"))?;
     let context = decode_field("context", context).map_err(OpError::User)?;
     let version = ring.version_to_open(Incoming::Signature, parsed.version)?;
-    ops::verify(
-        &version.material,
-        ring.flags(),
-        &input,
-        &bytes,
-        &options.with_context(context.as_deref()),
-    )
+    let options = options.with_context(context.as_deref());
+    let verify = || ops::verify(&version.material, ring.flags(), &input, &bytes, &options);
+    match version.material.public_key_bytes() {
+        Some(public_key) => verified.check(
+            &Question {
+                public_key,
+                flags: ring.flags(),
+                options: &options,
+                input: &input,
+                signature: &bytes,
+            },
+            verify,
+        ),
+        None => verify(),
+    }
 }
 
 fn hmac_algorithm(url: Option<&str>, body: Option<&str>) -> Result<HashAlgorithm, VaultError> {
@@ -453,9 +463,11 @@ pub async fn verify(
                     &ring,
                 )?;
                 let ring = ring.clone();
+                let store = auth.store.clone();
                 Box::new(move |item: &VerifyItem| {
                     verify_signature(
                         &ring,
+                        store.verified(),
                         &options,
                         item.input.as_deref(),
                         item.signature.as_deref().unwrap_or(""),

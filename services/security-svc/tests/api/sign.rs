@@ -437,3 +437,51 @@ async fn rsa_3072_and_4096_keys_sign_and_verify() {
         check_rsa_signatures(&app, key_type, bytes).await;
     }
 }
+
+#[tokio::test]
+async fn a_remembered_signature_is_valid_only_for_the_key_and_input_it_was_made_for() {
+    let app = spawn_unsealed().await;
+    app.create_key("records", "ed25519").await;
+    let message = b"user 7, version 3";
+    let signed = sign(&app, "records", json!({"input": b64(message)})).await;
+    let body = json!({"input": b64(message), "signature": signed["signature"]});
+    for _ in 0..3 {
+        assert!(verify(&app, "records", body.clone()).await);
+    }
+    // Tampered records and signatures are checked in full, however often the original passed.
+    let tampered_input =
+        json!({"input": b64(b"user 7, version 4"), "signature": signed["signature"]});
+    assert!(!verify(&app, "records", tampered_input).await);
+    let mut bytes = signature_bytes(&signed["signature"], 1);
+    bytes[10] ^= 1;
+    let tampered_signature =
+        json!({"input": b64(message), "signature": format!("vault:v1:{}", b64(&bytes))});
+    assert!(!verify(&app, "records", tampered_signature).await);
+    // A batch mixing the remembered value with a tampered one answers each on its own.
+    let batch = app
+        .post(
+            "/v1/transit/verify/records",
+            ADMIN,
+            json!({"batch_input": [
+                {"input": b64(message), "signature": signed["signature"]},
+                {"input": b64(b"user 8, version 1"), "signature": signed["signature"]},
+            ]}),
+        )
+        .await;
+    let results = batch.ok()["batch_results"].clone();
+    assert_eq!(results[0]["valid"], json!(true), "{results}");
+    assert_eq!(results[1]["valid"], json!(false), "{results}");
+
+    // Another key under the same name does not inherit what the old one verified.
+    app.configure_key("records", json!({"deletion_allowed": true}))
+        .await
+        .ok();
+    assert!(
+        app.delete("/v1/transit/keys/records", ADMIN)
+            .await
+            .status
+            .is_success()
+    );
+    app.create_key("records", "ed25519").await;
+    assert!(!verify(&app, "records", body).await);
+}

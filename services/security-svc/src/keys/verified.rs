@@ -1,0 +1,300 @@
+//! Signatures this instance has already found valid.
+//!
+//! Verifying a signature is a pure function of the public key, the options, the input and the
+//! signature, and its public-key arithmetic (tens of microseconds for Ed25519 or ECDSA) is most
+//! of what reading a page of signed records costs. A verification that succeeds is remembered
+//! as the SHA-256 of everything it depended on, and the same question asked again is answered
+//! from memory. Any changed byte (a tampered record, another signature, another key version,
+//! context or option) gives another digest, which is verified in full. Failures are never
+//! remembered, so nothing can be made to pass that has not passed once.
+//!
+//! The memory is bounded: two generations of at most `capacity` digests each. When the current
+//! one fills up, it becomes the previous one and the previous one is dropped. A digest found in
+//! the previous generation moves to the current one, so values read often stay and values read
+//! once age out.
+
+use std::collections::HashSet;
+use std::sync::Mutex;
+
+use ring::digest::{Context, SHA256};
+
+use super::ops::{KeyFlags, OpError, SignOptions};
+
+type Digest = [u8; 32];
+
+/// One verification, as everything its outcome depends on.
+pub struct Question<'a> {
+    pub public_key: &'a [u8],
+    pub flags: KeyFlags,
+    pub options: &'a SignOptions<'a>,
+    pub input: &'a [u8],
+    pub signature: &'a [u8],
+}
+
+impl Question<'_> {
+    fn digest(&self) -> Digest {
+        let mut context = Context::new(&SHA256);
+        let mut field = |bytes: &[u8]| {
+            context.update(&(bytes.len() as u64).to_be_bytes());
+            context.update(bytes);
+        };
+        let options = self.options;
+        field(self.public_key);
+        field(&[
+            u8::from(self.flags.derived),
+            u8::from(self.flags.convergent),
+            u8::from(options.prehashed),
+            options.padding as u8,
+            options.marshaling as u8,
+        ]);
+        field(options.hash.as_str().as_bytes());
+        field(options.context.unwrap_or_default());
+        field(self.input);
+        field(self.signature);
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(context.finish().as_ref());
+        digest
+    }
+}
+
+#[derive(Default)]
+struct Generations {
+    current: HashSet<Digest>,
+    previous: HashSet<Digest>,
+}
+
+/// The valid signatures remembered by one unsealed instance.
+pub struct VerifiedSignatures {
+    capacity: usize,
+    generations: Mutex<Generations>,
+}
+
+impl VerifiedSignatures {
+    /// Remembers up to `capacity` verifications per generation; 0 remembers none.
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            generations: Mutex::new(Generations::default()),
+        }
+    }
+
+    fn generations(&self) -> std::sync::MutexGuard<'_, Generations> {
+        self.generations
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Whether the question's signature is valid: from memory when it was found valid before,
+    /// else by `verify`, whose success is then remembered.
+    pub fn check(
+        &self,
+        question: &Question<'_>,
+        verify: impl FnOnce() -> Result<bool, OpError>,
+    ) -> Result<bool, OpError> {
+        if self.capacity == 0 {
+            return verify();
+        }
+        let digest = question.digest();
+        {
+            let mut generations = self.generations();
+            if generations.current.contains(&digest) {
+                return Ok(true);
+            }
+            if generations.previous.remove(&digest) {
+                self.remember(&mut generations, digest);
+                return Ok(true);
+            }
+        }
+        let valid = verify()?;
+        if valid {
+            self.remember(&mut self.generations(), digest);
+        }
+        Ok(valid)
+    }
+
+    fn remember(&self, generations: &mut Generations, digest: Digest) {
+        if generations.current.len() >= self.capacity {
+            generations.previous = std::mem::take(&mut generations.current);
+        }
+        generations.current.insert(digest);
+    }
+
+    /// How many verifications are remembered.
+    pub fn len(&self) -> usize {
+        let generations = self.generations();
+        generations.current.len() + generations.previous.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl std::fmt::Debug for VerifiedSignatures {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifiedSignatures")
+            .field("capacity", &self.capacity)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::Cell;
+
+    use super::*;
+    use crate::keys::hash::HashAlgorithm;
+    use crate::keys::ops::{Marshaling, RsaPadding};
+
+    const OPTIONS: SignOptions<'static> = SignOptions {
+        hash: HashAlgorithm::Sha2_256,
+        prehashed: false,
+        padding: RsaPadding::Pss,
+        marshaling: Marshaling::Asn1,
+        context: None,
+    };
+
+    fn question<'a>(
+        options: &'a SignOptions<'a>,
+        input: &'a [u8],
+        signature: &'a [u8],
+    ) -> Question<'a> {
+        Question {
+            public_key: b"public key",
+            flags: KeyFlags {
+                derived: false,
+                convergent: false,
+            },
+            options,
+            input,
+            signature,
+        }
+    }
+
+    /// Runs `check` with a verifier that answers `outcome` and counts its calls.
+    fn ask(
+        memory: &VerifiedSignatures,
+        question: &Question<'_>,
+        outcome: bool,
+        calls: &Cell<u32>,
+    ) -> bool {
+        memory
+            .check(question, || {
+                calls.set(calls.get() + 1);
+                Ok(outcome)
+            })
+            .unwrap()
+    }
+
+    #[test]
+    fn a_valid_signature_is_verified_once_and_then_remembered() {
+        let memory = VerifiedSignatures::new(8);
+        let calls = Cell::new(0);
+        let asked = question(&OPTIONS, b"record", b"signature");
+        assert!(ask(&memory, &asked, true, &calls));
+        assert!(ask(&memory, &asked, true, &calls));
+        assert!(ask(&memory, &asked, false, &calls), "answered from memory");
+        assert_eq!(calls.get(), 1);
+    }
+
+    #[test]
+    fn failures_are_never_remembered() {
+        let memory = VerifiedSignatures::new(8);
+        let calls = Cell::new(0);
+        let asked = question(&OPTIONS, b"record", b"forged");
+        assert!(!ask(&memory, &asked, false, &calls));
+        assert!(!ask(&memory, &asked, false, &calls));
+        assert_eq!(calls.get(), 2);
+        assert!(memory.is_empty());
+        let error = memory.check(&asked, || Err(OpError::user("bad input")));
+        assert!(error.is_err());
+        assert!(memory.is_empty());
+    }
+
+    #[test]
+    fn any_changed_part_of_the_question_is_verified_again() {
+        let memory = VerifiedSignatures::new(64);
+        let calls = Cell::new(0);
+        assert!(ask(
+            &memory,
+            &question(&OPTIONS, b"record", b"sig"),
+            true,
+            &calls
+        ));
+        let with_context = SignOptions {
+            context: Some(b"tenant"),
+            ..OPTIONS
+        };
+        let jws = SignOptions {
+            marshaling: Marshaling::Jws,
+            ..OPTIONS
+        };
+        let sha512 = SignOptions {
+            hash: HashAlgorithm::Sha2_512,
+            ..OPTIONS
+        };
+        let other_key = Question {
+            public_key: b"another public key",
+            ..question(&OPTIONS, b"record", b"sig")
+        };
+        let derived = Question {
+            flags: KeyFlags {
+                derived: true,
+                convergent: false,
+            },
+            ..question(&OPTIONS, b"record", b"sig")
+        };
+        let variants = [
+            question(&OPTIONS, b"recorD", b"sig"),
+            question(&OPTIONS, b"record", b"siG"),
+            // The same bytes split differently between input and signature.
+            question(&OPTIONS, b"records", b"ig"),
+            question(&with_context, b"record", b"sig"),
+            question(&jws, b"record", b"sig"),
+            question(&sha512, b"record", b"sig"),
+            other_key,
+            derived,
+        ];
+        for variant in &variants {
+            assert!(!ask(&memory, variant, false, &calls));
+        }
+        assert_eq!(calls.get(), 1 + variants.len() as u32);
+    }
+
+    #[test]
+    fn memory_is_bounded_to_two_generations_and_keeps_what_is_read_again() {
+        let memory = VerifiedSignatures::new(4);
+        let calls = Cell::new(0);
+        let inputs: Vec<Vec<u8>> = (0u8..20).map(|n| vec![n]).collect();
+        let often = question(&OPTIONS, b"read often", b"sig");
+        for input in &inputs {
+            ask(&memory, &question(&OPTIONS, input, b"sig"), true, &calls);
+            ask(&memory, &often, true, &calls);
+            assert!(memory.len() <= 8);
+        }
+        assert_eq!(
+            calls.get(),
+            21,
+            "every input once, the often-read value once"
+        );
+        // The first inputs aged out and are verified again.
+        ask(
+            &memory,
+            &question(&OPTIONS, &inputs[0], b"sig"),
+            true,
+            &calls,
+        );
+        assert_eq!(calls.get(), 22);
+    }
+
+    #[test]
+    fn zero_capacity_remembers_nothing() {
+        let memory = VerifiedSignatures::new(0);
+        let calls = Cell::new(0);
+        let asked = question(&OPTIONS, b"record", b"sig");
+        ask(&memory, &asked, true, &calls);
+        ask(&memory, &asked, true, &calls);
+        assert_eq!(calls.get(), 2);
+        assert!(memory.is_empty());
+    }
+}
