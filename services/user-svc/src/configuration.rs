@@ -33,6 +33,7 @@ pub struct ApplicationSettings {
     pub max_body_bytes: usize,
     #[serde(deserialize_with = "list_or_csv")]
     pub trusted_proxies: Vec<String>,
+    pub list_total_cache_ms: u64,
 }
 
 /// How user-svc reaches security-svc, and which transit keys it uses.

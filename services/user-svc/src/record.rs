@@ -26,7 +26,9 @@ fn timestamp<S: Serializer>(
 }
 
 /// The columns user-svc writes. Everything here but the signature is signed.
-#[derive(Debug, Clone, PartialEq, Queryable, Selectable, Insertable, AsChangeset)]
+#[derive(
+    Debug, Clone, PartialEq, Queryable, QueryableByName, Selectable, Insertable, AsChangeset,
+)]
 #[diesel(table_name = vottery_users, check_for_backend(diesel::pg::Pg), treat_none_as_null = true)]
 pub struct OwnedColumns {
     pub sngine_email: String,
@@ -56,7 +58,7 @@ pub struct OwnedColumns {
 }
 
 /// A whole row as read.
-#[derive(Debug, Clone, Queryable, Selectable)]
+#[derive(Debug, Clone, Queryable, QueryableByName, Selectable)]
 #[diesel(table_name = vottery_users, check_for_backend(diesel::pg::Pg))]
 pub struct UserRow {
     pub id: i32,

@@ -3,6 +3,7 @@
 
 use std::net::TcpListener;
 use std::sync::Arc;
+use std::time::Duration;
 
 use actix_web::dev::Server;
 use actix_web::middleware::from_fn;
@@ -18,6 +19,7 @@ use crate::configuration::Settings;
 use crate::error::ApiError;
 use crate::ratelimit::{RateLimiter, limit_by_address, spawn_housekeeping};
 use crate::routes;
+use crate::users::totals::ListTotals;
 use crate::vault::Vault;
 
 /// user-svc's migrations, compiled in.
@@ -30,6 +32,7 @@ pub struct AppState {
     pub auth: Authenticator,
     pub limiter: RateLimiter,
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    pub totals: ListTotals,
 }
 
 /// The service could not start.
@@ -88,6 +91,9 @@ impl AppState {
                 .await
                 .map_err(StartupError::Config)?,
             trusted_proxies,
+            totals: ListTotals::new(Duration::from_millis(
+                settings.application.list_total_cache_ms,
+            )),
         })
     }
 }

@@ -1,6 +1,8 @@
 //! Queries on `vottery_users`. Every function takes a connection; callers own transactions.
 
+use diesel::pg::Pg;
 use diesel::prelude::*;
+use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::result::{DatabaseErrorKind, Error};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use vottery_server::db::Prepared;
@@ -125,45 +127,110 @@ pub async fn lock_managers(conn: &mut AsyncPgConnection) -> QueryResult<()> {
     .map(|_| ())
 }
 
-/// The id of a user about to be created (taken before the insert: its ciphertexts are bound to
-/// it), and which contact, if any, matches a row written before this service (plaintext, not
-/// yet encrypted, so not covered by the blind indexes) by normalised email or E.164 phone.
-/// One statement, so one round trip.
+/// A new user's id and what a row written before this service says about its contacts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Reservation {
+    /// Taken before the insert: the new row's ciphertexts are bound to it.
+    pub id: i32,
+    /// Which contact, if any, matches a row written before this service (plaintext, not yet
+    /// encrypted, so not covered by the blind indexes) by normalised email or E.164 phone.
+    pub legacy_duplicate: Option<Duplicate>,
+}
+
+/// The select list of a reservation, for an email (`$1`) and a phone's digits (`$2`).
+macro_rules! reservation_columns {
+    () => {
+        "nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS reserved_id, \
+        (SELECT lower(btrim(sngine_email)) = $1 FROM vottery_users \
+         WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = $1 \
+            OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN ($2, '00' || $2)) \
+         ORDER BY 1 DESC LIMIT 1) AS legacy_email"
+    };
+}
+
+#[derive(QueryableByName)]
+struct Reserved {
+    #[diesel(sql_type = diesel::sql_types::Integer)]
+    reserved_id: i32,
+    /// Null: no match; true: the email matches; false: only the phone does.
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
+    legacy_email: Option<bool>,
+}
+
+impl From<Reserved> for Reservation {
+    fn from(reserved: Reserved) -> Self {
+        Self {
+            id: reserved.reserved_id,
+            legacy_duplicate: reserved.legacy_email.map(|email| {
+                if email {
+                    Duplicate::Email
+                } else {
+                    Duplicate::Phone
+                }
+            }),
+        }
+    }
+}
+
+fn reservation_query(
+    sql: &str,
+    email: &str,
+    phone: &str,
+) -> diesel::query_builder::BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery> {
+    diesel::sql_query(sql)
+        .into_boxed()
+        .bind::<diesel::sql_types::Text, _>(email.to_owned())
+        .bind::<diesel::sql_types::Text, _>(phone.trim_start_matches('+').to_owned())
+}
+
+/// Reserves the id of a user about to be created and looks for a legacy duplicate, in one
+/// statement.
 pub async fn reserve_user_id(
     conn: &mut AsyncPgConnection,
     email: &str,
     phone: &str,
-) -> QueryResult<(i32, Option<Duplicate>)> {
-    #[derive(QueryableByName)]
-    struct Reserved {
-        #[diesel(sql_type = diesel::sql_types::Integer)]
-        id: i32,
-        /// Null: no match; true: the email matches; false: only the phone does.
-        #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
-        legacy_email: Option<bool>,
-    }
-    let digits = phone.trim_start_matches('+');
-    let reserved = Prepared(
-        diesel::sql_query(
-            "SELECT nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS id, \
-            (SELECT lower(btrim(sngine_email)) = $1 FROM vottery_users \
-             WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = $1 \
-                OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN ($2, '00' || $2)) \
-             ORDER BY 1 DESC LIMIT 1) AS legacy_email",
-        )
-        .bind::<diesel::sql_types::Text, _>(email)
-        .bind::<diesel::sql_types::Text, _>(digits),
-    )
+) -> QueryResult<Reservation> {
+    Prepared(reservation_query(
+        concat!("SELECT ", reservation_columns!()),
+        email,
+        phone,
+    ))
     .get_result::<Reserved>(conn)
-    .await?;
-    let duplicate = reserved.legacy_email.map(|email| {
-        if email {
-            Duplicate::Email
-        } else {
-            Duplicate::Phone
-        }
-    });
-    Ok((reserved.id, duplicate))
+    .await
+    .map(Reservation::from)
+}
+
+/// The acting user's row and a reservation, in one statement (one round trip where a create
+/// would otherwise take two). `None`, with nothing reserved, when the actor's row is gone.
+pub async fn find_reserving(
+    conn: &mut AsyncPgConnection,
+    actor_id: i32,
+    email: &str,
+    phone: &str,
+) -> QueryResult<Option<(UserRow, Reservation)>> {
+    #[derive(QueryableByName)]
+    struct ActorReserving {
+        #[diesel(embed)]
+        actor: UserRow,
+        #[diesel(embed)]
+        reserved: Reserved,
+    }
+    Prepared(
+        reservation_query(
+            concat!(
+                "SELECT vottery_users.*, ",
+                reservation_columns!(),
+                " FROM vottery_users WHERE vottery_users.id = $3"
+            ),
+            email,
+            phone,
+        )
+        .bind::<diesel::sql_types::Integer, _>(actor_id),
+    )
+    .get_result::<ActorReserving>(conn)
+    .await
+    .optional()
+    .map(|found| found.map(|found| (found.actor, found.reserved.into())))
 }
 
 /// Managers who are not suspended, other than `except`.
@@ -178,7 +245,7 @@ pub async fn other_active_managers(conn: &mut AsyncPgConnection, except: i32) ->
 }
 
 /// Filters of a list request, by indexed columns only.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
     pub status: Option<String>,
     pub user_type: Option<String>,
@@ -188,7 +255,7 @@ pub struct Filters {
     pub email_bidx: Option<String>,
 }
 
-fn filtered(filters: &Filters) -> users::BoxedQuery<'static, diesel::pg::Pg> {
+fn filtered(filters: &Filters) -> users::BoxedQuery<'static, Pg> {
     let mut query = users::table.into_boxed();
     if let Some(status) = &filters.status {
         query = query.filter(users::status.eq(status.clone()));
@@ -211,26 +278,101 @@ fn filtered(filters: &Filters) -> users::BoxedQuery<'static, diesel::pg::Pg> {
     query
 }
 
-/// A page of users in id order, and how many match in all. The offset is walked over ids
-/// alone (an index-only scan of the primary key when no filter applies), and only the page's
-/// rows are read in full.
+/// How many users match the filters (an index-only scan when the visibility map is current).
+pub async fn count(conn: &mut AsyncPgConnection, filters: &Filters) -> QueryResult<i64> {
+    Prepared(filtered(filters).count()).get_result(conn).await
+}
+
+/// A page of users in id order. The offset is walked over ids alone (an index-only scan of the
+/// primary key when no filter applies), and only the page's rows are read in full.
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filters: &Filters,
     page: u32,
     limit: u32,
-) -> QueryResult<(Vec<UserRow>, i64)> {
-    let total: i64 = filtered(filters).count().get_result(conn).await?;
-    let page_ids = filtered(filters)
-        .select(users::id)
-        .order(users::id.asc())
-        .limit(i64::from(limit))
-        .offset(i64::from(page.saturating_sub(1)) * i64::from(limit));
-    let rows = users::table
-        .filter(users::id.eq_any(page_ids))
-        .order(users::id.asc())
-        .select(UserRow::as_select())
+) -> QueryResult<Vec<UserRow>> {
+    Prepared(PageOfUsers::new(filters, page, limit))
         .load(conn)
-        .await?;
-    Ok((rows, total))
+        .await
+}
+
+/// Page sizes written into the page statement; any other is bound. Each written size is one
+/// more prepared statement per connection and filter combination, so they are few.
+const WRITTEN_PAGE_SIZES: [u32; 5] = [10, 20, 25, 50, 100];
+
+/// `SELECT <user row> FROM vottery_users WHERE id IN (<ids> LIMIT <limit> OFFSET $n) ORDER BY
+/// id`, prepared once per connection, filter combination and page size. The usual page sizes
+/// are written into the statement rather than bound: knowing the size, PostgreSQL keeps one
+/// generic plan (an index walk, then a lookup by key per row) instead of planning every page
+/// anew. Told only `LIMIT $n`, its generic plan expects a tenth of the table and reads all of
+/// it, so it plans each execution for its values.
+struct PageOfUsers {
+    columns: diesel::dsl::AsSelect<UserRow, Pg>,
+    ids: users::BoxedQuery<'static, Pg, diesel::sql_types::Integer>,
+    limit: u32,
+    /// `limit`, as the type PostgreSQL binds a `LIMIT` with.
+    limit_bound: i64,
+    offset: i64,
+}
+
+impl PageOfUsers {
+    fn new(filters: &Filters, page: u32, limit: u32) -> Self {
+        Self {
+            columns: UserRow::as_select(),
+            ids: filtered(filters).select(users::id).order(users::id.asc()),
+            limit,
+            limit_bound: i64::from(limit),
+            offset: i64::from(page.saturating_sub(1)) * i64::from(limit),
+        }
+    }
+}
+
+impl QueryFragment<Pg> for PageOfUsers {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT ");
+        QueryFragment::<Pg>::walk_ast(&self.columns, out.reborrow())?;
+        out.push_sql(" FROM vottery_users WHERE vottery_users.id IN (");
+        QueryFragment::<Pg>::walk_ast(&self.ids, out.reborrow())?;
+        if WRITTEN_PAGE_SIZES.contains(&self.limit) {
+            out.push_sql(&format!(" LIMIT {} OFFSET ", self.limit));
+        } else {
+            out.push_sql(" LIMIT ");
+            out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.limit_bound)?;
+            out.push_sql(" OFFSET ");
+        }
+        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.offset)?;
+        out.push_sql(") ORDER BY vottery_users.id");
+        Ok(())
+    }
+}
+
+impl Query for PageOfUsers {
+    type SqlType = <diesel::dsl::AsSelect<UserRow, Pg> as Expression>::SqlType;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn page_sql(filters: &Filters, limit: u32) -> String {
+        diesel::debug_query::<Pg, _>(&PageOfUsers::new(filters, 3, limit)).to_string()
+    }
+
+    #[test]
+    fn usual_page_sizes_are_written_into_the_page_statement_and_others_bound() {
+        let unfiltered = Filters::default();
+        let sql = page_sql(&unfiltered, 20);
+        assert!(sql.contains(" LIMIT 20 OFFSET $1)"), "{sql}");
+        assert!(sql.contains("binds: [40]"), "{sql}");
+        let sql = page_sql(&unfiltered, 7);
+        assert!(sql.contains(" LIMIT $1 OFFSET $2)"), "{sql}");
+        assert!(sql.contains("binds: [7, 14]"), "{sql}");
+        let active = Filters {
+            status: Some("active".into()),
+            ..Filters::default()
+        };
+        let sql = page_sql(&active, 100);
+        assert!(sql.contains("\"status\" = $1"), "{sql}");
+        assert!(sql.contains(" LIMIT 100 OFFSET $2)"), "{sql}");
+    }
 }

@@ -6,4 +6,5 @@ pub mod backfill;
 pub mod db;
 pub mod input;
 pub mod service;
+pub mod totals;
 pub mod view;

@@ -10,7 +10,7 @@ use vottery_common::problem::FieldError;
 use vottery_common::users::{AuditPage, UserPage, UserView};
 
 use super::actor::{Actor, Target};
-use super::db::{self as users_db, Duplicate, Filters};
+use super::db::{self as users_db, Duplicate, Filters, Reservation};
 use super::input::{self, Change, ProfileChanges, RoleChanges};
 use super::view::{self, Pii, sealed_fields};
 use crate::audit::{self, AuditEvent, RequestMeta};
@@ -65,6 +65,26 @@ impl Ctx<'_> {
         let actor = Actor::resolve(self.principal, &rows)?;
         let target = target_id.and_then(|id| rows.into_iter().find(|row| row.id == id));
         Ok((actor, target))
+    }
+
+    /// The actor and, for a user, the reservation of a new user's id, in one query.
+    async fn load_reserving(
+        &self,
+        new: &input::NewUser,
+    ) -> Result<(Actor, Option<Reservation>), ApiError> {
+        let Some(actor_id) = self.principal.user_id() else {
+            return Ok((Actor::resolve(self.principal, &[])?, None));
+        };
+        let found = {
+            let mut conn = self.conn().await?;
+            users_db::find_reserving(&mut conn, actor_id, new.email.as_str(), new.phone.as_str())
+                .await?
+        };
+        let (rows, reservation) = match found {
+            Some((row, reservation)) => (vec![row], Some(reservation)),
+            None => (Vec::new(), None),
+        };
+        Ok((Actor::resolve(self.principal, &rows)?, reservation))
     }
 
     /// Records a refused attempt (best effort: the refusal is answered either way).
@@ -382,6 +402,9 @@ async fn persist(
     } else {
         update(&mut conn).await?
     };
+    if stored.is_some() {
+        ctx.state.totals.changed();
+    }
     Ok(stored.map(|row| (row, plain)))
 }
 
@@ -442,10 +465,18 @@ async fn write_user(
 
 /// `POST /api/users`.
 pub async fn create(ctx: &Ctx<'_>, body: Value) -> Result<UserView, ApiError> {
-    let (actor, _) = ctx.load(None).await?;
+    let new = match input::new_user(body, today()) {
+        Ok(new) => new,
+        Err(invalid) => {
+            // Whether the caller may create at all is answered before what it sent.
+            let (actor, _) = ctx.load(None).await?;
+            actor.may_create()?;
+            return Err(invalid);
+        }
+    };
+    let (actor, reservation) = ctx.load_reserving(&new).await?;
     actor.may_create()?;
-    let new = input::new_user(body, today())?;
-    insert_user(ctx, &actor, new, Status::Pending, None).await
+    insert_user(ctx, &actor, new, Status::Pending, None, reservation).await
 }
 
 /// Creates the first manager of an installation (the `bootstrap-manager` command): refused
@@ -462,28 +493,40 @@ pub async fn bootstrap_manager(ctx: &Ctx<'_>, body: Value) -> Result<UserView, A
         }
     }
     let actor = Actor::Service("bootstrap".into());
-    insert_user(ctx, &actor, new, Status::Active, Some(AdminRole::Manager)).await
+    insert_user(
+        ctx,
+        &actor,
+        new,
+        Status::Active,
+        Some(AdminRole::Manager),
+        None,
+    )
+    .await
 }
 
-/// Encrypts, indexes, signs and inserts a new user with its audit record.
+/// Encrypts, indexes, signs and inserts a new user with its audit record; reserves its id
+/// unless that was done with the actor's lookup.
 async fn insert_user(
     ctx: &Ctx<'_>,
     actor: &Actor,
     new: input::NewUser,
     status: Status,
     admin_role: Option<AdminRole>,
+    reservation: Option<Reservation>,
 ) -> Result<UserView, ApiError> {
     let vault = &ctx.state.vault;
-    let id = {
-        let mut conn = ctx.conn().await?;
-        // Rows written before this service hold plaintext and no blind index yet.
-        let (id, legacy_duplicate) =
-            users_db::reserve_user_id(&mut conn, new.email.as_str(), new.phone.as_str()).await?;
-        if let Some(duplicate) = legacy_duplicate {
-            return Err(duplicate_conflict(duplicate));
+    let reservation = match reservation {
+        Some(reservation) => reservation,
+        None => {
+            let mut conn = ctx.conn().await?;
+            users_db::reserve_user_id(&mut conn, new.email.as_str(), new.phone.as_str()).await?
         }
-        id
     };
+    // Rows written before this service hold plaintext and no blind index yet.
+    if let Some(duplicate) = reservation.legacy_duplicate {
+        return Err(duplicate_conflict(duplicate));
+    }
+    let id = reservation.id;
     let mut owned = OwnedColumns {
         sngine_email: String::new(),
         sngine_phone: String::new(),
@@ -576,6 +619,7 @@ async fn insert_user(
             Some(duplicate) => duplicate_conflict(duplicate),
             None => ApiError::from(error),
         })?;
+    ctx.state.totals.changed();
     Ok(view::build(
         &stored,
         plain,
@@ -631,7 +675,17 @@ pub async fn list(ctx: &Ctx<'_>, query: &str) -> Result<UserPage, ApiError> {
     };
     let (rows, total) = {
         let mut conn = ctx.conn().await?;
-        users_db::page(&mut conn, &filters, query.page, query.limit).await?
+        let totals = &ctx.state.totals;
+        let total = match totals.get(&filters) {
+            Ok(total) => total,
+            Err(asked) => {
+                let total = users_db::count(&mut conn, &filters).await?;
+                totals.store(&filters, asked, total);
+                total
+            }
+        };
+        let rows = users_db::page(&mut conn, &filters, query.page, query.limit).await?;
+        (rows, total)
     };
     let data = view::render(&ctx.state.vault, ctx.request_id(), &rows, masked, today()).await?;
     Ok(UserPage {
@@ -797,7 +851,9 @@ pub async fn delete(ctx: &Ctx<'_>, id: i32, if_match: Option<i64>) -> Result<(),
         audit::append(conn, &event).await?;
         Ok(())
     })
-    .await
+    .await?;
+    ctx.state.totals.changed();
+    Ok(())
 }
 
 /// `GET /api/users/:id/audit`.

@@ -102,6 +102,14 @@ async fn only_services_and_admins_create_users() {
     app.post("/api/users", &plain.token, body(8003))
         .await
         .problem(403);
+    // Whether the caller may create is answered before what it sent.
+    app.post(
+        "/api/users",
+        &plain.token,
+        json!({"sngine_email": "not an email"}),
+    )
+    .await
+    .problem(403);
     assert_eq!(
         app.count("SELECT count(*) FROM vottery_users WHERE phone_bidx IS NOT NULL")
             .await,
@@ -321,6 +329,34 @@ async fn the_list_pages_and_filters_by_indexed_columns() {
         count(&list("?email=user3%40example.com&status=active").await),
         0
     );
+}
+
+#[tokio::test]
+async fn list_totals_follow_every_write_at_once() {
+    let app = spawn_app().await;
+    let app = &app;
+    let total = |query: &'static str| async move {
+        app.get(&format!("/api/users{query}"), &app.manager.token)
+            .await
+            .expect(200)["total"]
+            .as_i64()
+            .unwrap()
+    };
+    // Each total below is read twice in a row: the second may come from memory.
+    assert_eq!((total("").await, total("").await), (1, 1));
+    assert_eq!(total("?status=active").await, 1);
+    let user = app.create_user().await;
+    assert_eq!((total("").await, total("").await), (2, 2));
+    assert_eq!(total("?status=active").await, 1);
+    app.set_status(user.id, "active").await;
+    assert_eq!(total("?status=active").await, 2);
+    app.set_role(user.id, Some("editor")).await;
+    assert_eq!(total("?admin_role=editor").await, 1);
+    app.delete(&format!("/api/users/{}", user.id), &app.manager.token)
+        .await
+        .expect(204);
+    assert_eq!((total("").await, total("?status=active").await), (1, 1));
+    assert_eq!(total("?admin_role=editor").await, 0);
 }
 
 #[tokio::test]
