@@ -120,12 +120,14 @@ impl VerifiedSignatures {
     }
 
     /// How many verifications are remembered.
-    pub fn len(&self) -> usize {
+    #[cfg(test)]
+    fn len(&self) -> usize {
         let generations = self.generations();
         generations.current.len() + generations.previous.len()
     }
 
-    pub fn is_empty(&self) -> bool {
+    #[cfg(test)]
+    fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }

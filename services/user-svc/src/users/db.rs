@@ -298,7 +298,7 @@ pub async fn page(
 
 /// Page sizes written into the page statement; any other is bound. Each written size is one
 /// more prepared statement per connection and filter combination, so they are few.
-const WRITTEN_PAGE_SIZES: [u32; 5] = [10, 20, 25, 50, 100];
+const WRITTEN_PAGE_SIZES: [i64; 5] = [10, 20, 25, 50, 100];
 
 /// `SELECT <user row> FROM vottery_users WHERE id IN (<ids> LIMIT <limit> OFFSET $n) ORDER BY
 /// id`, prepared once per connection, filter combination and page size. The usual page sizes
@@ -309,9 +309,7 @@ const WRITTEN_PAGE_SIZES: [u32; 5] = [10, 20, 25, 50, 100];
 struct PageOfUsers {
     columns: diesel::dsl::AsSelect<UserRow, Pg>,
     ids: users::BoxedQuery<'static, Pg, diesel::sql_types::Integer>,
-    limit: u32,
-    /// `limit`, as the type PostgreSQL binds a `LIMIT` with.
-    limit_bound: i64,
+    limit: i64,
     offset: i64,
 }
 
@@ -320,8 +318,7 @@ impl PageOfUsers {
         Self {
             columns: UserRow::as_select(),
             ids: filtered(filters).select(users::id).order(users::id.asc()),
-            limit,
-            limit_bound: i64::from(limit),
+            limit: i64::from(limit),
             offset: i64::from(page.saturating_sub(1)) * i64::from(limit),
         }
     }
@@ -337,7 +334,7 @@ impl QueryFragment<Pg> for PageOfUsers {
             out.push_sql(&format!(" LIMIT {} OFFSET ", self.limit));
         } else {
             out.push_sql(" LIMIT ");
-            out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.limit_bound)?;
+            out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.limit)?;
             out.push_sql(" OFFSET ");
         }
         out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.offset)?;

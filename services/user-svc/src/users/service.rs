@@ -80,11 +80,8 @@ impl Ctx<'_> {
             users_db::find_reserving(&mut conn, actor_id, new.email.as_str(), new.phone.as_str())
                 .await?
         };
-        let (rows, reservation) = match found {
-            Some((row, reservation)) => (vec![row], Some(reservation)),
-            None => (Vec::new(), None),
-        };
-        Ok((Actor::resolve(self.principal, &rows)?, reservation))
+        let (row, reservation) = found.unzip();
+        Ok((Actor::resolve(self.principal, row.as_slice())?, reservation))
     }
 
     /// Records a refused attempt (best effort: the refusal is answered either way).
@@ -675,15 +672,11 @@ pub async fn list(ctx: &Ctx<'_>, query: &str) -> Result<UserPage, ApiError> {
     };
     let (rows, total) = {
         let mut conn = ctx.conn().await?;
-        let totals = &ctx.state.totals;
-        let total = match totals.get(&filters) {
-            Ok(total) => total,
-            Err(asked) => {
-                let total = users_db::count(&mut conn, &filters).await?;
-                totals.store(&filters, asked, total);
-                total
-            }
-        };
+        let total = ctx
+            .state
+            .totals
+            .get_or_count(&filters, users_db::count(&mut conn, &filters))
+            .await?;
         let rows = users_db::page(&mut conn, &filters, query.page, query.limit).await?;
         (rows, total)
     };

@@ -32,7 +32,7 @@ pub struct ListTotals {
 
 /// Where a total to be counted was asked: the generation it must be stored under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Asked(u64);
+struct Asked(u64);
 
 impl ListTotals {
     /// Totals kept for `lifetime`; zero keeps none.
@@ -50,9 +50,26 @@ impl ListTotals {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The total for `filters`: remembered if one was counted lately and no write of this
+    /// instance came after it, else from `count`, which is then remembered.
+    pub async fn get_or_count<E>(
+        &self,
+        filters: &Filters,
+        count: impl Future<Output = Result<i64, E>>,
+    ) -> Result<i64, E> {
+        match self.get(filters) {
+            Ok(total) => Ok(total),
+            Err(asked) => {
+                let total = count.await?;
+                self.store(filters, asked, total);
+                Ok(total)
+            }
+        }
+    }
+
     /// The total for `filters` if one was counted lately and no write of this instance came
     /// after it; else what [`ListTotals::store`] needs once it has been counted.
-    pub fn get(&self, filters: &Filters) -> Result<i64, Asked> {
+    fn get(&self, filters: &Filters) -> Result<i64, Asked> {
         // Read before the count is made: a write that lands meanwhile retires that count.
         let generation = self.generation.load(Ordering::Acquire);
         if self.lifetime.is_zero() {
@@ -69,7 +86,7 @@ impl ListTotals {
     }
 
     /// Remembers a total counted after `asked`.
-    pub fn store(&self, filters: &Filters, asked: Asked, total: i64) {
+    fn store(&self, filters: &Filters, asked: Asked, total: i64) {
         if self.lifetime.is_zero() || asked.0 != self.generation.load(Ordering::Acquire) {
             return;
         }
