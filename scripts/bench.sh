@@ -11,7 +11,7 @@
 # Each load runs BENCH_RUNS times (default 3) for BENCH_SECONDS (default 10) with
 # BENCH_CONNECTIONS (default 32) connections; the table shows medians. Peak resident memory of
 # the service under load is sampled from /proc. Results are also written to .data/bench/.
-# BENCH_REMEMBERED_SIGNATURES sets security-svc's memory of valid signatures in the users
+# BENCH_REMEMBERED_SIGNATURES sets user-svc's memory of valid record signatures in the users
 # benchmark (default as configured; 0 verifies every record's signature in full).
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
@@ -239,8 +239,7 @@ bench_security() {
 bench_users() {
   build_release
   local db; db=$(fresh_database vottery_bench_users)
-  # BENCH_REMEMBERED_SIGNATURES=0 makes every read verify its records' signatures in full.
-  start_security "$db" SECURITY_SVC__TRANSIT__REMEMBERED_SIGNATURES="${BENCH_REMEMBERED_SIGNATURES:-50000}"
+  start_security "$db"
   create_key vottery-users-pii aes256-gcm96
   create_key vottery-users-index hmac
   create_key vottery-users-records ed25519
@@ -254,6 +253,9 @@ bench_users() {
     USER_SVC__RATE_LIMIT__PER_IP_PER_MINUTE=1000000000
     USER_SVC__RATE_LIMIT__PER_USER_PER_MINUTE=1000000000
   )
+  # BENCH_REMEMBERED_SIGNATURES=0 makes every read verify its records' signatures in full.
+  [ -n "${BENCH_REMEMBERED_SIGNATURES:-}" ] &&
+    env+=(USER_SVC__SECURITY__REMEMBERED_SIGNATURES="$BENCH_REMEMBERED_SIGNATURES")
   env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
   local token; token=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
   port_free "$USERS_PORT"

@@ -47,6 +47,10 @@ pub struct SecuritySettings {
     pub pii_key: String,
     pub index_key: String,
     pub signing_key: String,
+    /// How long the signing key's public versions are used before they are read again, in ms.
+    pub signing_key_refresh_ms: u64,
+    /// Most valid record signatures remembered per generation; 0 checks each one in full.
+    pub remembered_signatures: usize,
 }
 
 impl SecuritySettings {

@@ -1,26 +1,14 @@
 //! Signatures this instance has already found valid.
 //!
-//! Verifying a signature is a pure function of the public key, the options, the input and the
-//! signature, and its public-key arithmetic (tens of microseconds for Ed25519 or ECDSA) is most
-//! of what reading a page of signed records costs. A verification that succeeds is remembered
-//! as the SHA-256 of everything it depended on, and the same question asked again is answered
-//! from memory. Any changed byte (a tampered record, another signature, another key version,
-//! context or option) gives another digest, which is verified in full. Failures are never
-//! remembered, so nothing can be made to pass that has not passed once.
-//!
-//! The memory is bounded: two generations of at most `capacity` digests each. When the current
-//! one fills up, it becomes the previous one and the previous one is dropped. A digest found in
-//! the previous generation moves to the current one, so values read often stay and values read
-//! once age out.
-
-use std::collections::HashSet;
-use std::sync::Mutex;
+//! A verification that succeeds is remembered as the SHA-256 of everything it depended on
+//! (public key, key flags, options, context, input and signature), and the same question asked
+//! again is answered from memory; see [`RememberedChecks`] for the bounds. Version rules
+//! (`min_decryption_version`, deleted keys) are applied before the memory is asked.
 
 use ring::digest::{Context, SHA256};
+use vottery_common::remembered::{Digest, RememberedChecks};
 
 use super::ops::{KeyFlags, OpError, SignOptions};
-
-type Digest = [u8; 32];
 
 /// One verification, as everything its outcome depends on.
 pub struct Question<'a> {
@@ -57,31 +45,18 @@ impl Question<'_> {
     }
 }
 
-#[derive(Default)]
-struct Generations {
-    current: HashSet<Digest>,
-    previous: HashSet<Digest>,
-}
-
 /// The valid signatures remembered by one unsealed instance.
+#[derive(Debug)]
 pub struct VerifiedSignatures {
-    capacity: usize,
-    generations: Mutex<Generations>,
+    memory: RememberedChecks,
 }
 
 impl VerifiedSignatures {
     /// Remembers up to `capacity` verifications per generation; 0 remembers none.
     pub fn new(capacity: usize) -> Self {
         Self {
-            capacity,
-            generations: Mutex::new(Generations::default()),
+            memory: RememberedChecks::new(capacity),
         }
-    }
-
-    fn generations(&self) -> std::sync::MutexGuard<'_, Generations> {
-        self.generations
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Whether the question's signature is valid: from memory when it was found valid before,
@@ -91,52 +66,7 @@ impl VerifiedSignatures {
         question: &Question<'_>,
         verify: impl FnOnce() -> Result<bool, OpError>,
     ) -> Result<bool, OpError> {
-        if self.capacity == 0 {
-            return verify();
-        }
-        let digest = question.digest();
-        {
-            let mut generations = self.generations();
-            if generations.current.contains(&digest) {
-                return Ok(true);
-            }
-            if generations.previous.remove(&digest) {
-                self.remember(&mut generations, digest);
-                return Ok(true);
-            }
-        }
-        let valid = verify()?;
-        if valid {
-            self.remember(&mut self.generations(), digest);
-        }
-        Ok(valid)
-    }
-
-    fn remember(&self, generations: &mut Generations, digest: Digest) {
-        if generations.current.len() >= self.capacity {
-            generations.previous = std::mem::take(&mut generations.current);
-        }
-        generations.current.insert(digest);
-    }
-
-    /// How many verifications are remembered.
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        let generations = self.generations();
-        generations.current.len() + generations.previous.len()
-    }
-
-    #[cfg(test)]
-    fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl std::fmt::Debug for VerifiedSignatures {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("VerifiedSignatures")
-            .field("capacity", &self.capacity)
-            .finish_non_exhaustive()
+        self.memory.check(|| question.digest(), verify)
     }
 }
 
@@ -207,10 +137,10 @@ mod tests {
         assert!(!ask(&memory, &asked, false, &calls));
         assert!(!ask(&memory, &asked, false, &calls));
         assert_eq!(calls.get(), 2);
-        assert!(memory.is_empty());
+        assert!(memory.memory.is_empty());
         let error = memory.check(&asked, || Err(OpError::user("bad input")));
         assert!(error.is_err());
-        assert!(memory.is_empty());
+        assert!(memory.memory.is_empty());
     }
 
     #[test]
@@ -261,42 +191,5 @@ mod tests {
             assert!(!ask(&memory, variant, false, &calls));
         }
         assert_eq!(calls.get(), 1 + variants.len() as u32);
-    }
-
-    #[test]
-    fn memory_is_bounded_to_two_generations_and_keeps_what_is_read_again() {
-        let memory = VerifiedSignatures::new(4);
-        let calls = Cell::new(0);
-        let inputs: Vec<Vec<u8>> = (0u8..20).map(|n| vec![n]).collect();
-        let often = question(&OPTIONS, b"read often", b"sig");
-        for input in &inputs {
-            ask(&memory, &question(&OPTIONS, input, b"sig"), true, &calls);
-            ask(&memory, &often, true, &calls);
-            assert!(memory.len() <= 8);
-        }
-        assert_eq!(
-            calls.get(),
-            21,
-            "every input once, the often-read value once"
-        );
-        // The first inputs aged out and are verified again.
-        ask(
-            &memory,
-            &question(&OPTIONS, &inputs[0], b"sig"),
-            true,
-            &calls,
-        );
-        assert_eq!(calls.get(), 22);
-    }
-
-    #[test]
-    fn zero_capacity_remembers_nothing() {
-        let memory = VerifiedSignatures::new(0);
-        let calls = Cell::new(0);
-        let asked = question(&OPTIONS, b"record", b"sig");
-        ask(&memory, &asked, true, &calls);
-        ask(&memory, &asked, true, &calls);
-        assert_eq!(calls.get(), 2);
-        assert!(memory.is_empty());
     }
 }

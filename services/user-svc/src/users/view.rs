@@ -1,5 +1,5 @@
-//! Turns stored rows into responses: PII decrypted in one batched call, signatures checked in
-//! one batched call, `age` derived, contacts masked for low ranks. A value that fails to
+//! Turns stored rows into responses: PII decrypted in one batched call, signatures checked
+//! together, `age` derived, contacts masked for low ranks. A value that fails to
 //! decrypt (a ciphertext from another row or column) is reported, never shown.
 
 use chrono::{NaiveDate, NaiveDateTime};
@@ -134,7 +134,7 @@ pub fn build(
     }
 }
 
-/// Renders rows with one decrypt and one verify call for all of them together.
+/// Renders rows with one decrypt call and one signature check for all of them together.
 pub async fn render(
     vault: &Vault,
     request_id: &str,

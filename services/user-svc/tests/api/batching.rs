@@ -1,10 +1,12 @@
 //! All the security-svc work of one request is batched, proven with security-svc's own
 //! `vottery_security_operations_total` counters: one encrypt, one hmac and one sign call per
-//! create; one decrypt and one verify call per read, of one user or of a whole page.
+//! create; one decrypt call per read, of one user or of a whole page. Record signatures are
+//! checked in user-svc with the signing key's public versions, so reads make no verify call;
+//! with `security.signing_key_refresh_ms = 0` security-svc checks them, in one verify call.
 
 use serde_json::json;
 
-use crate::helpers::{Operations, SERVICE_TOKEN, spawn_app};
+use crate::helpers::{Operations, SERVICE_TOKEN, spawn_app, spawn_app_with};
 
 #[tokio::test]
 async fn a_create_makes_one_encrypt_one_hmac_and_one_sign_call() {
@@ -40,7 +42,7 @@ async fn a_create_makes_one_encrypt_one_hmac_and_one_sign_call() {
 }
 
 #[tokio::test]
-async fn a_read_makes_one_decrypt_and_one_verify_call() {
+async fn a_read_makes_one_decrypt_call() {
     let app = spawn_app().await;
     let user = app
         .create_user_with(
@@ -58,7 +60,6 @@ async fn a_read_makes_one_decrypt_and_one_verify_call() {
             calls,
             Operations {
                 decrypt: 1,
-                verify: 1,
                 ..Operations::default()
             },
             "{path}"
@@ -67,14 +68,13 @@ async fn a_read_makes_one_decrypt_and_one_verify_call() {
 }
 
 #[tokio::test]
-async fn a_page_of_users_makes_one_decrypt_and_one_verify_call() {
+async fn a_page_of_users_makes_one_decrypt_call() {
     let app = spawn_app().await;
     for _ in 0..6 {
         app.create_user_with(json!({"first_name": "Paige", "last_name": "Lister"}))
             .await;
     }
     let decrypt_items = app.security.batch_items("decrypt").await;
-    let verify_items = app.security.batch_items("verify").await;
     let before = app.security.snapshot().await;
     let page = app.get("/api/users?limit=100", &app.manager.token).await;
     assert_eq!(page.expect(200)["data"].as_array().unwrap().len(), 7);
@@ -83,16 +83,14 @@ async fn a_page_of_users_makes_one_decrypt_and_one_verify_call() {
         calls,
         Operations {
             decrypt: 1,
-            verify: 1,
             ..Operations::default()
         }
     );
-    // 6 users x 4 PII values + the manager's 2; 7 signatures.
+    // 6 users x 4 PII values + the manager's 2.
     assert_eq!(
         app.security.batch_items("decrypt").await - decrypt_items,
         26
     );
-    assert_eq!(app.security.batch_items("verify").await - verify_items, 7);
 
     // An email lookup adds the one HMAC of the address.
     let before = app.security.snapshot().await;
@@ -104,7 +102,6 @@ async fn a_page_of_users_makes_one_decrypt_and_one_verify_call() {
         calls,
         Operations {
             decrypt: 1,
-            verify: 1,
             hmac: 1,
             ..Operations::default()
         }
@@ -124,8 +121,8 @@ async fn a_profile_update_makes_one_call_of_each_kind_it_needs() {
     .await
     .expect(200);
     let calls = app.security.snapshot().await - before;
-    // Encrypt the two new values, decrypt the kept ones (to answer and to check them), verify
-    // the current signature, sign the new row.
+    // Encrypt the two new values, decrypt the kept ones (to answer and to check them), sign
+    // the new row; the current signature is checked in user-svc.
     assert_eq!(
         calls,
         Operations {
@@ -133,7 +130,43 @@ async fn a_profile_update_makes_one_call_of_each_kind_it_needs() {
             decrypt: 1,
             hmac: 0,
             sign: 1,
-            verify: 1
+            verify: 0
         }
     );
+}
+
+#[tokio::test]
+async fn signatures_left_to_security_svc_are_one_verify_call_per_read() {
+    let app = spawn_app_with(|settings| settings.security.signing_key_refresh_ms = 0).await;
+    let user = app.create_user().await;
+    for _ in 0..2 {
+        app.create_user().await;
+    }
+    let before = app.security.snapshot().await;
+    let read = app
+        .get(&format!("/api/users/{}", user.id), &user.token)
+        .await;
+    assert_eq!(read.expect(200)["signature"]["valid"], json!(true));
+    assert_eq!(
+        app.security.snapshot().await - before,
+        Operations {
+            decrypt: 1,
+            verify: 1,
+            ..Operations::default()
+        }
+    );
+    // A page of four: one verify call with every signature.
+    let verify_items = app.security.batch_items("verify").await;
+    let before = app.security.snapshot().await;
+    let page = app.get("/api/users?limit=100", &app.manager.token).await;
+    assert_eq!(page.expect(200)["data"].as_array().unwrap().len(), 4);
+    assert_eq!(
+        app.security.snapshot().await - before,
+        Operations {
+            decrypt: 1,
+            verify: 1,
+            ..Operations::default()
+        }
+    );
+    assert_eq!(app.security.batch_items("verify").await - verify_items, 4);
 }

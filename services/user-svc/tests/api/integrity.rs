@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SECURITY_ADMIN_TOKEN, TestApp, TestUser, spawn_app};
+use crate::helpers::{SECURITY_ADMIN_TOKEN, TestApp, TestUser, spawn_app, spawn_app_with};
 
 /// A user with every PII column and most profile columns filled.
 async fn full_user(app: &TestApp) -> TestUser {
@@ -360,4 +360,59 @@ async fn signatures_and_ciphertexts_survive_key_rotation() {
         (read["first_name"].clone(), read["last_name"].clone()),
         (json!("Ingrid"), json!("Berg"))
     );
+}
+
+/// Configures the records key as security-svc's operator would.
+async fn configure_records_key(app: &TestApp, path: &str, body: Value) {
+    let reply = app
+        .http
+        .post(format!(
+            "{}/v1/transit/keys/vottery-users-records{path}",
+            app.security.address
+        ))
+        .header("X-Vault-Token", SECURITY_ADMIN_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200, "{path}");
+}
+
+#[tokio::test]
+async fn signatures_are_checked_with_the_public_key_and_follow_its_versions() {
+    let app = spawn_app_with(|settings| settings.security.signing_key_refresh_ms = 300).await;
+    let old = full_user(&app).await;
+    let verified = app.security.operations("verify").await;
+    assert_eq!(signature_valid(&app, old.id).await, json!(true));
+
+    // A rotation is used on the first read of a record it signed.
+    configure_records_key(&app, "/rotate", json!({})).await;
+    let renewed = app.create_user_with(json!({"first_name": "Nils"})).await;
+    let read = app.read_user(renewed.id).await;
+    assert_eq!(
+        (
+            read["signature"]["valid"].clone(),
+            read["signature"]["key_version"].clone()
+        ),
+        (json!(true), json!(2))
+    );
+    assert_eq!(signature_valid(&app, old.id).await, json!(true));
+
+    // A retired version stops verifying once the versions are read again.
+    configure_records_key(&app, "/config", json!({"min_decryption_version": 2})).await;
+    let mut retired = false;
+    for _ in 0..50 {
+        if signature_valid(&app, old.id).await == json!(false) {
+            retired = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        retired,
+        "a version-1 signature still verifies after its retirement"
+    );
+    assert_eq!(signature_valid(&app, renewed.id).await, json!(true));
+    // None of it asked security-svc to verify.
+    assert_eq!(app.security.operations("verify").await, verified);
 }

@@ -1,5 +1,11 @@
 //! Every call user-svc makes to security-svc: PII encryption bound to row and column, blind
-//! indexes, record signatures. Each method is one batched call, whatever the number of values.
+//! indexes, record signatures. Each method is one batched call, whatever the number of values;
+//! record signatures are checked here with the signing key's public halves ([`record_keys`]).
+
+mod record_keys;
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -8,6 +14,7 @@ use vottery_common::transit::{DecryptItem, EncryptItem, HmacItem, SignItem, Veri
 
 use crate::configuration::SecuritySettings;
 use crate::error::ApiError;
+use record_keys::RecordKeys;
 
 /// A column that holds encrypted PII.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,6 +74,7 @@ pub struct Vault {
     pii_key: String,
     index_key: String,
     signing_key: String,
+    record_keys: Arc<RecordKeys>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -101,6 +109,11 @@ impl Vault {
             pii_key: settings.pii_key.clone(),
             index_key: settings.index_key.clone(),
             signing_key: settings.signing_key.clone(),
+            record_keys: Arc::new(RecordKeys::new(
+                &settings.signing_key,
+                Duration::from_millis(settings.signing_key_refresh_ms),
+                settings.remembered_signatures,
+            )),
         })
     }
 
@@ -251,6 +264,19 @@ impl Vault {
         if items.is_empty() {
             return Ok(Vec::new());
         }
+        let call = self.client.call(Some(request_id));
+        match self.record_keys.verify(call, items).await.map_err(failed)? {
+            Some(valid) => Ok(valid),
+            None => self.verify_remotely(request_id, items).await,
+        }
+    }
+
+    /// Checks record signatures with security-svc's `verify`.
+    async fn verify_remotely(
+        &self,
+        request_id: &str,
+        items: &[([u8; 32], &str)],
+    ) -> Result<Vec<bool>, ApiError> {
         let batch = items
             .iter()
             .map(|(digest, signature)| VerifyItem {
