@@ -88,7 +88,7 @@ fn failed(error: ClientError) -> ApiError {
             cause: error.to_string(),
         },
         ClientError::Forbidden => ApiError::Internal(anyhow::anyhow!(
-            "security-svc denied user-svc's token: its policy must allow encrypt, decrypt, hmac, sign and verify on the user keys"
+            "security-svc denied user-svc's token: its policy must allow read, encrypt, decrypt, hmac, sign and verify on the user keys"
         )),
         other => ApiError::Internal(anyhow::anyhow!("security-svc call failed: {other}")),
     }

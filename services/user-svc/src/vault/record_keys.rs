@@ -7,9 +7,9 @@
 //! version must exist and be at least the key's `min_decryption_version`.
 //!
 //! The versions are read again when they are older than `refresh`, at once when a signature
-//! names a version newer than the latest one known (a rotation), and when a check fails on
-//! versions read more than a second ago (a key deleted and created again). Concurrent checks
-//! share one read. So a rotation is
+//! names a version newer than the latest one known (a rotation; at most once a second for a
+//! version that is still unknown), and when a check fails on versions read more than a second
+//! ago (a key deleted and created again). Concurrent checks share one read. So a rotation is
 //! picked up on first use, and a retired version or a deleted key stops verifying within
 //! `refresh`. A key of another type, a derived key, a token that may not read the key, or a
 //! `refresh` of zero leaves the checks to security-svc's `verify`.
@@ -22,7 +22,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
 use ring::digest::{Context, SHA256};
 use ring::signature::{ED25519, UnparsedPublicKey};
 use vottery_common::client::{Call, ClientError};
@@ -47,6 +47,8 @@ enum Versions {
 #[derive(Debug)]
 struct Snapshot {
     read_at: Instant,
+    /// Read because a signature named a version newer than the latest known.
+    for_newer_version: bool,
     versions: Versions,
 }
 
@@ -62,11 +64,16 @@ struct Signature {
     bytes: Vec<u8>,
 }
 
+/// Read as security-svc reads it: `v0` means version 1, and the base64 may be unpadded.
 fn parse(signature: &str) -> Option<Signature> {
     let (version, encoded) = signature.strip_prefix("vault:v")?.split_once(':')?;
+    let version: u32 = version.parse().ok()?;
     Some(Signature {
-        version: version.parse().ok()?,
-        bytes: STANDARD.decode(encoded).ok()?,
+        version: version.max(1),
+        bytes: STANDARD
+            .decode(encoded)
+            .or_else(|_| STANDARD_NO_PAD.decode(encoded))
+            .ok()?,
     })
 }
 
@@ -140,6 +147,7 @@ impl RecordKeys {
     async fn snapshot(
         &self,
         call: Call<'_>,
+        for_newer_version: bool,
         stale: impl Fn(&Snapshot) -> bool,
     ) -> Result<Arc<Snapshot>, ClientError> {
         if let Some(current) = self.current().filter(|current| !stale(current)) {
@@ -173,7 +181,11 @@ impl RecordKeys {
             }
         };
         *last_failure = None;
-        let snapshot = Arc::new(Snapshot { read_at, versions });
+        let snapshot = Arc::new(Snapshot {
+            read_at,
+            for_newer_version,
+            versions,
+        });
         *self
             .snapshot
             .write()
@@ -197,33 +209,39 @@ impl RecordKeys {
             .collect();
         let newest = signatures.iter().flatten().map(|s| s.version).max();
         let started = Instant::now();
-        let refresh = self.refresh;
         // A version newer than the latest known means a rotation since the last read, unless
-        // the versions were read while this check waited.
-        let mut snapshot = self
-            .snapshot(call, |snapshot| {
-                snapshot.age() >= refresh
-                    || matches!(
-                        (&snapshot.versions, newest),
-                        (Versions::Ed25519 { latest, .. }, Some(newest))
-                            if newest > *latest && snapshot.read_at < started
-                    )
+        // the versions were read while this check waited, or were read less than a second ago
+        // for a newer version (a forged version number asks for at most one read a second).
+        let names_newer = |snapshot: &Snapshot| match (&snapshot.versions, newest) {
+            (Versions::Ed25519 { latest, .. }, Some(newest)) => {
+                newest > *latest
+                    && snapshot.read_at < started
+                    && !(snapshot.for_newer_version && snapshot.age() < RECHECK_AFTER)
+            }
+            _ => false,
+        };
+        let current = self.current();
+        let for_newer_version = current.as_deref().is_some_and(names_newer);
+        let snapshot = self
+            .snapshot(call, for_newer_version, |snapshot| {
+                snapshot.age() >= self.refresh || names_newer(snapshot)
             })
             .await?;
-        let mut valid = match self.check(&snapshot, items, &signatures) {
-            Some(valid) => valid,
-            None => return Ok(None),
+        let Some(valid) = self.check(&snapshot, items, &signatures) else {
+            return Ok(None);
         };
-        if valid.contains(&false) && snapshot.age() >= RECHECK_AFTER {
-            snapshot = self
-                .snapshot(call, |snapshot| snapshot.age() >= RECHECK_AFTER)
-                .await?;
-            match self.check(&snapshot, items, &signatures) {
-                Some(again) => valid = again,
-                None => return Ok(None),
-            }
+        if !valid.contains(&false) || snapshot.age() < RECHECK_AFTER {
+            return Ok(Some(valid));
         }
-        Ok(Some(valid))
+        // A failure on versions over a second old: read them again once (a key deleted and
+        // created again). If that read fails, the answers already found stand.
+        match self
+            .snapshot(call, false, |snapshot| snapshot.age() >= RECHECK_AFTER)
+            .await
+        {
+            Ok(fresh) => Ok(self.check(&fresh, items, &signatures)),
+            Err(_) => Ok(Some(valid)),
+        }
     }
 
     fn check(
@@ -326,6 +344,7 @@ mod tests {
     fn snapshot(versions: Versions) -> Snapshot {
         Snapshot {
             read_at: Instant::now(),
+            for_newer_version: false,
             versions,
         }
     }
@@ -350,7 +369,12 @@ mod tests {
         let mislabelled = signed(&first, 2, &digest);
         let unknown = signed(&second, 3, &digest);
         let tampered_digest = [8u8; 32];
+        // As security-svc reads them: version 0 is version 1, base64 may be unpadded.
+        let as_v0 = by_first.replacen("vault:v1:", "vault:v0:", 1);
+        let unpadded = by_first.trim_end_matches('=').to_owned();
         let items = [
+            (digest, as_v0.as_str()),
+            (digest, unpadded.as_str()),
             (digest, by_first.as_str()),
             (digest, by_second.as_str()),
             (digest, mislabelled.as_str()),
@@ -359,7 +383,7 @@ mod tests {
             (digest, "vault:v1:not-base64!"),
             (digest, "v1:AAAA"),
         ];
-        let expected = [true, true, false, false, false, false, false];
+        let expected = [true, true, true, true, false, false, false, false, false];
         assert_eq!(check(&keys, &versions, &items), expected);
         // Answered again from memory, with the same outcome.
         assert_eq!(keys.remembered.len(), 2);

@@ -65,6 +65,12 @@ async fn a_read_makes_one_decrypt_call() {
             "{path}"
         );
     }
+    // The signing key's public versions are read once, not per read.
+    let key_reads = app.security.operations("read").await;
+    for _ in 0..10 {
+        app.get("/api/users/me", &user.token).await.expect(200);
+    }
+    assert!(app.security.operations("read").await - key_reads <= 1);
 }
 
 #[tokio::test]
