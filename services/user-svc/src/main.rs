@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use user_svc::{Application, MIGRATIONS, Settings};
 
 const USAGE: &str =
-    "usage: user-svc [serve | migrate | healthcheck | bootstrap-manager --email EMAIL --phone PHONE | issue-dev-token USER_ID | encrypt-existing]
+    "usage: user-svc [serve | migrate | healthcheck | bootstrap-manager --email EMAIL --phone PHONE | issue-dev-token USER_ID | encrypt-existing | rewrap]
 
   serve               run the HTTP service (default)
   migrate             apply pending database migrations and exit
@@ -21,6 +21,12 @@ const USAGE: &str =
                       1000), in id order; refuses while security-svc is sealed or down; a rerun
                       resumes. Rows whose email or phone collides with another user's are left
                       plaintext, listed, and make the exit status 1.
+  rewrap [--batch-size N] [--max-batches N]
+                      move every record whose PII ciphertexts or signature use an older version
+                      of their key onto the latest versions (rewrapped inside security-svc,
+                      signed again, audited), in committed batches as above; afterwards the old
+                      versions can be retired. Rows whose signature does not verify are left
+                      as they are, listed, and make the exit status 1.
 
 Settings come from USER_SVC__* environment variables (see README).";
 
@@ -61,6 +67,7 @@ async fn main() -> ExitCode {
         Some("bootstrap-manager") => bootstrap_manager(settings, &args).await,
         Some("issue-dev-token") => issue_dev_token(&settings, &args),
         Some("encrypt-existing") => encrypt_existing(settings, &args).await,
+        Some("rewrap") => rewrap(settings, &args).await,
         Some(_) => {
             eprintln!("{USAGE}");
             return ExitCode::from(2);
@@ -129,9 +136,8 @@ async fn bootstrap_manager(settings: Settings, args: &[String]) -> Result<(), St
     Ok(())
 }
 
-/// `encrypt-existing`: progress and skipped rows on stderr, then the summary line.
-async fn encrypt_existing(settings: Settings, args: &[String]) -> Result<(), String> {
-    use user_svc::users::backfill::{self, BackfillOptions};
+/// `--batch-size` and `--max-batches` of the batch commands.
+fn batch_options(args: &[String]) -> Result<user_svc::users::backfill::BackfillOptions, String> {
     let number = |name: &str| {
         flag(args, name)
             .map(|text| {
@@ -140,10 +146,41 @@ async fn encrypt_existing(settings: Settings, args: &[String]) -> Result<(), Str
             })
             .transpose()
     };
-    let options = BackfillOptions {
-        batch_size: number("--batch-size")?.unwrap_or(backfill::DEFAULT_BATCH_SIZE),
+    Ok(user_svc::users::backfill::BackfillOptions {
+        batch_size: number("--batch-size")?
+            .unwrap_or(user_svc::users::backfill::DEFAULT_BATCH_SIZE),
         max_batches: number("--max-batches")?,
-    };
+    })
+}
+
+/// `rewrap`: progress and unverified rows on stderr, then the summary line.
+async fn rewrap(settings: Settings, args: &[String]) -> Result<(), String> {
+    let options = batch_options(args)?;
+    let state = user_svc::startup::AppState::from_settings(&settings)
+        .await
+        .map_err(|error| error.to_string())?;
+    let summary =
+        user_svc::users::rewrap::rewrap(&state, options, |progress| eprintln!("{progress}"))
+            .await
+            .map_err(|error| error.to_string())?;
+    for user_id in &summary.unverified {
+        eprintln!("rewrap: user {user_id} left as is: its signature does not verify");
+    }
+    eprintln!("{summary}");
+    if summary.unverified.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} rows fail their signature check (listed above) and were not rewrapped",
+            summary.unverified.len()
+        ))
+    }
+}
+
+/// `encrypt-existing`: progress and skipped rows on stderr, then the summary line.
+async fn encrypt_existing(settings: Settings, args: &[String]) -> Result<(), String> {
+    use user_svc::users::backfill;
+    let options = batch_options(args)?;
     let state = user_svc::startup::AppState::from_settings(&settings)
         .await
         .map_err(|error| error.to_string())?;

@@ -26,7 +26,7 @@ use super::actor::Actor;
 use super::service::{index_input, legacy_values, set_column};
 use crate::audit::{AuditEvent, RequestMeta};
 use crate::error::ApiError;
-use crate::record::{UserRow, record_digest};
+use crate::record::{OwnedColumns, UserRow, record_digest};
 use crate::schema::vottery_users as users;
 use crate::startup::AppState;
 use crate::users::db as users_db;
@@ -64,9 +64,7 @@ impl Default for BackfillOptions {
 pub enum BackfillError {
     #[error("batch size must be between 1 and {MAX_BATCH_SIZE}")]
     BatchSize,
-    #[error(
-        "security-svc is sealed: unseal it before encrypting existing rows; nothing was changed"
-    )]
+    #[error("security-svc is sealed: unseal it first; nothing was changed")]
     Sealed,
     #[error("security-svc is unreachable ({0}); nothing was changed")]
     Unreachable(String),
@@ -118,9 +116,11 @@ impl fmt::Display for SkippedRow {
 /// Where a run stands, reported after every batch.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
+    /// The command reporting: `encrypt-existing` or `rewrap`.
+    pub command: &'static str,
     /// Rows handled so far (upgraded or skipped).
     pub done: u64,
-    /// Rows that held plaintext when the run started.
+    /// Rows to do when the run started.
     pub total: u64,
     pub batches: usize,
     pub elapsed: Duration,
@@ -154,7 +154,8 @@ impl fmt::Display for Progress {
         };
         write!(
             f,
-            "encrypt-existing: {}/{} rows ({percent:.1}%), {:.0} rows/s",
+            "{}: {}/{} rows ({percent:.1}%), {:.0} rows/s",
+            self.command,
             self.done,
             self.total,
             self.rate()
@@ -205,25 +206,86 @@ impl fmt::Display for Summary {
 pub async fn encrypt_existing(
     state: &AppState,
     options: BackfillOptions,
-    mut on_progress: impl FnMut(&Progress),
+    on_progress: impl FnMut(&Progress),
 ) -> Result<Summary, BackfillError> {
+    ready(state, options).await?;
+    let run = run_in_batches(
+        state,
+        ACTOR,
+        options,
+        async |conn| count_plaintext(conn).await,
+        async |conn, after_id, limit| upgrade_next_batch(&state.vault, conn, after_id, limit).await,
+        on_progress,
+    )
+    .await?;
+    Ok(Summary {
+        total: run.total,
+        encrypted: run.done,
+        skipped: run.left,
+        remaining: run.remaining,
+        batches: run.batches,
+        stopped_early: run.stopped_early,
+        elapsed: run.elapsed,
+    })
+}
+
+/// Refuses a batch size security-svc could not take, and a security-svc that is sealed or down.
+pub(super) async fn ready(state: &AppState, options: BackfillOptions) -> Result<(), BackfillError> {
     if options.batch_size == 0 || options.batch_size > MAX_BATCH_SIZE {
         return Err(BackfillError::BatchSize);
     }
-    ensure_unsealed(&state.vault).await?;
+    ensure_unsealed(&state.vault).await
+}
+
+/// What one committed batch did: the last id it took (`None`: no row was left), how many rows
+/// it changed, and the rows it left as they were.
+pub(super) struct BatchOutcome<T> {
+    pub last_id: Option<i32>,
+    pub done: u64,
+    pub left: Vec<T>,
+}
+
+/// What a run of batches did.
+pub(super) struct Run<T> {
+    /// Rows to do when the run started.
+    pub total: u64,
+    pub done: u64,
+    pub left: Vec<T>,
+    /// Rows still to do when the run ended (the ones left included).
+    pub remaining: u64,
+    pub batches: usize,
+    pub stopped_early: bool,
+    pub elapsed: Duration,
+}
+
+/// Runs `next_batch` after the last id of the one before until no row is left (or
+/// `max_batches`), with `count` of the rows to do before and after, and `on_progress` after
+/// each batch.
+pub(super) async fn run_in_batches<T>(
+    state: &AppState,
+    command: &'static str,
+    options: BackfillOptions,
+    mut count: impl AsyncFnMut(&mut AsyncPgConnection) -> QueryResult<u64>,
+    mut next_batch: impl AsyncFnMut(
+        &mut AsyncPgConnection,
+        i32,
+        usize,
+    ) -> Result<BatchOutcome<T>, ApiError>,
+    mut on_progress: impl FnMut(&Progress),
+) -> Result<Run<T>, BackfillError> {
     let started = Instant::now();
     let mut conn = state
         .pool
         .get()
         .await
         .map_err(|error| BackfillError::Batch(ApiError::database(error)))?;
-    let total = count_plaintext(&mut conn)
+    let total = count(&mut conn)
         .await
         .map_err(|error| BackfillError::Batch(error.into()))?;
-    let mut summary = Summary {
+    let mut run = Run {
         total,
-        encrypted: 0,
-        skipped: Vec::new(),
+        done: 0,
+        left: Vec::new(),
         remaining: total,
         batches: 0,
         stopped_early: false,
@@ -231,36 +293,34 @@ pub async fn encrypt_existing(
     };
     let mut after_id = 0;
     loop {
-        if options
-            .max_batches
-            .is_some_and(|max| summary.batches >= max)
-        {
-            summary.stopped_early = true;
+        if options.max_batches.is_some_and(|max| run.batches >= max) {
+            run.stopped_early = true;
             break;
         }
-        let batch = upgrade_next_batch(&state.vault, &mut conn, after_id, options.batch_size)
+        let batch = next_batch(&mut conn, after_id, options.batch_size)
             .await
             .map_err(BackfillError::Batch)?;
         let Some(last_id) = batch.last_id else {
             break;
         };
         after_id = last_id;
-        summary.batches += 1;
-        summary.encrypted += batch.encrypted;
-        summary.skipped.extend(batch.skipped);
+        run.batches += 1;
+        run.done += batch.done;
+        run.left.extend(batch.left);
         on_progress(&Progress {
-            done: summary.encrypted + summary.skipped.len() as u64,
+            command,
+            done: run.done + run.left.len() as u64,
             total,
-            batches: summary.batches,
+            batches: run.batches,
             elapsed: started.elapsed(),
         });
     }
-    summary.remaining = count_plaintext(&mut conn)
+    run.remaining = count(&mut conn)
         .await
         .map_err(|error| BackfillError::Batch(error.into()))?;
-    summary.stopped_early &= summary.remaining > summary.skipped.len() as u64;
-    summary.elapsed = started.elapsed();
-    Ok(summary)
+    run.stopped_early &= run.remaining > run.left.len() as u64;
+    run.elapsed = started.elapsed();
+    Ok(run)
 }
 
 /// Refuses to start unless security-svc answers and is unsealed.
@@ -319,13 +379,6 @@ async fn rows_holding_indexes(
         .await
 }
 
-/// What one batch did; `last_id` is `None` when no plaintext row was left.
-struct BatchOutcome {
-    last_id: Option<i32>,
-    encrypted: u64,
-    skipped: Vec<SkippedRow>,
-}
-
 /// A legacy row's upgrade, planned: its plaintext values and blind-index inputs.
 struct Upgrade<'a> {
     row: &'a UserRow,
@@ -361,7 +414,7 @@ async fn upgrade_next_batch(
     conn: &mut AsyncPgConnection,
     after_id: i32,
     limit: usize,
-) -> Result<BatchOutcome, ApiError> {
+) -> Result<BatchOutcome<SkippedRow>, ApiError> {
     let meta = RequestMeta {
         request_id: format!("encrypt-existing-{}", uuid::Uuid::new_v4()),
         ip: None,
@@ -372,16 +425,16 @@ async fn upgrade_next_batch(
         let Some(last) = rows.last() else {
             return Ok(BatchOutcome {
                 last_id: None,
-                encrypted: 0,
-                skipped: Vec::new(),
+                done: 0,
+                left: Vec::new(),
             });
         };
         let last_id = last.id;
         let (encrypted, skipped) = upgrade_rows(vault, conn, &meta, &rows).await?;
         Ok(BatchOutcome {
             last_id: Some(last_id),
-            encrypted,
-            skipped,
+            done: encrypted,
+            left: skipped,
         })
     })
     .await
@@ -465,10 +518,38 @@ async fn upgrade_rows(
         upgraded.push((upgrade, owned));
     }
 
-    // One sign call for every upgraded record.
-    let digests: Vec<[u8; 32]> = upgraded
+    let changes = upgraded
+        .into_iter()
+        .map(|(upgrade, owned)| {
+            let fields = upgrade
+                .values
+                .iter()
+                .map(|(column, _)| column.column().to_owned())
+                .chain(["email_bidx".to_owned(), "phone_bidx".to_owned()])
+                .collect();
+            (upgrade.row, owned, fields)
+        })
+        .collect();
+    let encrypted = sign_and_write(vault, conn, meta, ACTOR, AUDIT_ACTION, changes).await?;
+    Ok((encrypted, skipped))
+}
+
+/// A locked row, its new columns (unsigned), and the names of the columns that changed.
+pub(super) type Change<'a> = (&'a UserRow, OwnedColumns, Vec<String>);
+
+/// Signs the changed rows in one call and writes each with its audit row (by `actor`, as
+/// `action`), in the caller's transaction; returns how many were written.
+pub(super) async fn sign_and_write(
+    vault: &Vault,
+    conn: &mut AsyncPgConnection,
+    meta: &RequestMeta,
+    actor: &str,
+    action: &str,
+    changes: Vec<Change<'_>>,
+) -> Result<u64, ApiError> {
+    let digests: Vec<[u8; 32]> = changes
         .iter()
-        .map(|(upgrade, owned)| record_digest(upgrade.row.id, &upgrade.row.created_at, owned))
+        .map(|(row, owned, _)| record_digest(row.id, &row.created_at, owned))
         .collect();
     let signatures = if digests.is_empty() {
         Vec::new()
@@ -480,32 +561,25 @@ async fn upgrade_rows(
             "security-svc returned a different number of signatures than records sent"
         )));
     }
-
-    let label = Actor::Service(ACTOR.into()).label();
-    let encrypted = upgraded.len() as u64;
-    for ((upgrade, mut owned), signature) in upgraded.into_iter().zip(signatures) {
+    let label = Actor::Service(actor.into()).label();
+    let written = changes.len() as u64;
+    for ((row, mut owned, changed_fields), signature) in changes.into_iter().zip(signatures) {
         owned.record_signature = Some(signature);
-        let row = upgrade.row;
         let event = AuditEvent {
             user_id: Some(row.id),
             actor_id: None,
             actor_label: &label,
-            action: AUDIT_ACTION,
-            changed_fields: upgrade
-                .values
-                .iter()
-                .map(|(column, _)| column.column().to_owned())
-                .chain(["email_bidx".to_owned(), "phone_bidx".to_owned()])
-                .collect(),
+            action,
+            changed_fields,
             success: true,
             reason: None,
             facts: None,
             request: meta,
         };
-        let written =
+        let stored =
             users_db::update_if_version(conn, row.id, row.owned.row_version, &owned, &event)
                 .await?;
-        if written.is_none() {
+        if stored.is_none() {
             // The row is locked by this transaction: it cannot have moved on.
             return Err(ApiError::Internal(anyhow::anyhow!(
                 "user {} changed while locked",
@@ -513,7 +587,7 @@ async fn upgrade_rows(
             )));
         }
     }
-    Ok((encrypted, skipped))
+    Ok(written)
 }
 
 /// The rows of a batch whose blind index another user already holds: a stored row, or a row of

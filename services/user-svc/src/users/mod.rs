@@ -5,6 +5,7 @@ pub mod actor;
 pub mod backfill;
 pub mod db;
 pub mod input;
+pub mod rewrap;
 pub mod service;
 pub mod totals;
 pub mod view;

@@ -10,7 +10,9 @@ use std::time::Duration;
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use vottery_common::client::{ClientError, SecurityClient, SignatureOptions};
-use vottery_common::transit::{DecryptItem, EncryptItem, HmacItem, SignItem, VerifyItem};
+use vottery_common::transit::{
+    DecryptItem, EncryptItem, HmacItem, RewrapItem, SignItem, VerifyItem,
+};
 
 use crate::configuration::SecuritySettings;
 use crate::error::ApiError;
@@ -42,6 +44,11 @@ impl PiiColumn {
 /// another row or column does not decrypt.
 pub fn associated_data(user_id: i32, column: PiiColumn) -> String {
     format!("vottery_users:{user_id}:{}", column.column())
+}
+
+/// [`associated_data`] as the transit API takes it (base64).
+fn bound_to(user_id: i32, column: PiiColumn) -> Option<String> {
+    Some(b64(associated_data(user_id, column).as_bytes()))
 }
 
 /// A value to encrypt.
@@ -134,7 +141,7 @@ impl Vault {
             .iter()
             .map(|field| EncryptItem {
                 plaintext: Some(b64(field.value.as_bytes())),
-                associated_data: Some(b64(associated_data(field.user_id, field.column).as_bytes())),
+                associated_data: bound_to(field.user_id, field.column),
                 ..Default::default()
             })
             .collect();
@@ -168,7 +175,7 @@ impl Vault {
             .iter()
             .map(|field| DecryptItem {
                 ciphertext: Some(field.ciphertext.to_owned()),
-                associated_data: Some(b64(associated_data(field.user_id, field.column).as_bytes())),
+                associated_data: bound_to(field.user_id, field.column),
                 ..Default::default()
             })
             .collect();
@@ -192,6 +199,54 @@ impl Vault {
                     .ok_or_else(|| "decrypted value is not text".to_owned()),
             })
             .collect())
+    }
+
+    /// Moves stored ciphertexts onto the PII key's latest version, inside security-svc (the
+    /// plaintext never leaves it); new ciphertexts in input order.
+    pub async fn rewrap(
+        &self,
+        request_id: &str,
+        fields: &[SealedField<'_>],
+    ) -> Result<Vec<String>, ApiError> {
+        if fields.is_empty() {
+            return Ok(Vec::new());
+        }
+        let items = fields
+            .iter()
+            .map(|field| RewrapItem {
+                ciphertext: Some(field.ciphertext.to_owned()),
+                associated_data: bound_to(field.user_id, field.column),
+                ..Default::default()
+            })
+            .collect();
+        let results = self
+            .client
+            .call(Some(request_id))
+            .rewrap_batch(&self.pii_key, items)
+            .await
+            .map_err(failed)?;
+        if results.len() != fields.len() {
+            return Err(item_failed("rewrap", Some("result count mismatch".into())));
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result
+                    .ciphertext
+                    .ok_or_else(|| item_failed("rewrap", result.error))
+            })
+            .collect()
+    }
+
+    /// The latest versions of the PII key and of the signing key.
+    pub async fn latest_versions(&self, request_id: &str) -> Result<(u32, u32), ApiError> {
+        let call = self.client.call(Some(request_id));
+        let (pii, signing) = tokio::try_join!(
+            call.read_key(&self.pii_key),
+            call.read_key(&self.signing_key)
+        )
+        .map_err(failed)?;
+        Ok((pii.latest_version, signing.latest_version))
     }
 
     /// Blind indexes of normalised values (HMAC-SHA256 under the index key).

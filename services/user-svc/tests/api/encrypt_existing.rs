@@ -4,7 +4,6 @@
 //! collide are skipped and reported.
 
 use std::collections::HashMap;
-use std::process::Stdio;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -129,20 +128,10 @@ async fn run(
     (result, reports)
 }
 
-/// The built `user-svc` binary, configured for this app's database and security-svc.
+/// `user-svc encrypt-existing ARGS` against this app's database and `security_url`.
 fn command(app: &TestApp, security_url: &str, args: &[&str]) -> tokio::process::Command {
-    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-svc"));
-    command
-        .arg("encrypt-existing")
-        .args(args)
-        .env("USER_SVC__DATABASE__URL", &app.database.url)
-        .env("USER_SVC__DATABASE__MIGRATE_ON_START", "false")
-        .env("USER_SVC__SECURITY__URL", security_url)
-        .env("USER_SVC__RATE_LIMIT__ENABLED", "false")
-        .env("USER_SVC__LOG__FILTER", "error")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true);
+    let mut command = app.command(&["encrypt-existing"], security_url);
+    command.args(args);
     command
 }
 

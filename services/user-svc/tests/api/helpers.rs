@@ -900,4 +900,43 @@ impl TestApp {
     pub async fn audit_count(&self) -> i64 {
         self.count("SELECT count(*) FROM vottery_audit_logs").await
     }
+
+    /// An operator's call to security-svc's `/v1/transit/keys/{path}` (rotate, config), with
+    /// the admin token; it must succeed.
+    pub async fn configure_key(&self, path: &str, body: Value) {
+        let reply = send(
+            self.http
+                .post(format!("{}/v1/transit/keys/{path}", self.security.address))
+                .header("X-Vault-Token", SECURITY_ADMIN_TOKEN)
+                .json(&body),
+        )
+        .await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+    }
+
+    /// The built `user-svc` binary running `args`, configured for this app's database and the
+    /// security-svc at `security_url`.
+    pub fn command(&self, args: &[&str], security_url: &str) -> tokio::process::Command {
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_user-svc"));
+        command
+            .args(args)
+            .env("USER_SVC__DATABASE__URL", &self.database.url)
+            .env("USER_SVC__DATABASE__MIGRATE_ON_START", "false")
+            .env("USER_SVC__SECURITY__URL", security_url)
+            .env("USER_SVC__RATE_LIMIT__ENABLED", "false")
+            .env("USER_SVC__LOG__FILTER", "error")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        command
+    }
 }
+
+/// The columns that hold encrypted PII.
+pub const PII_COLUMNS: [&str; 5] = [
+    "sngine_email",
+    "sngine_phone",
+    "first_name",
+    "last_name",
+    "date_of_birth",
+];

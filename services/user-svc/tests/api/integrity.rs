@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SECURITY_ADMIN_TOKEN, TestApp, TestUser, spawn_app, spawn_app_with};
+use crate::helpers::{TestApp, TestUser, spawn_app, spawn_app_with};
 
 /// A user with every PII column and most profile columns filled.
 async fn full_user(app: &TestApp) -> TestUser {
@@ -313,18 +313,7 @@ async fn signatures_and_ciphertexts_survive_key_rotation() {
     let app = spawn_app().await;
     let user = full_user(&app).await;
     for key in ["vottery-users-pii", "vottery-users-records"] {
-        let reply = app
-            .http
-            .post(format!(
-                "{}/v1/transit/keys/{key}/rotate",
-                app.security.address
-            ))
-            .header("X-Vault-Token", SECURITY_ADMIN_TOKEN)
-            .json(&json!({}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(reply.status(), 200);
+        app.configure_key(&format!("{key}/rotate"), json!({})).await;
     }
     let old = app.read_user(user.id).await;
     assert_eq!(
@@ -362,22 +351,6 @@ async fn signatures_and_ciphertexts_survive_key_rotation() {
     );
 }
 
-/// Configures the records key as security-svc's operator would.
-async fn configure_records_key(app: &TestApp, path: &str, body: Value) {
-    let reply = app
-        .http
-        .post(format!(
-            "{}/v1/transit/keys/vottery-users-records{path}",
-            app.security.address
-        ))
-        .header("X-Vault-Token", SECURITY_ADMIN_TOKEN)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(reply.status(), 200, "{path}");
-}
-
 #[tokio::test]
 async fn signatures_are_checked_with_the_public_key_and_follow_its_versions() {
     // Versions read at most once a minute on their own: a rotation must be picked up by the
@@ -386,7 +359,8 @@ async fn signatures_are_checked_with_the_public_key_and_follow_its_versions() {
     let old = full_user(&app).await;
     let verified = app.security.operations("verify").await;
     assert_eq!(signature_valid(&app, old.id).await, json!(true));
-    configure_records_key(&app, "/rotate", json!({})).await;
+    app.configure_key("vottery-users-records/rotate", json!({}))
+        .await;
     let renewed = app.create_user_with(json!({"first_name": "Nils"})).await;
     let read = app.read_user(renewed.id).await;
     assert_eq!(
@@ -419,10 +393,15 @@ async fn signatures_are_checked_with_the_public_key_and_follow_its_versions() {
     // A retired version stops verifying once the versions are read again.
     let app = spawn_app_with(|settings| settings.security.signing_key_refresh_ms = 300).await;
     let old = full_user(&app).await;
-    configure_records_key(&app, "/rotate", json!({})).await;
+    app.configure_key("vottery-users-records/rotate", json!({}))
+        .await;
     let renewed = app.create_user_with(json!({"first_name": "Nils"})).await;
     assert_eq!(signature_valid(&app, old.id).await, json!(true));
-    configure_records_key(&app, "/config", json!({"min_decryption_version": 2})).await;
+    app.configure_key(
+        "vottery-users-records/config",
+        json!({"min_decryption_version": 2}),
+    )
+    .await;
     let retired_at = std::time::Instant::now();
     while signature_valid(&app, old.id).await == json!(true) {
         assert!(

@@ -20,6 +20,7 @@ mod outage;
 mod pii;
 mod profile;
 mod rate_limit;
+mod rewrap;
 mod roles;
 mod status;
 mod users;

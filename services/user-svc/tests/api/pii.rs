@@ -4,15 +4,7 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::helpers::{SERVICE_TOKEN, spawn_app};
-
-const PII_COLUMNS: [&str; 5] = [
-    "sngine_email",
-    "sngine_phone",
-    "first_name",
-    "last_name",
-    "date_of_birth",
-];
+use crate::helpers::{PII_COLUMNS, SERVICE_TOKEN, spawn_app};
 
 #[tokio::test]
 async fn pii_columns_hold_only_ciphertext() {

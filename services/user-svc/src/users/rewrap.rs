@@ -1,0 +1,265 @@
+//! `user-svc rewrap`: moves stored records onto the latest versions of the PII and signing
+//! keys, so that the older versions can then be retired (`min_decryption_version`) or trimmed.
+//!
+//! A row is due when one of its PII ciphertexts, or its signature, was made with an older
+//! version than its key's latest. Rows are taken in id order, a batch at a time (keyset
+//! pagination on the id), each batch locked and committed with its audit rows in one
+//! transaction. The batch's old ciphertexts are rewrapped by security-svc in one `rewrap` call
+//! (bound to the same row and column; the plaintext never leaves security-svc), and its rows
+//! are signed again in one `sign` call and audited as `user.rewrap`. Only key versions change:
+//! values, blind indexes and every other column stay as they were. A rerun resumes, since a
+//! rewrapped row is no longer due.
+//!
+//! A row whose signature does not verify was changed behind the service's back. Signing it
+//! again would make the change look legitimate, so, as a write to it would be refused, it is
+//! left as it is and reported by id.
+
+use std::fmt;
+use std::time::Duration;
+
+use diesel::QueryableByName;
+use diesel::sql_types::{BigInt, Integer};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+
+use super::backfill::{
+    BackfillError, BackfillOptions, BatchOutcome, Change, Progress, ready, run_in_batches,
+    sign_and_write,
+};
+use super::service::set_column;
+use super::view::sealed_fields;
+use crate::audit::RequestMeta;
+use crate::error::ApiError;
+use crate::record::UserRow;
+use crate::startup::AppState;
+use crate::vault::{SealedField, Vault, key_version};
+
+/// Who the audit trail names as the actor.
+const ACTOR: &str = "rewrap";
+/// The audit action of a rewrapped row.
+pub const AUDIT_ACTION: &str = "user.rewrap";
+
+/// Rows due, given the PII key's latest version ($1) and the signing key's ($2).
+const DUE: &str = "pii_encrypted AND (
+    substring(sngine_email FROM '^vault:v([0-9]+):')::int < $1
+    OR substring(sngine_phone FROM '^vault:v([0-9]+):')::int < $1
+    OR substring(first_name FROM '^vault:v([0-9]+):')::int < $1
+    OR substring(last_name FROM '^vault:v([0-9]+):')::int < $1
+    OR substring(date_of_birth FROM '^vault:v([0-9]+):')::int < $1
+    OR substring(record_signature FROM '^vault:v([0-9]+):')::int < $2)";
+
+/// The versions a run moves rows onto.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Targets {
+    pub pii: u32,
+    pub signing: u32,
+}
+
+/// The outcome of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Summary {
+    pub targets: Targets,
+    /// Rows due when the run started.
+    pub total: u64,
+    pub rewrapped: u64,
+    /// Rows left as they were because their signature does not verify.
+    pub unverified: Vec<i32>,
+    /// Rows still due when the run ended (the unverified ones included).
+    pub remaining: u64,
+    pub batches: usize,
+    /// The run stopped at `max_batches` with rows left to do.
+    pub stopped_early: bool,
+    pub elapsed: Duration,
+}
+
+impl fmt::Display for Summary {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rewrap: moved {} of {} rows onto PII key v{} and signing key v{} in {} batches ({:.1}s); {} left unverified; {} still due",
+            self.rewrapped,
+            self.total,
+            self.targets.pii,
+            self.targets.signing,
+            self.batches,
+            self.elapsed.as_secs_f64(),
+            self.unverified.len(),
+            self.remaining
+        )?;
+        if self.stopped_early {
+            write!(f, " (stopped after the batch limit; rerun to resume)")?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    count: i64,
+}
+
+async fn count_due(conn: &mut AsyncPgConnection, targets: Targets) -> diesel::QueryResult<u64> {
+    diesel::sql_query(format!(
+        "SELECT count(*) AS count FROM vottery_users WHERE {DUE}"
+    ))
+    .bind::<Integer, _>(targets.pii as i32)
+    .bind::<Integer, _>(targets.signing as i32)
+    .get_result::<Count>(conn)
+    .await
+    .map(|found| found.count.max(0) as u64)
+}
+
+/// The next due rows after `after_id`, locked until the transaction ends.
+async fn lock_due_batch(
+    conn: &mut AsyncPgConnection,
+    targets: Targets,
+    after_id: i32,
+    limit: usize,
+) -> diesel::QueryResult<Vec<UserRow>> {
+    diesel::sql_query(format!(
+        "SELECT * FROM vottery_users WHERE {DUE} AND id > $3 ORDER BY id LIMIT $4 FOR UPDATE"
+    ))
+    .bind::<Integer, _>(targets.pii as i32)
+    .bind::<Integer, _>(targets.signing as i32)
+    .bind::<Integer, _>(after_id)
+    .bind::<BigInt, _>(limit as i64)
+    .load(conn)
+    .await
+}
+
+/// Moves every due row onto the latest key versions, batch by batch, calling `on_progress`
+/// after each batch. Refuses to start while security-svc is sealed or down.
+pub async fn rewrap(
+    state: &AppState,
+    options: BackfillOptions,
+    on_progress: impl FnMut(&Progress),
+) -> Result<Summary, BackfillError> {
+    ready(state, options).await?;
+    let (pii, signing) = state
+        .vault
+        .latest_versions(ACTOR)
+        .await
+        .map_err(BackfillError::Batch)?;
+    let targets = Targets { pii, signing };
+    let run = run_in_batches(
+        state,
+        ACTOR,
+        options,
+        async |conn| count_due(conn, targets).await,
+        async |conn, after_id, limit| {
+            rewrap_next_batch(&state.vault, conn, targets, after_id, limit).await
+        },
+        on_progress,
+    )
+    .await?;
+    Ok(Summary {
+        targets,
+        total: run.total,
+        rewrapped: run.done,
+        unverified: run.left,
+        remaining: run.remaining,
+        batches: run.batches,
+        stopped_early: run.stopped_early,
+        elapsed: run.elapsed,
+    })
+}
+
+/// Locks, rewraps, signs and commits the next batch in one transaction.
+async fn rewrap_next_batch(
+    vault: &Vault,
+    conn: &mut AsyncPgConnection,
+    targets: Targets,
+    after_id: i32,
+    limit: usize,
+) -> Result<BatchOutcome<i32>, ApiError> {
+    let meta = RequestMeta {
+        request_id: format!("rewrap-{}", uuid::Uuid::new_v4()),
+        ip: None,
+        user_agent: Some("user-svc rewrap".into()),
+    };
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        let rows = lock_due_batch(conn, targets, after_id, limit).await?;
+        let Some(last) = rows.last() else {
+            return Ok(BatchOutcome {
+                last_id: None,
+                done: 0,
+                left: Vec::new(),
+            });
+        };
+        let last_id = last.id;
+        let (done, left) = rewrap_rows(vault, conn, &meta, targets, &rows).await?;
+        Ok(BatchOutcome {
+            last_id: Some(last_id),
+            done,
+            left,
+        })
+    })
+    .await
+}
+
+/// Rewraps, signs and writes the locked rows whose signature verifies, with an audit row each;
+/// returns how many were written and which were left unverified.
+async fn rewrap_rows(
+    vault: &Vault,
+    conn: &mut AsyncPgConnection,
+    meta: &RequestMeta,
+    targets: Targets,
+    rows: &[UserRow],
+) -> Result<(u64, Vec<i32>), ApiError> {
+    // One signature check for the batch: only intact rows are signed again.
+    let signed: Vec<([u8; 32], &str)> = rows
+        .iter()
+        .filter_map(|row| Some((row.digest(), row.owned.record_signature.as_deref()?)))
+        .collect();
+    let mut checks = vault.verify(&meta.request_id, &signed).await?.into_iter();
+    let mut intact = Vec::with_capacity(rows.len());
+    let mut unverified = Vec::new();
+    for row in rows {
+        let valid = row.owned.record_signature.is_some() && checks.next().unwrap_or(false);
+        if valid {
+            intact.push(row);
+        } else {
+            unverified.push(row.id);
+        }
+    }
+
+    // One rewrap call for every old ciphertext of the batch.
+    let old: Vec<(usize, SealedField<'_>)> = intact
+        .iter()
+        .enumerate()
+        .flat_map(|(index, row)| {
+            sealed_fields(row)
+                .into_iter()
+                .map(move |field| (index, field))
+        })
+        .filter(|(_, field)| {
+            key_version(field.ciphertext).is_some_and(|version| version < targets.pii)
+        })
+        .collect();
+    let fields: Vec<SealedField<'_>> = old.iter().map(|(_, field)| *field).collect();
+    let ciphertexts = vault.rewrap(&meta.request_id, &fields).await?;
+    let mut updated: Vec<Change<'_>> = intact
+        .iter()
+        .map(|row| (*row, row.owned.clone(), Vec::new()))
+        .collect();
+    for ((index, field), ciphertext) in old.iter().zip(ciphertexts) {
+        let (_, owned, columns) = &mut updated[*index];
+        set_column(owned, field.column, Some(ciphertext));
+        columns.push(field.column.column().to_owned());
+    }
+
+    // One sign call for every intact row; each is written with its audit row.
+    for (row, owned, columns) in &mut updated {
+        owned.row_version = row.owned.row_version + 1;
+        owned.record_signature = None;
+        columns.push("record_signature".to_owned());
+    }
+    let written = sign_and_write(vault, conn, meta, ACTOR, AUDIT_ACTION, updated).await?;
+    for user_id in &unverified {
+        tracing::warn!(
+            user_id,
+            "user record fails its signature check; left on its old key versions"
+        );
+    }
+    Ok((written, unverified))
+}
