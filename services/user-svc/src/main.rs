@@ -26,7 +26,8 @@ const USAGE: &str =
                       of their key onto the latest versions (rewrapped inside security-svc,
                       signed again, audited), in committed batches as above; afterwards the old
                       versions can be retired. Rows whose signature does not verify are left
-                      as they are, listed, and make the exit status 1.
+                      as they are, as are rows with a value security-svc cannot rewrap;
+                      they are listed and make the exit status 1.
 
 Settings come from USER_SVC__* environment variables (see README).";
 
@@ -153,7 +154,7 @@ fn batch_options(args: &[String]) -> Result<user_svc::users::backfill::BackfillO
     })
 }
 
-/// `rewrap`: progress and unverified rows on stderr, then the summary line.
+/// `rewrap`: progress and the rows left as they were on stderr, then the summary line.
 async fn rewrap(settings: Settings, args: &[String]) -> Result<(), String> {
     let options = batch_options(args)?;
     let state = user_svc::startup::AppState::from_settings(&settings)
@@ -163,16 +164,16 @@ async fn rewrap(settings: Settings, args: &[String]) -> Result<(), String> {
         user_svc::users::rewrap::rewrap(&state, options, |progress| eprintln!("{progress}"))
             .await
             .map_err(|error| error.to_string())?;
-    for user_id in &summary.unverified {
-        eprintln!("rewrap: user {user_id} left as is: its signature does not verify");
+    for left in &summary.left {
+        eprintln!("rewrap: {left}");
     }
     eprintln!("{summary}");
-    if summary.unverified.is_empty() {
+    if summary.left.is_empty() {
         Ok(())
     } else {
         Err(format!(
-            "{} rows fail their signature check (listed above) and were not rewrapped",
-            summary.unverified.len()
+            "{} rows were left on their old key versions (listed above); inspect them before retiring those versions",
+            summary.left.len()
         ))
     }
 }

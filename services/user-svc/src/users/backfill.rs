@@ -68,6 +68,9 @@ pub enum BackfillError {
     Sealed,
     #[error("security-svc is unreachable ({0}); nothing was changed")]
     Unreachable(String),
+    /// What the run needs to know before its first batch could not be read.
+    #[error("could not prepare the run; nothing was changed: {0}")]
+    Start(#[source] ApiError),
     /// A batch failed; it was rolled back and every batch before it is committed.
     #[error("a batch failed and was rolled back (earlier batches are kept; rerun to resume): {0}")]
     Batch(#[source] ApiError),

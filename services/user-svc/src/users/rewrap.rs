@@ -12,7 +12,9 @@
 //!
 //! A row whose signature does not verify was changed behind the service's back. Signing it
 //! again would make the change look legitimate, so, as a write to it would be refused, it is
-//! left as it is and reported by id.
+//! left as it is and reported by id. So is a row with a ciphertext security-svc cannot rewrap
+//! (one of a retired version, or one copied from another row or column); the rest of the run
+//! goes on.
 
 use std::fmt;
 use std::time::Duration;
@@ -40,18 +42,50 @@ pub const AUDIT_ACTION: &str = "user.rewrap";
 
 /// Rows due, given the PII key's latest version ($1) and the signing key's ($2).
 const DUE: &str = "pii_encrypted AND (
-    substring(sngine_email FROM '^vault:v([0-9]+):')::int < $1
-    OR substring(sngine_phone FROM '^vault:v([0-9]+):')::int < $1
-    OR substring(first_name FROM '^vault:v([0-9]+):')::int < $1
-    OR substring(last_name FROM '^vault:v([0-9]+):')::int < $1
-    OR substring(date_of_birth FROM '^vault:v([0-9]+):')::int < $1
-    OR substring(record_signature FROM '^vault:v([0-9]+):')::int < $2)";
+    substring(sngine_email FROM '^vault:v([0-9]{1,9}):')::int < $1
+    OR substring(sngine_phone FROM '^vault:v([0-9]{1,9}):')::int < $1
+    OR substring(first_name FROM '^vault:v([0-9]{1,9}):')::int < $1
+    OR substring(last_name FROM '^vault:v([0-9]{1,9}):')::int < $1
+    OR substring(date_of_birth FROM '^vault:v([0-9]{1,9}):')::int < $1
+    OR substring(record_signature FROM '^vault:v([0-9]{1,9}):')::int < $2)";
 
 /// The versions a run moves rows onto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Targets {
     pub pii: u32,
     pub signing: u32,
+}
+
+/// Why a due row was left as it was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftReason {
+    /// Its signature does not verify (or it has none): it was changed outside the service.
+    Unverified,
+    /// security-svc could not rewrap one of its ciphertexts (a retired version, or a value
+    /// that does not belong to its row and column).
+    NotRewrapped,
+}
+
+/// A due row left as it was, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LeftRow {
+    pub user_id: i32,
+    pub reason: LeftReason,
+}
+
+impl fmt::Display for LeftRow {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let id = self.user_id;
+        match self.reason {
+            LeftReason::Unverified => {
+                write!(f, "user {id} left as is: its signature does not verify")
+            }
+            LeftReason::NotRewrapped => write!(
+                f,
+                "user {id} left as is: security-svc could not rewrap one of its values"
+            ),
+        }
+    }
 }
 
 /// The outcome of a run.
@@ -61,9 +95,9 @@ pub struct Summary {
     /// Rows due when the run started.
     pub total: u64,
     pub rewrapped: u64,
-    /// Rows left as they were because their signature does not verify.
-    pub unverified: Vec<i32>,
-    /// Rows still due when the run ended (the unverified ones included).
+    /// Rows left as they were, and why.
+    pub left: Vec<LeftRow>,
+    /// Rows still due when the run ended (the ones left included).
     pub remaining: u64,
     pub batches: usize,
     /// The run stopped at `max_batches` with rows left to do.
@@ -75,14 +109,14 @@ impl fmt::Display for Summary {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rewrap: moved {} of {} rows onto PII key v{} and signing key v{} in {} batches ({:.1}s); {} left unverified; {} still due",
+            "rewrap: moved {} of {} rows onto PII key v{} and signing key v{} in {} batches ({:.1}s); {} left as they were; {} still due",
             self.rewrapped,
             self.total,
             self.targets.pii,
             self.targets.signing,
             self.batches,
             self.elapsed.as_secs_f64(),
-            self.unverified.len(),
+            self.left.len(),
             self.remaining
         )?;
         if self.stopped_early {
@@ -139,7 +173,7 @@ pub async fn rewrap(
         .vault
         .latest_versions(ACTOR)
         .await
-        .map_err(BackfillError::Batch)?;
+        .map_err(BackfillError::Start)?;
     let targets = Targets { pii, signing };
     let run = run_in_batches(
         state,
@@ -156,7 +190,7 @@ pub async fn rewrap(
         targets,
         total: run.total,
         rewrapped: run.done,
-        unverified: run.left,
+        left: run.left,
         remaining: run.remaining,
         batches: run.batches,
         stopped_early: run.stopped_early,
@@ -171,7 +205,7 @@ async fn rewrap_next_batch(
     targets: Targets,
     after_id: i32,
     limit: usize,
-) -> Result<BatchOutcome<i32>, ApiError> {
+) -> Result<BatchOutcome<LeftRow>, ApiError> {
     let meta = RequestMeta {
         request_id: format!("rewrap-{}", uuid::Uuid::new_v4()),
         ip: None,
@@ -198,14 +232,14 @@ async fn rewrap_next_batch(
 }
 
 /// Rewraps, signs and writes the locked rows whose signature verifies, with an audit row each;
-/// returns how many were written and which were left unverified.
+/// returns how many were written and which were left as they were.
 async fn rewrap_rows(
     vault: &Vault,
     conn: &mut AsyncPgConnection,
     meta: &RequestMeta,
     targets: Targets,
     rows: &[UserRow],
-) -> Result<(u64, Vec<i32>), ApiError> {
+) -> Result<(u64, Vec<LeftRow>), ApiError> {
     // One signature check for the batch: only intact rows are signed again.
     let signed: Vec<([u8; 32], &str)> = rows
         .iter()
@@ -213,13 +247,16 @@ async fn rewrap_rows(
         .collect();
     let mut checks = vault.verify(&meta.request_id, &signed).await?.into_iter();
     let mut intact = Vec::with_capacity(rows.len());
-    let mut unverified = Vec::new();
+    let mut left = Vec::new();
     for row in rows {
         let valid = row.owned.record_signature.is_some() && checks.next().unwrap_or(false);
         if valid {
             intact.push(row);
         } else {
-            unverified.push(row.id);
+            left.push(LeftRow {
+                user_id: row.id,
+                reason: LeftReason::Unverified,
+            });
         }
     }
 
@@ -238,28 +275,49 @@ async fn rewrap_rows(
         .collect();
     let fields: Vec<SealedField<'_>> = old.iter().map(|(_, field)| *field).collect();
     let ciphertexts = vault.rewrap(&meta.request_id, &fields).await?;
-    let mut updated: Vec<Change<'_>> = intact
+    let mut updated: Vec<Option<Change<'_>>> = intact
         .iter()
-        .map(|row| (*row, row.owned.clone(), Vec::new()))
+        .map(|row| Some((*row, row.owned.clone(), Vec::new())))
         .collect();
     for ((index, field), ciphertext) in old.iter().zip(ciphertexts) {
-        let (_, owned, columns) = &mut updated[*index];
-        set_column(owned, field.column, Some(ciphertext));
-        columns.push(field.column.column().to_owned());
+        match (ciphertext, &mut updated[*index]) {
+            (Ok(ciphertext), Some((_, owned, columns))) => {
+                set_column(owned, field.column, Some(ciphertext));
+                columns.push(field.column.column().to_owned());
+            }
+            (Err(reason), slot @ Some(_)) => {
+                tracing::warn!(
+                    user_id = field.user_id,
+                    column = field.column.column(),
+                    %reason,
+                    "stored ciphertext could not be rewrapped; the record is left as it is"
+                );
+                *slot = None;
+                left.push(LeftRow {
+                    user_id: field.user_id,
+                    reason: LeftReason::NotRewrapped,
+                });
+            }
+            (_, None) => {}
+        }
     }
 
-    // One sign call for every intact row; each is written with its audit row.
-    for (row, owned, columns) in &mut updated {
+    // One sign call for every row left to write; each is written with its audit row.
+    let mut changes: Vec<Change<'_>> = updated.into_iter().flatten().collect();
+    for (row, owned, columns) in &mut changes {
         owned.row_version = row.owned.row_version + 1;
         owned.record_signature = None;
         columns.push("record_signature".to_owned());
     }
-    let written = sign_and_write(vault, conn, meta, ACTOR, AUDIT_ACTION, updated).await?;
-    for user_id in &unverified {
-        tracing::warn!(
-            user_id,
-            "user record fails its signature check; left on its old key versions"
-        );
+    let written = sign_and_write(vault, conn, meta, ACTOR, AUDIT_ACTION, changes).await?;
+    for row in &left {
+        if row.reason == LeftReason::Unverified {
+            tracing::warn!(
+                user_id = row.user_id,
+                "user record fails its signature check; left on its old key versions"
+            );
+        }
     }
-    Ok((written, unverified))
+    left.sort_by_key(|row| row.user_id);
+    Ok((written, left))
 }

@@ -202,12 +202,13 @@ impl Vault {
     }
 
     /// Moves stored ciphertexts onto the PII key's latest version, inside security-svc (the
-    /// plaintext never leaves it); new ciphertexts in input order.
+    /// plaintext never leaves it); each result is the new ciphertext, or why it could not be
+    /// made (a ciphertext from another row or column, or of a retired version).
     pub async fn rewrap(
         &self,
         request_id: &str,
         fields: &[SealedField<'_>],
-    ) -> Result<Vec<String>, ApiError> {
+    ) -> Result<Vec<Result<String, String>>, ApiError> {
         if fields.is_empty() {
             return Ok(Vec::new());
         }
@@ -228,14 +229,14 @@ impl Vault {
         if results.len() != fields.len() {
             return Err(item_failed("rewrap", Some("result count mismatch".into())));
         }
-        results
+        Ok(results
             .into_iter()
             .map(|result| {
                 result
                     .ciphertext
-                    .ok_or_else(|| item_failed("rewrap", result.error))
+                    .ok_or_else(|| result.error.unwrap_or_default())
             })
-            .collect()
+            .collect())
     }
 
     /// The latest versions of the PII key and of the signing key.

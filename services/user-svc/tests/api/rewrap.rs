@@ -5,9 +5,9 @@
 
 use serde_json::{Value, json};
 use user_svc::users::backfill::{BackfillError, BackfillOptions, Progress};
-use user_svc::users::rewrap::{AUDIT_ACTION, Summary, Targets, rewrap};
+use user_svc::users::rewrap::{AUDIT_ACTION, LeftReason, LeftRow, Summary, Targets, rewrap};
 
-use crate::helpers::{PII_COLUMNS, TestApp, spawn_app};
+use crate::helpers::{PII_COLUMNS, TestApp, spawn_app, spawn_app_with};
 
 async fn run(
     app: &TestApp,
@@ -38,7 +38,8 @@ fn shown(mut read: Value) -> Value {
 
 #[tokio::test]
 async fn stored_records_move_onto_the_latest_key_versions_and_old_ones_can_be_retired() {
-    let app = spawn_app().await;
+    // Signatures checked by security-svc on every read, so the retirement below applies at once.
+    let app = spawn_app_with(|settings| settings.security.signing_key_refresh_ms = 0).await;
     let mut ids = vec![app.manager.id];
     for n in 0..4 {
         let user = app
@@ -57,7 +58,11 @@ async fn stored_records_move_onto_the_latest_key_versions_and_old_ones_can_be_re
     .await;
     let mut before = Vec::new();
     for id in &ids {
-        before.push(shown(app.read_user(*id).await));
+        let row = app.user_row(*id).await;
+        before.push((
+            shown(app.read_user(*id).await),
+            (row["email_bidx"].clone(), row["phone_bidx"].clone()),
+        ));
     }
     let tampered_row = app.user_row(tampered).await;
     app.configure_key("vottery-users-pii/rotate", json!({}))
@@ -77,8 +82,15 @@ async fn stored_records_move_onto_the_latest_key_versions_and_old_ones_can_be_re
     let summary = summary.unwrap();
     assert_eq!(summary.targets, Targets { pii: 2, signing: 2 });
     assert_eq!(
-        (summary.total, summary.rewrapped, summary.unverified.clone()),
-        (6, 5, vec![tampered])
+        (summary.total, summary.rewrapped, summary.left.clone()),
+        (
+            6,
+            5,
+            vec![LeftRow {
+                user_id: tampered,
+                reason: LeftReason::Unverified
+            }]
+        )
     );
     assert_eq!((summary.remaining, summary.batches), (1, 3));
     assert!(!summary.stopped_early);
@@ -89,8 +101,13 @@ async fn stored_records_move_onto_the_latest_key_versions_and_old_ones_can_be_re
         reports[0]
     );
 
-    for (id, shown_before) in ids.iter().zip(before) {
+    for (id, (shown_before, indexes_before)) in ids.iter().zip(before) {
         let row = app.user_row(*id).await;
+        assert_eq!(
+            (row["email_bidx"].clone(), row["phone_bidx"].clone()),
+            indexes_before,
+            "blind indexes stay as they were"
+        );
         let found = versions(&row);
         assert!(found.len() >= 3, "{found:?}");
         assert!(
@@ -139,13 +156,21 @@ async fn stored_records_move_onto_the_latest_key_versions_and_old_ones_can_be_re
         assert!(read["sngine_email"].as_str().unwrap().contains('@'));
     }
 
-    // A rerun finds only the tampered record, and leaves it.
-    let (summary, _) = run(&app, BackfillOptions::default()).await;
-    let summary = summary.unwrap();
-    assert_eq!(
-        (summary.total, summary.rewrapped, summary.unverified),
-        (1, 0, vec![tampered])
+    // A rerun of the command finds only the tampered record, leaves it, lists it and fails.
+    let output = app
+        .command(&["rewrap"], &app.security.address)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "rewrap: user {tampered} left as is: its signature does not verify"
+        )) && stderr.contains("moved 0 of 1 rows onto PII key v2 and signing key v2"),
+        "{stderr}"
     );
+    assert_eq!(app.user_row(tampered).await, tampered_row);
     assert_eq!(app.audit_count().await - audit_before, 5);
 }
 
@@ -221,5 +246,66 @@ async fn nothing_is_rewrapped_while_security_svc_is_sealed_or_with_a_bad_batch_s
     assert_eq!(
         row["row_version"].as_i64(),
         before["row_version"].as_i64().map(|v| v + 1)
+    );
+}
+
+#[tokio::test]
+async fn a_record_that_cannot_be_rewrapped_is_left_and_the_rest_goes_on() {
+    let app = spawn_app().await;
+    let on_v1 = app.create_user().await.id;
+    app.configure_key("vottery-users-pii/rotate", json!({}))
+        .await;
+    let on_v2 = app.create_user().await.id;
+    app.configure_key("vottery-users-pii/rotate", json!({}))
+        .await;
+    // Version 1 retired too early: user on_v1's values can no longer be rewrapped.
+    app.configure_key(
+        "vottery-users-pii/config",
+        json!({"min_decryption_version": 2}),
+    )
+    .await;
+    let stuck = app.user_row(on_v1).await;
+
+    let (summary, _) = run(&app, BackfillOptions::default()).await;
+    let summary = summary.unwrap();
+    assert_eq!(summary.targets, Targets { pii: 3, signing: 1 });
+    // The manager was written on version 1 as well; the user on version 2 moved on.
+    let left_behind = |user_id| LeftRow {
+        user_id,
+        reason: LeftReason::NotRewrapped,
+    };
+    assert_eq!(
+        summary.left,
+        vec![left_behind(app.manager.id), left_behind(on_v1)]
+    );
+    assert_eq!((summary.total, summary.rewrapped), (3, 1));
+    assert_eq!(app.user_row(on_v1).await, stuck);
+    let moved = app.user_row(on_v2).await;
+    assert_eq!(
+        versions(&moved),
+        ["vault:v3", "vault:v3", "vault:v1"],
+        "email, phone, signature"
+    );
+    let read = app.read_user(on_v2).await;
+    assert_eq!(read["signature"]["valid"], json!(true));
+
+    // Only the signing key rotated: records are signed again, ciphertexts stay as they are.
+    app.configure_key("vottery-users-records/rotate", json!({}))
+        .await;
+    let (summary, _) = run(&app, BackfillOptions::default()).await;
+    assert_eq!(summary.unwrap().targets, Targets { pii: 3, signing: 2 });
+    let signed_again = app.user_row(on_v2).await;
+    for column in PII_COLUMNS {
+        assert_eq!(signed_again[column], moved[column], "{column}");
+    }
+    assert!(
+        signed_again["record_signature"]
+            .as_str()
+            .unwrap()
+            .starts_with("vault:v2:")
+    );
+    assert_eq!(
+        app.read_user(on_v2).await["signature"],
+        json!({"valid": true, "key_version": 2, "algorithm": read["signature"]["algorithm"]})
     );
 }
