@@ -58,6 +58,15 @@ impl Snapshot {
     }
 }
 
+/// Whether the versions must be read again, and why.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reread {
+    No,
+    Due,
+    /// A signature names a version newer than the latest known.
+    ForNewerVersion,
+}
+
 /// A record signature as stored: `vault:v<N>:<base64 signature>`.
 struct Signature {
     version: u32,
@@ -143,22 +152,25 @@ impl RecordKeys {
             .clone()
     }
 
-    /// The versions, read again when `stale` says the current ones will not do.
+    /// The versions, read again when `reread` says the current ones will not do.
     async fn snapshot(
         &self,
         call: Call<'_>,
-        for_newer_version: bool,
-        stale: impl Fn(&Snapshot) -> bool,
+        reread: impl Fn(&Snapshot) -> Reread,
     ) -> Result<Arc<Snapshot>, ClientError> {
-        if let Some(current) = self.current().filter(|current| !stale(current)) {
+        let usable = |current: &Arc<Snapshot>| reread(current) == Reread::No;
+        if let Some(current) = self.current().filter(usable) {
             return Ok(current);
         }
         let waited_from = Instant::now();
         let mut last_failure = self.reading.lock().await;
         // Another request may have read them, or failed to, while this one waited.
-        if let Some(current) = self.current().filter(|current| !stale(current)) {
+        let current = self.current();
+        if let Some(current) = current.clone().filter(usable) {
             return Ok(current);
         }
+        let for_newer_version =
+            current.is_some_and(|current| reread(&current) == Reread::ForNewerVersion);
         if let Some((at, error)) = last_failure.as_ref()
             && *at >= waited_from
         {
@@ -212,19 +224,23 @@ impl RecordKeys {
         // A version newer than the latest known means a rotation since the last read, unless
         // the versions were read while this check waited, or were read less than a second ago
         // for a newer version (a forged version number asks for at most one read a second).
-        let names_newer = |snapshot: &Snapshot| match (&snapshot.versions, newest) {
-            (Versions::Ed25519 { latest, .. }, Some(newest)) => {
-                newest > *latest
-                    && snapshot.read_at < started
-                    && !(snapshot.for_newer_version && snapshot.age() < RECHECK_AFTER)
-            }
-            _ => false,
-        };
-        let current = self.current();
-        let for_newer_version = current.as_deref().is_some_and(names_newer);
         let snapshot = self
-            .snapshot(call, for_newer_version, |snapshot| {
-                snapshot.age() >= self.refresh || names_newer(snapshot)
+            .snapshot(call, |snapshot| {
+                let names_newer = match (&snapshot.versions, newest) {
+                    (Versions::Ed25519 { latest, .. }, Some(newest)) => {
+                        newest > *latest
+                            && snapshot.read_at < started
+                            && !(snapshot.for_newer_version && snapshot.age() < RECHECK_AFTER)
+                    }
+                    _ => false,
+                };
+                if names_newer {
+                    Reread::ForNewerVersion
+                } else if snapshot.age() >= self.refresh {
+                    Reread::Due
+                } else {
+                    Reread::No
+                }
             })
             .await?;
         let Some(valid) = self.check(&snapshot, items, &signatures) else {
@@ -236,7 +252,13 @@ impl RecordKeys {
         // A failure on versions over a second old: read them again once (a key deleted and
         // created again). If that read fails, the answers already found stand.
         match self
-            .snapshot(call, false, |snapshot| snapshot.age() >= RECHECK_AFTER)
+            .snapshot(call, |snapshot| {
+                if snapshot.age() >= RECHECK_AFTER {
+                    Reread::Due
+                } else {
+                    Reread::No
+                }
+            })
             .await
         {
             Ok(fresh) => Ok(self.check(&fresh, items, &signatures)),
