@@ -10,6 +10,7 @@ cd "$ROOT_DIR"
 ensure_postgres
 ensure_redis
 ensure_nginx
+ensure_electionguard
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

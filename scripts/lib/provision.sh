@@ -149,3 +149,42 @@ ensure_nginx() {
   NGINX_BIN=$(command -v nginx || echo /usr/sbin/nginx)
   export NGINX_BIN
 }
+
+# --- ElectionGuard reference (Python) --------------------------------------------
+
+python310_bin() {
+  local candidate
+  if command -v pyenv >/dev/null 2>&1; then
+    candidate=$(ls -d "$(pyenv root)"/versions/3.10.*/bin/python 2>/dev/null | sort -V | tail -n 1)
+    if [ -n "$candidate" ] && [ -x "$candidate" ]; then echo "$candidate"; return 0; fi
+  fi
+  candidate=$(command -v python3.10 2>/dev/null) || return 1
+  echo "$candidate"
+}
+
+electionguard_answers() { # PYTHON
+  [ -x "$1" ] && "$1" -c 'import importlib.metadata as m, sys; sys.exit(m.version("electionguard") != "1.4.0")' >/dev/null 2>&1
+}
+
+# ensure_electionguard — exports ELECTIONGUARD_PYTHON, a Python 3.10 with electionguard 1.4.0
+# (the reference the guardian tests check their proofs with), in a venv under .data/.
+ensure_electionguard() {
+  local venv="$DATA_DIR/venv-electionguard" python
+  if [ -n "${ELECTIONGUARD_PYTHON:-}" ] && electionguard_answers "$ELECTIONGUARD_PYTHON"; then
+    log "ElectionGuard: using ELECTIONGUARD_PYTHON"
+    export ELECTIONGUARD_PYTHON
+    return 0
+  fi
+  if ! electionguard_answers "$venv/bin/python"; then
+    python=$(python310_bin) || die "no Python 3.10 (pyenv's 3.10.* or python3.10) for the electionguard reference"
+    log "ElectionGuard: creating $venv with $python"
+    mkdir -p "$DATA_DIR"
+    "$python" -m venv "$venv" || die "python -m venv $venv failed"
+    "$venv/bin/python" -m pip install -q electionguard==1.4.0 >/dev/null \
+      || die "pip install electionguard==1.4.0 failed"
+    electionguard_answers "$venv/bin/python" || die "electionguard 1.4.0 is not importable in $venv"
+  fi
+  ELECTIONGUARD_PYTHON="$venv/bin/python"
+  log "ElectionGuard: using $ELECTIONGUARD_PYTHON"
+  export ELECTIONGUARD_PYTHON
+}
