@@ -83,10 +83,52 @@ fn pem_text(setting: &str) -> Result<String, String> {
     }
 }
 
+/// The configured key tokens are checked with, when no JWKS is configured.
+fn static_key(settings: &AuthSettings, algorithm: Algorithm) -> Result<DecodingKey, String> {
+    let pem = || pem_text(&settings.public_key_pem);
+    match algorithm {
+        Algorithm::HS256 => {
+            let secret = settings.jwt_secret.expose_secret();
+            if secret.len() < 16 {
+                return Err("auth.jwt_secret must be at least 16 characters".into());
+            }
+            Ok(DecodingKey::from_secret(secret.as_bytes()))
+        }
+        Algorithm::RS256 => DecodingKey::from_rsa_pem(pem()?.as_bytes())
+            .map_err(|error| format!("auth.public_key_pem is not an RSA public key: {error}")),
+        Algorithm::ES256 => DecodingKey::from_ec_pem(pem()?.as_bytes())
+            .map_err(|error| format!("auth.public_key_pem is not an EC public key: {error}")),
+        Algorithm::EdDSA => DecodingKey::from_ed_pem(pem()?.as_bytes())
+            .map_err(|error| format!("auth.public_key_pem is not an Ed25519 public key: {error}")),
+        other => Err(format!("auth.algorithm {other:?} is not supported")),
+    }
+}
+
+/// What a valid token must carry: an expiry, and the configured issuer and audience if any.
+fn validation(settings: &AuthSettings, algorithm: Algorithm) -> Validation {
+    let mut validation = Validation::new(algorithm);
+    validation.leeway = settings.leeway_secs;
+    let mut required = vec!["exp"];
+    if !settings.issuer.is_empty() {
+        validation.set_issuer(&[settings.issuer.as_str()]);
+        required.push("iss");
+    }
+    if settings.audience.is_empty() {
+        validation.validate_aud = false;
+    } else {
+        validation.set_audience(&[settings.audience.as_str()]);
+        required.push("aud");
+    }
+    validation.set_required_spec_claims(&required);
+    validation
+}
+
 impl JwtValidator {
     pub fn new(settings: &AuthSettings) -> Result<Self, String> {
         let algorithm = parse_algorithm(&settings.algorithm)?;
-        let keys = if !settings.jwks_url.is_empty() {
+        let keys = if settings.jwks_url.is_empty() {
+            Keys::Static(static_key(settings, algorithm)?)
+        } else {
             let http = reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
                 .build()
@@ -96,54 +138,34 @@ impl JwtValidator {
                 http,
                 cache: RwLock::new(None),
             }
-        } else {
-            let key = match algorithm {
-                Algorithm::HS256 => {
-                    let secret = settings.jwt_secret.expose_secret();
-                    if secret.len() < 16 {
-                        return Err("auth.jwt_secret must be at least 16 characters".into());
-                    }
-                    DecodingKey::from_secret(secret.as_bytes())
-                }
-                Algorithm::RS256 => {
-                    DecodingKey::from_rsa_pem(pem_text(&settings.public_key_pem)?.as_bytes())
-                        .map_err(|error| {
-                            format!("auth.public_key_pem is not an RSA public key: {error}")
-                        })?
-                }
-                Algorithm::ES256 => {
-                    DecodingKey::from_ec_pem(pem_text(&settings.public_key_pem)?.as_bytes())
-                        .map_err(|error| {
-                            format!("auth.public_key_pem is not an EC public key: {error}")
-                        })?
-                }
-                _ => DecodingKey::from_ed_pem(pem_text(&settings.public_key_pem)?.as_bytes())
-                    .map_err(|error| {
-                        format!("auth.public_key_pem is not an Ed25519 public key: {error}")
-                    })?,
-            };
-            Keys::Static(key)
         };
-        let mut validation = Validation::new(algorithm);
-        validation.leeway = settings.leeway_secs;
-        let mut required = vec!["exp"];
-        if !settings.issuer.is_empty() {
-            validation.set_issuer(&[settings.issuer.as_str()]);
-            required.push("iss");
-        }
-        if settings.audience.is_empty() {
-            validation.validate_aud = false;
-        } else {
-            validation.set_audience(&[settings.audience.as_str()]);
-            required.push("aud");
-        }
-        validation.set_required_spec_claims(&required);
         Ok(Self {
             algorithm,
             keys,
-            validation,
+            validation: validation(settings, algorithm),
             user_id_claim: settings.user_id_claim.clone(),
         })
+    }
+
+    /// The key `kid` names in a key set (the first one without a `kid`), if it is of the
+    /// configured algorithm's family. The algorithm is pinned by configuration, never taken
+    /// from the token.
+    fn key_in(&self, set: &JwkSet, kid: Option<&str>) -> Option<DecodingKey> {
+        let jwk = match kid {
+            Some(kid) => set.find(kid)?,
+            None => set.keys.first()?,
+        };
+        let family_fits = matches!(
+            (&jwk.algorithm, self.algorithm),
+            (AlgorithmParameters::RSA(_), Algorithm::RS256)
+                | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
+                | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
+        );
+        if family_fits {
+            DecodingKey::from_jwk(jwk).ok()
+        } else {
+            None
+        }
     }
 
     async fn jwks_key(
@@ -153,24 +175,7 @@ impl JwtValidator {
         cache: &RwLock<Option<(JwkSet, Instant)>>,
         kid: Option<&str>,
     ) -> Result<DecodingKey, String> {
-        let find = |set: &JwkSet| -> Option<DecodingKey> {
-            let jwk = match kid {
-                Some(kid) => set.find(kid)?,
-                None => set.keys.first()?,
-            };
-            // The algorithm is pinned by configuration, never taken from the token.
-            let family_fits = matches!(
-                (&jwk.algorithm, self.algorithm),
-                (AlgorithmParameters::RSA(_), Algorithm::RS256)
-                    | (AlgorithmParameters::EllipticCurve(_), Algorithm::ES256)
-                    | (AlgorithmParameters::OctetKeyPair(_), Algorithm::EdDSA)
-            );
-            if family_fits {
-                DecodingKey::from_jwk(jwk).ok()
-            } else {
-                None
-            }
-        };
+        let find = |set: &JwkSet| self.key_in(set, kid);
         let fresh = {
             let cached = cache.read().map_err(|_| "JWKS cache poisoned".to_owned())?;
             match &*cached {

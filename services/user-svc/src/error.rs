@@ -96,43 +96,38 @@ impl ApiError {
 
     fn problem(&self) -> (Problem, Option<u64>) {
         match self {
-            ApiError::Validation(errors) => (*ProblemResponse::validation(errors.clone()).problem, None),
-            ApiError::Problem(response) => ((*response.problem).clone(), response.retry_after),
-            ApiError::Unauthorized(detail) => (Problem::new("unauthorized", "Unauthorized", 401, detail.clone()), None),
-            ApiError::Forbidden(detail) => (Problem::new("forbidden", "Forbidden", 403, detail.clone()), None),
-            ApiError::NotFound(detail) => (Problem::new("not-found", "Not found", 404, detail.clone()), None),
-            ApiError::Conflict { detail, errors } => {
-                (Problem::new("conflict", "Conflict", 409, detail.clone()).with_errors(errors.clone()), None)
+            ApiError::Validation(errors) => {
+                (*ProblemResponse::validation(errors.clone()).problem, None)
             }
-            ApiError::InvalidTransition { from, to, allowed } => (
-                Problem::new(
-                    "invalid-transition",
-                    "Invalid status transition",
-                    409,
-                    if allowed.is_empty() {
-                        format!("status cannot change from {from} to {to}; no change is allowed from {from} for this caller")
-                    } else {
-                        format!("status cannot change from {from} to {to}; allowed: {}", allowed.join(", "))
-                    },
-                )
-                .with_errors(vec![FieldError::new("status", format!("must be one of: {}", allowed.join(", ")))])
-                .with_extension("current_status", serde_json::json!(from))
-                .with_extension("allowed_transitions", serde_json::json!(allowed)),
+            ApiError::Problem(response) => ((*response.problem).clone(), response.retry_after),
+            ApiError::Unauthorized(detail) => (
+                Problem::new("unauthorized", "Unauthorized", 401, detail.clone()),
                 None,
             ),
-            ApiError::PreconditionFailed { current } => (
-                Problem::new(
-                    "precondition-failed",
-                    "Precondition failed",
-                    412,
-                    format!("the user changed since you read it; the current version is {current} (ETag \"{current}\")"),
-                )
-                .with_errors(vec![FieldError::new("If-Match", format!("must be \"{current}\""))])
-                .with_extension("current_version", serde_json::json!(current)),
+            ApiError::Forbidden(detail) => (
+                Problem::new("forbidden", "Forbidden", 403, detail.clone()),
                 None,
             ),
+            ApiError::NotFound(detail) => (
+                Problem::new("not-found", "Not found", 404, detail.clone()),
+                None,
+            ),
+            ApiError::Conflict { detail, errors } => (
+                Problem::new("conflict", "Conflict", 409, detail.clone())
+                    .with_errors(errors.clone()),
+                None,
+            ),
+            ApiError::InvalidTransition { from, to, allowed } => {
+                (invalid_transition(from, to, allowed), None)
+            }
+            ApiError::PreconditionFailed { current } => (precondition_failed(*current), None),
             ApiError::Contention => (
-                Problem::new("contention", "Conflict", 409, "the user was changed concurrently too often; retry"),
+                Problem::new(
+                    "contention",
+                    "Conflict",
+                    409,
+                    "the user was changed concurrently too often; retry",
+                ),
                 Some(1),
             ),
             ApiError::RateLimited { retry_after } => (
@@ -145,23 +140,71 @@ impl ApiError {
                 Some(*retry_after),
             ),
             ApiError::Unavailable { dependency, cause } => {
-                tracing::warn!(dependency, cause = %cause, "dependency unavailable");
-                (
-                    Problem::new(
-                        "dependency-unavailable",
-                        "Service unavailable",
-                        503,
-                        format!("{dependency} is unavailable; nothing was changed, retry shortly"),
-                    ),
-                    Some(2),
-                )
+                (unavailable(dependency, cause), Some(2))
             }
-            ApiError::Internal(error) => {
-                tracing::error!(error = ?error, "unexpected failure");
-                (Problem::new("internal", "Internal error", 500, "an unexpected error occurred"), None)
-            }
+            ApiError::Internal(error) => (internal(error), None),
         }
     }
+}
+
+/// A dependency that is down (logged with its cause, which the client is not told).
+fn unavailable(dependency: &str, cause: &str) -> Problem {
+    tracing::warn!(dependency, cause = %cause, "dependency unavailable");
+    Problem::new(
+        "dependency-unavailable",
+        "Service unavailable",
+        503,
+        format!("{dependency} is unavailable; nothing was changed, retry shortly"),
+    )
+}
+
+/// An unexpected failure: logged with its cause chain, answered as a bare 500.
+fn internal(error: &anyhow::Error) -> Problem {
+    tracing::error!(error = ?error, "unexpected failure");
+    Problem::new(
+        "internal",
+        "Internal error",
+        500,
+        "an unexpected error occurred",
+    )
+}
+
+/// A status change the lifecycle does not allow, with the moves that are allowed.
+fn invalid_transition(from: &str, to: &str, allowed: &[String]) -> Problem {
+    let detail = if allowed.is_empty() {
+        format!(
+            "status cannot change from {from} to {to}; no change is allowed from {from} for this caller"
+        )
+    } else {
+        format!(
+            "status cannot change from {from} to {to}; allowed: {}",
+            allowed.join(", ")
+        )
+    };
+    Problem::new(
+        "invalid-transition",
+        "Invalid status transition",
+        409,
+        detail,
+    )
+    .with_errors(vec![FieldError::new(
+        "status",
+        format!("must be one of: {}", allowed.join(", ")),
+    )])
+    .with_extension("current_status", serde_json::json!(from))
+    .with_extension("allowed_transitions", serde_json::json!(allowed))
+}
+
+/// A write based on a version other than the stored one.
+fn precondition_failed(current: i64) -> Problem {
+    Problem::new(
+        "precondition-failed",
+        "Precondition failed",
+        412,
+        format!("the user changed since you read it; the current version is {current} (ETag \"{current}\")"),
+    )
+    .with_errors(vec![FieldError::new("If-Match", format!("must be \"{current}\""))])
+    .with_extension("current_version", serde_json::json!(current))
 }
 
 impl From<ProblemResponse> for ApiError {

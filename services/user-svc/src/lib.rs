@@ -18,6 +18,7 @@ pub mod record;
 pub mod routes;
 pub mod schema;
 pub mod startup;
+pub mod stored;
 pub mod users;
 pub mod vault;
 

@@ -11,7 +11,10 @@ use diesel::prelude::*;
 use ring::digest;
 use serde::{Serialize, Serializer};
 
+use crate::domain::roles::{AdminRole, SubscriptionStatus, UserType};
+use crate::domain::status::Status;
 use crate::schema::vottery_users;
+use crate::stored::Stored;
 
 fn timestamp<S: Serializer>(
     value: &Option<NaiveDateTime>,
@@ -35,10 +38,10 @@ pub struct OwnedColumns {
     pub sngine_phone: String,
     pub email_bidx: Option<String>,
     pub phone_bidx: Option<String>,
-    pub status: Option<String>,
-    pub user_type: Option<String>,
-    pub admin_role: Option<String>,
-    pub subscription_status: Option<String>,
+    pub status: Option<Stored<Status>>,
+    pub user_type: Option<Stored<UserType>>,
+    pub admin_role: Option<Stored<AdminRole>>,
+    pub subscription_status: Option<Stored<SubscriptionStatus>>,
     pub subscription_plan: Option<String>,
     pub subscription_expires_at: Option<NaiveDateTime>,
     pub first_name: Option<String>,
@@ -90,7 +93,7 @@ pub struct NewUserRow {
 /// equal).
 #[derive(Serialize)]
 struct SignedForm<'a> {
-    admin_role: &'a Option<String>,
+    admin_role: &'a Option<Stored<AdminRole>>,
     avatar_url: &'a Option<String>,
     bio: &'a Option<String>,
     city: &'a Option<String>,
@@ -110,13 +113,13 @@ struct SignedForm<'a> {
     row_version: i64,
     sngine_email: &'a str,
     sngine_phone: &'a str,
-    status: &'a Option<String>,
+    status: &'a Option<Stored<Status>>,
     #[serde(serialize_with = "timestamp")]
     subscription_expires_at: &'a Option<NaiveDateTime>,
     subscription_plan: &'a Option<String>,
-    subscription_status: &'a Option<String>,
+    subscription_status: &'a Option<Stored<SubscriptionStatus>>,
     timezone: &'a Option<String>,
-    user_type: &'a Option<String>,
+    user_type: &'a Option<Stored<UserType>>,
 }
 
 impl<'a> SignedForm<'a> {
@@ -215,10 +218,10 @@ mod tests {
             sngine_phone: "vault:v1:def".into(),
             email_bidx: Some("vault:v1:e".into()),
             phone_bidx: Some("vault:v1:p".into()),
-            status: Some("pending".into()),
-            user_type: Some("voter".into()),
+            status: Some(Status::Pending.into()),
+            user_type: Some(UserType::Voter.into()),
             admin_role: None,
-            subscription_status: Some("free".into()),
+            subscription_status: Some(SubscriptionStatus::Free.into()),
             subscription_plan: None,
             subscription_expires_at: None,
             first_name: None,
@@ -244,7 +247,8 @@ mod tests {
     fn the_signed_form_is_rfc_8785_canonical() {
         let created = Some(now_micros());
         let mut full = owned();
-        full.admin_role = Some("manager".into());
+        full.admin_role = Some(AdminRole::Manager.into());
+        full.status = Some(Stored::from_text("Banned \"legacy\""));
         full.first_name = Some("Zoë \"Q\" \\ \u{1} \u{1f} \u{7f} \t\n\r\u{8}\u{c} 名前 😀".into());
         full.bio = Some("\u{2028}\u{2029}</script>".into());
         full.subscription_expires_at = Some(now_micros());

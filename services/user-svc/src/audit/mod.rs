@@ -192,9 +192,88 @@ pub async fn verify_chain(conn: &mut AsyncPgConnection, user_id: i32) -> QueryRe
         .first(conn)
         .await
         .optional()?;
+    Ok(check_chain(&rows, head))
+}
+
+/// Walks a chain's rows in order, each against the position and hash it must follow, and
+/// compares where the walk ends with the chain's head (its last position and hash).
+fn check_chain(rows: &[AuditRow], head: Option<(i64, String)>) -> ChainCheck {
     let mut expected_seq = 1;
     let mut prev = GENESIS.to_owned();
-    let broken = |chain_seq, audit_id, kind: &str, detail: String| ChainCheck {
+    for row in rows {
+        if let Err(broken) = check_link(row, expected_seq, &prev) {
+            return broken;
+        }
+        prev = row.row_hash.clone().unwrap_or_default();
+        expected_seq += 1;
+    }
+    if let Some((last_seq, last_hash)) = head {
+        if last_seq >= expected_seq {
+            return broken(
+                expected_seq,
+                None,
+                "truncated",
+                format!("audit rows {expected_seq} to {last_seq} of this chain are missing"),
+            );
+        }
+        if last_hash != prev {
+            return broken(
+                expected_seq - 1,
+                rows.last().map(|row| row.id),
+                "edited",
+                "the last audit row was changed after it was written".into(),
+            );
+        }
+    }
+    ChainCheck {
+        valid: true,
+        checked: expected_seq - 1,
+        broken_at: None,
+    }
+}
+
+/// Checks that a row stands at `expected_seq` and follows the row hashed `prev`, unchanged.
+fn check_link(row: &AuditRow, expected_seq: i64, prev: &str) -> Result<(), ChainCheck> {
+    let seq = row.chain_seq.unwrap_or_default();
+    if seq != expected_seq {
+        let detail = if seq > expected_seq {
+            format!(
+                "audit rows {expected_seq} to {} of this chain are missing",
+                seq - 1
+            )
+        } else {
+            format!("audit row {seq} appears out of order")
+        };
+        return Err(broken(expected_seq, None, "missing", detail));
+    }
+    if row.prev_hash.as_deref() != Some(prev) {
+        return Err(broken(
+            seq,
+            Some(row.id),
+            "edited",
+            format!(
+                "audit row {seq} (id {}) does not follow the row before it",
+                row.id
+            ),
+        ));
+    }
+    if row.row_hash.as_deref() != Some(chain_hash(prev, &row.content()).as_str()) {
+        return Err(broken(
+            seq,
+            Some(row.id),
+            "edited",
+            format!(
+                "audit row {seq} (id {}) was changed after it was written",
+                row.id
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// A chain found broken at `chain_seq`, every row before it checked.
+fn broken(chain_seq: i64, audit_id: Option<i32>, kind: &str, detail: String) -> ChainCheck {
+    ChainCheck {
         valid: false,
         checked: chain_seq - 1,
         broken_at: Some(ChainBreak {
@@ -203,68 +282,7 @@ pub async fn verify_chain(conn: &mut AsyncPgConnection, user_id: i32) -> QueryRe
             kind: kind.into(),
             detail,
         }),
-    };
-    for row in &rows {
-        let seq = row.chain_seq.unwrap_or_default();
-        if seq != expected_seq {
-            let detail = if seq > expected_seq {
-                format!(
-                    "audit rows {expected_seq} to {} of this chain are missing",
-                    seq - 1
-                )
-            } else {
-                format!("audit row {seq} appears out of order")
-            };
-            return Ok(broken(expected_seq, None, "missing", detail));
-        }
-        if row.prev_hash.as_deref() != Some(prev.as_str()) {
-            return Ok(broken(
-                seq,
-                Some(row.id),
-                "edited",
-                format!(
-                    "audit row {seq} (id {}) does not follow the row before it",
-                    row.id
-                ),
-            ));
-        }
-        if row.row_hash.as_deref() != Some(chain_hash(&prev, &row.content()).as_str()) {
-            return Ok(broken(
-                seq,
-                Some(row.id),
-                "edited",
-                format!(
-                    "audit row {seq} (id {}) was changed after it was written",
-                    row.id
-                ),
-            ));
-        }
-        prev = row.row_hash.clone().unwrap_or_default();
-        expected_seq += 1;
     }
-    if let Some((last_seq, last_hash)) = head {
-        if last_seq >= expected_seq {
-            return Ok(broken(
-                expected_seq,
-                None,
-                "truncated",
-                format!("audit rows {expected_seq} to {last_seq} of this chain are missing"),
-            ));
-        }
-        if last_hash != prev {
-            return Ok(broken(
-                expected_seq - 1,
-                rows.last().map(|row| row.id),
-                "edited",
-                "the last audit row was changed after it was written".into(),
-            ));
-        }
-    }
-    Ok(ChainCheck {
-        valid: true,
-        checked: expected_seq - 1,
-        broken_at: None,
-    })
 }
 
 /// A page of the audit rows concerning a user (newest first), with the total.

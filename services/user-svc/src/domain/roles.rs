@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::Serialize;
 
 /// What kind of account a user has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UserType {
     Voter,
@@ -80,7 +80,7 @@ impl AdminRole {
 }
 
 /// Free or paying.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SubscriptionStatus {
     Free,

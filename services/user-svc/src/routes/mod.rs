@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers that extract, call one use case and answer.
 
+pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod roles;

@@ -53,6 +53,33 @@ pub enum CommonProblems {
     Unavailable(Problem),
 }
 
+/// The problems every route with a JSON body may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only
+pub enum BodyProblems {
+    /// The body is larger than the limit
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// Invalid or unknown fields, each named in `errors`
+    #[response(status = 422, content_type = "application/problem+json")]
+    Invalid(Problem),
+}
+
+/// The problems every write to an existing user may answer.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only
+pub enum TargetProblems {
+    /// No such user
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// `If-Match` names an older version
+    #[response(status = 412, content_type = "application/problem+json")]
+    Stale(Problem),
+}
+
 /// The schemes the paths refer to: the auth-service's JWT (`bearer`) or a service token
 /// (`service_token`), both sent as `Authorization: Bearer`.
 struct BearerAuth;

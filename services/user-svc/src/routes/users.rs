@@ -10,11 +10,11 @@ use vottery_common::users::{
 };
 use vottery_server::problem::{JsonBody, ProblemResponse};
 
+use super::extract::{RequestContext, UserIdPath};
+use super::openapi::{BodyProblems, CommonProblems, TargetProblems};
 use super::{etag, if_match};
-use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::startup::AppState;
 use crate::users::service::{self, Ctx};
 
 type Body = Result<JsonBody<Value>, ProblemResponse>;
@@ -44,11 +44,48 @@ async fn audited<T>(
     result
 }
 
-fn user_id(path: &str) -> Result<i32, ApiError> {
-    path.parse::<i32>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::field("id", "must be a positive whole number"))
+/// A change to a stored user through `PUT /api/users/{id}/...`.
+#[derive(Debug, Clone, Copy)]
+enum UserChange {
+    Profile,
+    Status,
+    Role,
+}
+
+impl UserChange {
+    /// The audit action of the change.
+    fn action(self) -> &'static str {
+        match self {
+            UserChange::Profile => "user.update_profile",
+            UserChange::Status => "user.update_status",
+            UserChange::Role => "user.update_role",
+        }
+    }
+}
+
+/// Makes a change to the user at `path` (auditing it if refused) and answers with the user and
+/// its `ETag`.
+async fn change_user(
+    change: UserChange,
+    request: RequestContext,
+    path: UserIdPath,
+    req: HttpRequest,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
+    let ctx = request.ctx();
+    let fields = attempted_fields(&body);
+    let view = audited(&ctx, change.action(), path.audit_target(), fields, async {
+        let (id, body, if_match) = (path.id()?, body?.0, if_match(&req)?);
+        match change {
+            UserChange::Profile => service::update_profile(&ctx, id, body, if_match).await,
+            UserChange::Status => service::update_status(&ctx, id, body, if_match).await,
+            UserChange::Role => service::update_role(&ctx, id, body, if_match).await,
+        }
+    })
+    .await?;
+    Ok(HttpResponse::Ok()
+        .insert_header(etag(view.version))
+        .json(view))
 }
 
 /// Creates a user (service token, or admin and above).
@@ -59,24 +96,13 @@ fn user_id(path: &str) -> Result<i32, ApiError> {
         (status = 201, description = "Created, with `Location` and `ETag`", body = UserView,
             headers(("Location" = String, description = "The new user's URL"), ("ETag" = String, description = "The version"))),
         (status = 409, description = "Email or phone already registered", content_type = "application/problem+json", body = Problem),
-        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
-        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
-        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        BodyProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
-pub async fn create(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    body: Body,
-) -> Result<HttpResponse, ApiError> {
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
+pub async fn create(request: RequestContext, body: Body) -> Result<HttpResponse, ApiError> {
+    let ctx = request.ctx();
     let fields = attempted_fields(&body);
     let view = audited(&ctx, "user.create", None, fields, async {
         service::create(&ctx, body?.0).await
@@ -95,21 +121,12 @@ pub async fn create(
     responses(
         (status = 200, description = "One page of users and the total", body = UserPage),
         (status = 422, description = "Invalid, unknown or repeated query parameters, each named in `errors`", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
-pub async fn list(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    req: HttpRequest,
-) -> Result<HttpResponse, ApiError> {
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
+pub async fn list(request: RequestContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    let ctx = request.ctx();
     let page = service::list(&ctx, req.query_string()).await?;
     Ok(HttpResponse::Ok().json(page))
 }
@@ -119,25 +136,17 @@ pub async fn list(
     get, path = "/api/users/me", tag = "users", operation_id = "get_me",
     responses(
         (status = 200, description = "The caller's user, with `ETag` and its signature check", body = UserView, headers(("ETag" = String, description = "The version"))),
-        crate::routes::openapi::CommonProblems,
+        CommonProblems,
     ),
     security(("bearer" = []))
 )]
-pub async fn me(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-) -> Result<HttpResponse, ApiError> {
-    let Principal::User(id) = principal else {
+pub async fn me(request: RequestContext) -> Result<HttpResponse, ApiError> {
+    let &Principal::User(id) = request.principal() else {
         return Err(ApiError::Forbidden(
             "/api/users/me is for user tokens; a service token has no account".into(),
         ));
     };
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
+    let ctx = request.ctx();
     let view = service::get(&ctx, id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(view.version))
@@ -152,22 +161,13 @@ pub async fn me(
         (status = 200, description = "The user, with `ETag` and its signature check", body = UserView, headers(("ETag" = String, description = "The version"))),
         (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
         (status = 422, description = "`id` is not a positive whole number", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
-pub async fn get(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    path: web::Path<String>,
-) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
+pub async fn get(request: RequestContext, path: UserIdPath) -> Result<HttpResponse, ApiError> {
+    let id = path.id()?;
+    let ctx = request.ctx();
     let view = service::get(&ctx, id).await?;
     Ok(HttpResponse::Ok()
         .insert_header(etag(view.version))
@@ -181,38 +181,20 @@ pub async fn get(
     request_body(content = ProfileUpdate, description = "Only the fields present change; `null` clears one. The Sngine names `user_gender`, `user_country`, `user_birthdate` are accepted too."),
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
-        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "The stored record fails its integrity check", content_type = "application/problem+json", body = Problem),
-        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
-        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
-        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
-        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        TargetProblems,
+        BodyProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn profile(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    path: web::Path<String>,
+    request: RequestContext,
+    path: UserIdPath,
     req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
-    let fields = attempted_fields(&body);
-    let target = path.parse::<i32>().ok();
-    let view = audited(&ctx, "user.update_profile", target, fields, async {
-        service::update_profile(&ctx, user_id(&path)?, body?.0, if_match(&req)?).await
-    })
-    .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(view.version))
-        .json(view))
+    change_user(UserChange::Profile, request, path, req, body).await
 }
 
 /// Moves a user through the lifecycle.
@@ -222,38 +204,20 @@ pub async fn profile(
     request_body = StatusUpdate,
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
-        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "Not an allowed move; `allowed_transitions` lists them", content_type = "application/problem+json", body = Problem),
-        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
-        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
-        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
-        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        TargetProblems,
+        BodyProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn status(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    path: web::Path<String>,
+    request: RequestContext,
+    path: UserIdPath,
     req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
-    let fields = attempted_fields(&body);
-    let target = path.parse::<i32>().ok();
-    let view = audited(&ctx, "user.update_status", target, fields, async {
-        service::update_status(&ctx, user_id(&path)?, body?.0, if_match(&req)?).await
-    })
-    .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(view.version))
-        .json(view))
+    change_user(UserChange::Status, request, path, req, body).await
 }
 
 /// Changes user type, admin role and subscription (admin and above, on lower ranks).
@@ -263,38 +227,20 @@ pub async fn status(
     request_body(content = RoleUpdate, description = "Only the fields present change; `\"admin_role\": null` revokes."),
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
-        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "The last manager cannot be demoted", content_type = "application/problem+json", body = Problem),
-        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
-        (status = 413, description = "The body is larger than the limit", content_type = "application/problem+json", body = Problem),
-        (status = 415, description = "The body is not JSON", content_type = "application/problem+json", body = Problem),
-        (status = 422, description = "Invalid or unknown fields, each named in `errors`", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        TargetProblems,
+        BodyProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn role(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    path: web::Path<String>,
+    request: RequestContext,
+    path: UserIdPath,
     req: HttpRequest,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
-    let fields = attempted_fields(&body);
-    let target = path.parse::<i32>().ok();
-    let view = audited(&ctx, "user.update_role", target, fields, async {
-        service::update_role(&ctx, user_id(&path)?, body?.0, if_match(&req)?).await
-    })
-    .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(view.version))
-        .json(view))
+    change_user(UserChange::Role, request, path, req, body).await
 }
 
 /// Deletes a user (managers only); the audit trail is kept.
@@ -303,28 +249,21 @@ pub async fn role(
     params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
     responses(
         (status = 204, description = "Deleted; the audit trail is kept"),
-        (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
         (status = 409, description = "The last manager cannot be deleted", content_type = "application/problem+json", body = Problem),
-        (status = 412, description = "`If-Match` names an older version", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        TargetProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn delete(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    path: web::Path<String>,
+    request: RequestContext,
+    path: UserIdPath,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
-    let target = path.parse::<i32>().ok();
+    let ctx = request.ctx();
+    let target = path.audit_target();
     audited(&ctx, "user.delete", target, Vec::new(), async {
-        service::delete(&ctx, user_id(&path)?, if_match(&req)?).await
+        service::delete(&ctx, path.id()?, if_match(&req)?).await
     })
     .await?;
     Ok(HttpResponse::NoContent().finish())
@@ -338,23 +277,17 @@ pub async fn delete(
         (status = 200, description = "One page of the trail and the check of its hash chain", body = AuditPage),
         (status = 404, description = "No such user and no trail", content_type = "application/problem+json", body = Problem),
         (status = 422, description = "Invalid or unknown query parameters", content_type = "application/problem+json", body = Problem),
-        crate::routes::openapi::CommonProblems,
+        CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
 pub async fn audit(
-    state: web::Data<AppState>,
-    principal: Principal,
-    meta: RequestMeta,
-    path: web::Path<String>,
+    request: RequestContext,
+    path: UserIdPath,
     req: HttpRequest,
 ) -> Result<HttpResponse, ApiError> {
-    let id = user_id(&path)?;
-    let ctx = Ctx {
-        state: &state,
-        principal: &principal,
-        meta: &meta,
-    };
+    let id = path.id()?;
+    let ctx = request.ctx();
     let page = service::audit_trail(&ctx, id, req.query_string()).await?;
     Ok(HttpResponse::Ok().json(page))
 }

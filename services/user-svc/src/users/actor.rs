@@ -1,11 +1,13 @@
 //! The acting party of a request, with its role read from the database, and the rules of who
 //! may do what to whom.
 
+use super::input::Change;
 use crate::auth::Principal;
 use crate::domain::roles::{AdminRole, rank};
 use crate::domain::status::{Changer, Status};
 use crate::error::ApiError;
 use crate::record::UserRow;
+use crate::stored::Stored;
 
 /// Who acts, as stored right now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,6 +20,25 @@ pub enum Actor {
     },
 }
 
+/// How a reader sees a user's email and phone: in full, or masked (low admin ranks reading
+/// other users).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Contacts {
+    Shown,
+    Masked,
+}
+
+impl Contacts {
+    /// What an admin of `role` sees of other users' contacts.
+    fn seen_by(role: AdminRole) -> Self {
+        if role.sees_masked_contacts() {
+            Contacts::Masked
+        } else {
+            Contacts::Shown
+        }
+    }
+}
+
 /// The target of an action, as stored right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Target {
@@ -28,10 +49,9 @@ pub struct Target {
 
 /// The admin role stored in a row; unknown text counts as no role.
 pub fn stored_role(row: &UserRow) -> Option<AdminRole> {
-    let text = row.owned.admin_role.as_deref()?;
-    match text.parse() {
-        Ok(role) => Some(role),
-        Err(_) => {
+    match row.owned.admin_role.as_ref()? {
+        Stored::Known(role) => Some(*role),
+        Stored::Other(_) => {
             tracing::warn!(
                 user_id = row.id,
                 "stored admin_role is not a known role; treated as none"
@@ -45,8 +65,8 @@ pub fn stored_role(row: &UserRow) -> Option<AdminRole> {
 pub fn stored_status(row: &UserRow) -> Status {
     row.owned
         .status
-        .as_deref()
-        .and_then(|text| text.parse().ok())
+        .as_ref()
+        .and_then(Stored::known)
         .unwrap_or(Status::Pending)
 }
 
@@ -139,28 +159,29 @@ impl Actor {
         }
     }
 
-    /// Reading a user: themselves, any admin role, or a service. Returns whether email and
-    /// phone must be masked.
-    pub fn may_view(&self, target_id: i32) -> Result<bool, ApiError> {
+    /// Reading a user: themselves, any admin role, or a service. Returns how the reader sees
+    /// email and phone.
+    pub fn may_view(&self, target_id: i32) -> Result<Contacts, ApiError> {
         match self {
-            Actor::Service(_) => Ok(false),
-            Actor::User { id, .. } if *id == target_id => Ok(false),
+            Actor::Service(_) => Ok(Contacts::Shown),
+            Actor::User { id, .. } if *id == target_id => Ok(Contacts::Shown),
             Actor::User {
                 role: Some(role), ..
-            } => Ok(role.sees_masked_contacts()),
+            } => Ok(Contacts::seen_by(*role)),
             Actor::User { .. } => Err(ApiError::Forbidden(
                 "you may read only your own account".into(),
             )),
         }
     }
 
-    /// Listing users: any admin role, or a service.
-    pub fn may_list(&self) -> Result<bool, ApiError> {
+    /// Listing users: any admin role, or a service. Returns how the reader sees email and
+    /// phone.
+    pub fn may_list(&self) -> Result<Contacts, ApiError> {
         match self {
-            Actor::Service(_) => Ok(false),
+            Actor::Service(_) => Ok(Contacts::Shown),
             Actor::User {
                 role: Some(role), ..
-            } => Ok(role.sees_masked_contacts()),
+            } => Ok(Contacts::seen_by(*role)),
             Actor::User { .. } => Err(ApiError::Forbidden(
                 "listing users requires an admin role".into(),
             )),
@@ -207,7 +228,7 @@ impl Actor {
     pub fn may_change_role(
         &self,
         target: &Target,
-        granted: Option<Option<AdminRole>>,
+        granted: Change<AdminRole>,
     ) -> Result<(), ApiError> {
         if self.is_self(target) {
             return Err(ApiError::Forbidden(
@@ -216,7 +237,7 @@ impl Actor {
         }
         let role = self.at_least(AdminRole::Admin, "changing roles")?;
         self.outranks(role, target)?;
-        if let Some(Some(granted)) = granted
+        if let Change::Set(granted) = granted
             && granted >= role
             && role != AdminRole::Manager
         {
@@ -300,33 +321,33 @@ mod tests {
         let admin = user(1, Some(AdminRole::Admin));
         assert!(
             admin
-                .may_change_role(&target(2, None), Some(Some(AdminRole::Moderator)))
+                .may_change_role(&target(2, None), Change::Set(AdminRole::Moderator))
                 .is_ok()
         );
         assert!(
             admin
-                .may_change_role(&target(2, None), Some(Some(AdminRole::Admin)))
+                .may_change_role(&target(2, None), Change::Set(AdminRole::Admin))
                 .is_err()
         );
         assert!(
             admin
-                .may_change_role(&target(2, Some(AdminRole::Admin)), Some(None))
+                .may_change_role(&target(2, Some(AdminRole::Admin)), Change::Clear)
                 .is_err()
         );
         let manager = user(1, Some(AdminRole::Manager));
         assert!(
             manager
-                .may_change_role(&target(2, None), Some(Some(AdminRole::Manager)))
+                .may_change_role(&target(2, None), Change::Set(AdminRole::Manager))
                 .is_ok()
         );
         assert!(
             manager
-                .may_change_role(&target(2, Some(AdminRole::Manager)), Some(None))
+                .may_change_role(&target(2, Some(AdminRole::Manager)), Change::Clear)
                 .is_ok()
         );
         assert!(
             user(1, Some(AdminRole::Moderator))
-                .may_change_role(&target(2, None), None)
+                .may_change_role(&target(2, None), Change::Keep)
                 .is_err()
         );
     }
@@ -336,7 +357,7 @@ mod tests {
         let manager = user(1, Some(AdminRole::Manager));
         assert!(
             manager
-                .may_change_role(&target(1, Some(AdminRole::Manager)), Some(None))
+                .may_change_role(&target(1, Some(AdminRole::Manager)), Change::Clear)
                 .is_err()
         );
         assert!(
@@ -356,10 +377,11 @@ mod tests {
 
     #[test]
     fn low_ranks_see_contacts_masked() {
-        assert!(user(1, Some(AdminRole::Analyst)).may_view(2).unwrap());
-        assert!(!user(1, Some(AdminRole::Auditor)).may_view(2).unwrap());
-        assert!(!user(1, None).may_view(1).unwrap());
+        let sees = |actor: Actor, id| actor.may_view(id).unwrap();
+        assert_eq!(sees(user(1, Some(AdminRole::Analyst)), 2), Contacts::Masked);
+        assert_eq!(sees(user(1, Some(AdminRole::Auditor)), 2), Contacts::Shown);
+        assert_eq!(sees(user(1, None), 1), Contacts::Shown);
         assert!(user(1, None).may_view(2).is_err());
-        assert!(!Actor::Service("auth".into()).may_view(2).unwrap());
+        assert_eq!(sees(Actor::Service("auth".into()), 2), Contacts::Shown);
     }
 }

@@ -8,8 +8,12 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use vottery_server::db::Prepared;
 
 use crate::audit::{self, AuditEvent};
+use crate::domain::roles::{AdminRole, SubscriptionStatus, UserType};
+use crate::domain::status::Status;
 use crate::record::{NewUserRow, OwnedColumns, UserRow};
 use crate::schema::vottery_users as users;
+
+pub mod batches;
 
 /// Which unique value a failed insert or update collided with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -233,13 +237,29 @@ pub async fn find_reserving(
     .map(|found| found.map(|found| (found.actor, found.reserved.into())))
 }
 
-/// Managers who are not suspended, other than `except`.
-pub async fn other_active_managers(conn: &mut AsyncPgConnection, except: i32) -> QueryResult<i64> {
+/// Managers who are not suspended.
+fn active_managers() -> users::BoxedQuery<'static, Pg> {
     users::table
-        .filter(users::admin_role.eq("manager"))
-        .filter(users::status.is_distinct_from("suspended"))
-        .filter(users::id.ne(except))
+        .filter(users::admin_role.eq(AdminRole::Manager.as_str()))
+        .filter(users::status.is_distinct_from(Status::Suspended.as_str()))
+        .into_boxed()
+}
+
+/// How many active managers there are besides `user_id` (the one a write would take away).
+pub async fn active_managers_besides(
+    conn: &mut AsyncPgConnection,
+    user_id: i32,
+) -> QueryResult<i64> {
+    active_managers()
+        .filter(users::id.ne(user_id))
         .count()
+        .get_result(conn)
+        .await
+}
+
+/// Whether the installation has an active manager.
+pub async fn any_active_manager(conn: &mut AsyncPgConnection) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(active_managers()))
         .get_result(conn)
         .await
 }
@@ -247,27 +267,27 @@ pub async fn other_active_managers(conn: &mut AsyncPgConnection, except: i32) ->
 /// Filters of a list request, by indexed columns only.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Filters {
-    pub status: Option<String>,
-    pub user_type: Option<String>,
-    pub admin_role: Option<String>,
-    pub subscription_status: Option<String>,
+    pub status: Option<Status>,
+    pub user_type: Option<UserType>,
+    pub admin_role: Option<AdminRole>,
+    pub subscription_status: Option<SubscriptionStatus>,
     pub country: Option<String>,
     pub email_bidx: Option<String>,
 }
 
 fn filtered(filters: &Filters) -> users::BoxedQuery<'static, Pg> {
     let mut query = users::table.into_boxed();
-    if let Some(status) = &filters.status {
-        query = query.filter(users::status.eq(status.clone()));
+    if let Some(status) = filters.status {
+        query = query.filter(users::status.eq(status.as_str()));
     }
-    if let Some(user_type) = &filters.user_type {
-        query = query.filter(users::user_type.eq(user_type.clone()));
+    if let Some(user_type) = filters.user_type {
+        query = query.filter(users::user_type.eq(user_type.as_str()));
     }
-    if let Some(admin_role) = &filters.admin_role {
-        query = query.filter(users::admin_role.eq(admin_role.clone()));
+    if let Some(admin_role) = filters.admin_role {
+        query = query.filter(users::admin_role.eq(admin_role.as_str()));
     }
-    if let Some(subscription_status) = &filters.subscription_status {
-        query = query.filter(users::subscription_status.eq(subscription_status.clone()));
+    if let Some(subscription_status) = filters.subscription_status {
+        query = query.filter(users::subscription_status.eq(subscription_status.as_str()));
     }
     if let Some(country) = &filters.country {
         query = query.filter(users::country.eq(country.clone()));
@@ -365,7 +385,7 @@ mod tests {
         assert!(sql.contains(" LIMIT $1 OFFSET $2)"), "{sql}");
         assert!(sql.contains("binds: [7, 14]"), "{sql}");
         let active = Filters {
-            status: Some("active".into()),
+            status: Some(Status::Active),
             ..Filters::default()
         };
         let sql = page_sql(&active, 100);

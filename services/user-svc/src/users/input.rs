@@ -13,7 +13,7 @@ use crate::domain::status::Status;
 use crate::error::ApiError;
 
 /// A field that may be absent (unchanged), `null` (cleared) or set.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Change<T> {
     #[default]
     Keep,
@@ -24,6 +24,35 @@ pub enum Change<T> {
 impl<T> Change<T> {
     pub fn is_keep(&self) -> bool {
         matches!(self, Change::Keep)
+    }
+
+    /// The change with its new value converted.
+    pub fn map<U>(self, convert: impl FnOnce(T) -> U) -> Change<U> {
+        match self {
+            Change::Keep => Change::Keep,
+            Change::Clear => Change::Clear,
+            Change::Set(value) => Change::Set(convert(value)),
+        }
+    }
+
+    /// The change as borrowed values.
+    pub fn as_ref(&self) -> Change<&T> {
+        match self {
+            Change::Keep => Change::Keep,
+            Change::Clear => Change::Clear,
+            Change::Set(value) => Change::Set(value),
+        }
+    }
+}
+
+impl<T: Clone> Change<T> {
+    /// Applies the change to a nullable column.
+    pub fn apply_to(&self, slot: &mut Option<T>) {
+        match self {
+            Change::Keep => {}
+            Change::Clear => *slot = None,
+            Change::Set(value) => *slot = Some(value.clone()),
+        }
     }
 }
 
@@ -449,61 +478,48 @@ pub fn list_query(query: &str, filters: bool) -> Result<ListQuery, ApiError> {
             errors.push(FieldError::new(&key, "is given more than once"));
             continue;
         }
-        fn set<T>(
-            slot: &mut Option<T>,
-            field: &str,
-            result: Result<T, String>,
-            errors: &mut Vec<FieldError>,
-        ) {
-            match result {
-                Ok(value) => *slot = Some(value),
-                Err(message) => errors.push(FieldError::new(field, message)),
-            }
-        }
-        match key.as_str() {
-            "page" => parsed.page = page_number("page", &value, None, &mut errors).unwrap_or(1),
-            "limit" => {
-                parsed.limit =
-                    page_number("limit", &value, Some(MAX_LIMIT), &mut errors).unwrap_or(20)
-            }
-            "status" if filters => set(&mut parsed.status, "status", value.parse(), &mut errors),
-            "user_type" if filters => set(
-                &mut parsed.user_type,
-                "user_type",
-                value.parse(),
-                &mut errors,
-            ),
-            "admin_role" if filters => set(
-                &mut parsed.admin_role,
-                "admin_role",
-                value.parse(),
-                &mut errors,
-            ),
-            "subscription_status" if filters => set(
-                &mut parsed.subscription_status,
-                "subscription_status",
-                value.parse(),
-                &mut errors,
-            ),
-            "country" if filters => set(
-                &mut parsed.country,
-                "country",
-                profile::country(&value),
-                &mut errors,
-            ),
-            "email" if filters => set(
-                &mut parsed.email,
-                "email",
-                Email::parse(&value),
-                &mut errors,
-            ),
-            other => errors.push(FieldError::new(other, "unknown query parameter")),
-        }
+        parsed.read(&key, &value, filters, &mut errors);
     }
     if errors.is_empty() {
         Ok(parsed)
     } else {
         Err(ApiError::Validation(errors))
+    }
+}
+
+impl ListQuery {
+    /// Reads one query parameter (the filters only when `filters`), noting what is wrong.
+    fn read(&mut self, key: &str, value: &str, filters: bool, errors: &mut Vec<FieldError>) {
+        match key {
+            "page" => self.page = page_number("page", value, None, errors).unwrap_or(1),
+            "limit" => {
+                self.limit = page_number("limit", value, Some(MAX_LIMIT), errors).unwrap_or(20)
+            }
+            "status" if filters => set_filter(&mut self.status, key, value.parse(), errors),
+            "user_type" if filters => set_filter(&mut self.user_type, key, value.parse(), errors),
+            "admin_role" if filters => set_filter(&mut self.admin_role, key, value.parse(), errors),
+            "subscription_status" if filters => {
+                set_filter(&mut self.subscription_status, key, value.parse(), errors)
+            }
+            "country" if filters => {
+                set_filter(&mut self.country, key, profile::country(value), errors)
+            }
+            "email" if filters => set_filter(&mut self.email, key, Email::parse(value), errors),
+            other => errors.push(FieldError::new(other, "unknown query parameter")),
+        }
+    }
+}
+
+/// Sets a filter to its parsed value, or notes why the value is refused.
+fn set_filter<T>(
+    slot: &mut Option<T>,
+    field: &str,
+    result: Result<T, String>,
+    errors: &mut Vec<FieldError>,
+) {
+    match result {
+        Ok(value) => *slot = Some(value),
+        Err(message) => errors.push(FieldError::new(field, message)),
     }
 }
 

@@ -3,9 +3,17 @@
 
 pub mod actor;
 pub mod backfill;
+pub mod batches;
+mod context;
+mod create;
 pub mod db;
+mod delete;
 pub mod input;
+pub mod pii;
+mod read;
 pub mod rewrap;
 pub mod service;
 pub mod totals;
+mod update;
 pub mod view;
+mod write;

@@ -19,16 +19,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use diesel::QueryableByName;
-use diesel::sql_types::{BigInt, Integer};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection};
 
-use super::backfill::{
-    BackfillError, BackfillOptions, BatchOutcome, Change, Progress, ready, run_in_batches,
+use super::batches::{
+    BatchError, BatchOptions, BatchOutcome, Progress, RowChange, batch_meta, ready, run_in_batches,
     sign_and_write,
 };
-use super::service::set_column;
-use super::view::sealed_fields;
+use super::db::batches as db;
+use super::pii::{sealed_fields, set_column};
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::record::UserRow;
@@ -39,15 +37,6 @@ use crate::vault::{SealedField, Vault, key_version};
 const ACTOR: &str = "rewrap";
 /// The audit action of a rewrapped row.
 pub const AUDIT_ACTION: &str = "user.rewrap";
-
-/// Rows due, given the PII key's latest version ($1) and the signing key's ($2).
-const DUE: &str = "pii_encrypted AND (
-    substring(sngine_email FROM '^vault:v([0-9]{1,9}):')::int < $1
-    OR substring(sngine_phone FROM '^vault:v([0-9]{1,9}):')::int < $1
-    OR substring(first_name FROM '^vault:v([0-9]{1,9}):')::int < $1
-    OR substring(last_name FROM '^vault:v([0-9]{1,9}):')::int < $1
-    OR substring(date_of_birth FROM '^vault:v([0-9]{1,9}):')::int < $1
-    OR substring(record_signature FROM '^vault:v([0-9]{1,9}):')::int < $2)";
 
 /// The versions a run moves rows onto.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,60 +115,25 @@ impl fmt::Display for Summary {
     }
 }
 
-#[derive(QueryableByName)]
-struct Count {
-    #[diesel(sql_type = BigInt)]
-    count: i64,
-}
-
-async fn count_due(conn: &mut AsyncPgConnection, targets: Targets) -> diesel::QueryResult<u64> {
-    diesel::sql_query(format!(
-        "SELECT count(*) AS count FROM vottery_users WHERE {DUE}"
-    ))
-    .bind::<Integer, _>(targets.pii as i32)
-    .bind::<Integer, _>(targets.signing as i32)
-    .get_result::<Count>(conn)
-    .await
-    .map(|found| found.count.max(0) as u64)
-}
-
-/// The next due rows after `after_id`, locked until the transaction ends.
-async fn lock_due_batch(
-    conn: &mut AsyncPgConnection,
-    targets: Targets,
-    after_id: i32,
-    limit: usize,
-) -> diesel::QueryResult<Vec<UserRow>> {
-    diesel::sql_query(format!(
-        "SELECT * FROM vottery_users WHERE {DUE} AND id > $3 ORDER BY id LIMIT $4 FOR UPDATE"
-    ))
-    .bind::<Integer, _>(targets.pii as i32)
-    .bind::<Integer, _>(targets.signing as i32)
-    .bind::<Integer, _>(after_id)
-    .bind::<BigInt, _>(limit as i64)
-    .load(conn)
-    .await
-}
-
 /// Moves every due row onto the latest key versions, batch by batch, calling `on_progress`
 /// after each batch. Refuses to start while security-svc is sealed or down.
 pub async fn rewrap(
     state: &AppState,
-    options: BackfillOptions,
+    options: BatchOptions,
     on_progress: impl FnMut(&Progress),
-) -> Result<Summary, BackfillError> {
+) -> Result<Summary, BatchError> {
     ready(state, options).await?;
     let (pii, signing) = state
         .vault
         .latest_versions(ACTOR)
         .await
-        .map_err(BackfillError::Start)?;
+        .map_err(BatchError::Start)?;
     let targets = Targets { pii, signing };
     let run = run_in_batches(
         state,
         ACTOR,
         options,
-        async |conn| count_due(conn, targets).await,
+        async |conn| db::count_due(conn, targets.pii, targets.signing).await,
         async |conn, after_id, limit| {
             rewrap_next_batch(&state.vault, conn, targets, after_id, limit).await
         },
@@ -206,19 +160,11 @@ async fn rewrap_next_batch(
     after_id: i32,
     limit: usize,
 ) -> Result<BatchOutcome<LeftRow>, ApiError> {
-    let meta = RequestMeta {
-        request_id: format!("rewrap-{}", uuid::Uuid::new_v4()),
-        ip: None,
-        user_agent: Some("user-svc rewrap".into()),
-    };
+    let meta = batch_meta(ACTOR);
     conn.transaction::<_, ApiError, _>(async |conn| {
-        let rows = lock_due_batch(conn, targets, after_id, limit).await?;
+        let rows = db::lock_due_batch(conn, targets.pii, targets.signing, after_id, limit).await?;
         let Some(last) = rows.last() else {
-            return Ok(BatchOutcome {
-                last_id: None,
-                done: 0,
-                left: Vec::new(),
-            });
+            return Ok(BatchOutcome::none_left());
         };
         let last_id = last.id;
         let (done, left) = rewrap_rows(vault, conn, &meta, targets, &rows).await?;
@@ -240,7 +186,34 @@ async fn rewrap_rows(
     targets: Targets,
     rows: &[UserRow],
 ) -> Result<(u64, Vec<LeftRow>), ApiError> {
-    // One signature check for the batch: only intact rows are signed again.
+    let (intact, mut left) = intact_rows(vault, meta, rows).await?;
+    let mut changes = rewrapped_columns(vault, meta, targets, &intact, &mut left).await?;
+    // One sign call for every row left to write; each is written with its audit row.
+    for (row, owned, columns) in &mut changes {
+        owned.row_version = row.owned.row_version + 1;
+        owned.record_signature = None;
+        columns.push("record_signature".to_owned());
+    }
+    let written = sign_and_write(vault, conn, meta, ACTOR, AUDIT_ACTION, changes).await?;
+    for row in &left {
+        if row.reason == LeftReason::Unverified {
+            tracing::warn!(
+                user_id = row.user_id,
+                "user record fails its signature check; left on its old key versions"
+            );
+        }
+    }
+    left.sort_by_key(|row| row.user_id);
+    Ok((written, left))
+}
+
+/// One signature check for the batch: only intact rows are signed again. Returns the intact
+/// rows and the others, left as they are.
+async fn intact_rows<'a>(
+    vault: &Vault,
+    meta: &RequestMeta,
+    rows: &'a [UserRow],
+) -> Result<(Vec<&'a UserRow>, Vec<LeftRow>), ApiError> {
     let signed: Vec<([u8; 32], &str)> = rows
         .iter()
         .filter_map(|row| Some((row.digest(), row.owned.record_signature.as_deref()?)))
@@ -259,9 +232,19 @@ async fn rewrap_rows(
             });
         }
     }
+    Ok((intact, left))
+}
 
-    // One rewrap call for every old ciphertext of the batch.
-    let old: Vec<(usize, SealedField<'_>)> = intact
+/// One rewrap call for every old ciphertext of the intact rows. Returns each row whose values
+/// were all rewrapped with its new columns (unsigned); the others are added to `left`.
+async fn rewrapped_columns<'a>(
+    vault: &Vault,
+    meta: &RequestMeta,
+    targets: Targets,
+    intact: &[&'a UserRow],
+    left: &mut Vec<LeftRow>,
+) -> Result<Vec<RowChange<'a>>, ApiError> {
+    let old: Vec<(usize, SealedField<'a>)> = intact
         .iter()
         .enumerate()
         .flat_map(|(index, row)| {
@@ -275,7 +258,7 @@ async fn rewrap_rows(
         .collect();
     let fields: Vec<SealedField<'_>> = old.iter().map(|(_, field)| *field).collect();
     let ciphertexts = vault.rewrap(&meta.request_id, &fields).await?;
-    let mut updated: Vec<Option<Change<'_>>> = intact
+    let mut updated: Vec<Option<RowChange<'a>>> = intact
         .iter()
         .map(|row| Some((*row, row.owned.clone(), Vec::new())))
         .collect();
@@ -301,23 +284,5 @@ async fn rewrap_rows(
             (_, None) => {}
         }
     }
-
-    // One sign call for every row left to write; each is written with its audit row.
-    let mut changes: Vec<Change<'_>> = updated.into_iter().flatten().collect();
-    for (row, owned, columns) in &mut changes {
-        owned.row_version = row.owned.row_version + 1;
-        owned.record_signature = None;
-        columns.push("record_signature".to_owned());
-    }
-    let written = sign_and_write(vault, conn, meta, ACTOR, AUDIT_ACTION, changes).await?;
-    for row in &left {
-        if row.reason == LeftReason::Unverified {
-            tracing::warn!(
-                user_id = row.user_id,
-                "user record fails its signature check; left on its old key versions"
-            );
-        }
-    }
-    left.sort_by_key(|row| row.user_id);
-    Ok((written, left))
+    Ok(updated.into_iter().flatten().collect())
 }

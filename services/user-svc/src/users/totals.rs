@@ -124,7 +124,7 @@ mod tests {
 
     fn active() -> Filters {
         Filters {
-            status: Some("active".into()),
+            status: Some(crate::domain::status::Status::Active),
             ..Filters::default()
         }
     }

@@ -6,92 +6,70 @@ use chrono::{NaiveDate, NaiveDateTime};
 use vottery_common::problem::FieldError;
 use vottery_common::users::{SignatureCheck, UserView};
 
+use super::actor::Contacts;
+use super::pii::{Pii, is_legacy, sealed_fields};
 use crate::domain::contact::{Email, Phone};
 use crate::domain::profile::age;
+use crate::domain::roles::{SubscriptionStatus, UserType};
+use crate::domain::status::Status;
 use crate::error::ApiError;
 use crate::record::UserRow;
-use crate::vault::{PiiColumn, SIGNATURE_ALGORITHM, SealedField, Vault, key_version};
+use crate::stored::{Stored, StoredText};
+use crate::vault::{SIGNATURE_ALGORITHM, SealedField, Vault, key_version};
 
-/// PII in plaintext, for one row.
-#[derive(Debug, Clone, Default)]
-pub struct Pii {
-    pub email: Option<String>,
-    pub phone: Option<String>,
-    pub first_name: Option<String>,
-    pub last_name: Option<String>,
-    pub date_of_birth: Option<String>,
-}
-
-impl Pii {
-    fn slot(&mut self, column: PiiColumn) -> &mut Option<String> {
-        match column {
-            PiiColumn::Email => &mut self.email,
-            PiiColumn::Phone => &mut self.phone,
-            PiiColumn::FirstName => &mut self.first_name,
-            PiiColumn::LastName => &mut self.last_name,
-            PiiColumn::DateOfBirth => &mut self.date_of_birth,
-        }
-    }
-}
-
-/// The encrypted PII columns of a row that hold a value.
-pub fn sealed_fields(row: &UserRow) -> Vec<SealedField<'_>> {
-    let owned = &row.owned;
-    [
-        (PiiColumn::Email, Some(owned.sngine_email.as_str())),
-        (PiiColumn::Phone, Some(owned.sngine_phone.as_str())),
-        (PiiColumn::FirstName, owned.first_name.as_deref()),
-        (PiiColumn::LastName, owned.last_name.as_deref()),
-        (PiiColumn::DateOfBirth, owned.date_of_birth.as_deref()),
-    ]
-    .into_iter()
-    .filter_map(|(column, value)| {
-        value.map(|ciphertext| SealedField {
-            user_id: row.id,
-            column,
-            ciphertext,
-        })
-    })
-    .collect()
-}
-
-/// A row whose PII was written before this service: the columns hold plaintext.
-fn plaintext_pii(row: &UserRow) -> Pii {
-    Pii {
-        email: Some(row.owned.sngine_email.clone()),
-        phone: Some(row.owned.sngine_phone.clone()),
-        first_name: row.owned.first_name.clone(),
-        last_name: row.owned.last_name.clone(),
-        date_of_birth: row.owned.date_of_birth.clone(),
-    }
+/// A typed column's text as stored, or the column's default when it is null.
+fn stored_text<T: StoredText>(value: &Option<Stored<T>>, default: T) -> String {
+    value
+        .as_ref()
+        .map_or(default.as_str(), Stored::as_str)
+        .to_owned()
 }
 
 fn utc(value: Option<NaiveDateTime>) -> Option<chrono::DateTime<chrono::Utc>> {
     value.map(|value| value.and_utc())
 }
 
-/// Builds the view of one row from its plaintext PII and signature check.
+/// What the checks of a stored record found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Integrity {
+    /// Its signature verifies and every ciphertext decrypts (or the service has just written
+    /// and signed it).
+    Intact,
+    /// Its signature does not verify (or it has none), and the columns named in `withheld`
+    /// did not decrypt for their row and column.
+    Failed { withheld: Vec<FieldError> },
+}
+
+impl Integrity {
+    /// The outcome of a signature check and the columns that did not decrypt.
+    fn of(signature_valid: bool, withheld: Vec<FieldError>) -> Self {
+        if signature_valid && withheld.is_empty() {
+            Integrity::Intact
+        } else {
+            Integrity::Failed { withheld }
+        }
+    }
+}
+
+/// Builds the view of one row from its plaintext PII and what its checks found, with the
+/// contacts shown as the reader may see them.
 pub fn build(
     row: &UserRow,
     pii: Pii,
-    signature_valid: bool,
-    masked: bool,
-    integrity_errors: Vec<FieldError>,
+    integrity: Integrity,
+    contacts: Contacts,
     today: NaiveDate,
 ) -> UserView {
     let owned = &row.owned;
+    let (signature_valid, integrity_errors) = match integrity {
+        Integrity::Intact => (true, Vec::new()),
+        Integrity::Failed { withheld } => (false, withheld),
+    };
     let date_of_birth = pii
         .date_of_birth
         .as_deref()
         .and_then(|text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok());
-    let (email, phone) = if masked {
-        (
-            pii.email.as_deref().map(Email::masked),
-            pii.phone.as_deref().map(Phone::masked),
-        )
-    } else {
-        (pii.email, pii.phone)
-    };
+    let (email, phone) = shown_contacts(pii.email, pii.phone, contacts);
     UserView {
         id: row.id,
         sngine_email: email,
@@ -99,14 +77,14 @@ pub fn build(
         email_verified_at: utc(row.email_verified_at),
         phone_verified_at: utc(row.phone_verified_at),
         biometric_registered_at: utc(row.biometric_registered_at),
-        status: owned.status.clone().unwrap_or_else(|| "pending".into()),
+        status: stored_text(&owned.status, Status::Pending),
         last_login: utc(row.last_login),
-        user_type: owned.user_type.clone().unwrap_or_else(|| "voter".into()),
-        admin_role: owned.admin_role.clone(),
-        subscription_status: owned
-            .subscription_status
-            .clone()
-            .unwrap_or_else(|| "free".into()),
+        user_type: stored_text(&owned.user_type, UserType::Voter),
+        admin_role: owned
+            .admin_role
+            .as_ref()
+            .map(|role| role.as_str().to_owned()),
+        subscription_status: stored_text(&owned.subscription_status, SubscriptionStatus::Free),
         subscription_plan: owned.subscription_plan.clone(),
         subscription_expires_at: utc(owned.subscription_expires_at),
         first_name: pii.first_name,
@@ -124,13 +102,33 @@ pub fn build(
         created_at: utc(row.created_at),
         updated_at: utc(row.updated_at),
         version: owned.row_version,
-        signature: SignatureCheck {
-            valid: signature_valid,
-            key_version: owned.record_signature.as_deref().and_then(key_version),
-            algorithm: SIGNATURE_ALGORITHM.into(),
-        },
-        contacts_masked: masked,
+        signature: signature_check(row, signature_valid),
+        contacts_masked: contacts == Contacts::Masked,
         integrity_errors,
+    }
+}
+
+/// Email and phone as the reader may see them.
+fn shown_contacts(
+    email: Option<String>,
+    phone: Option<String>,
+    contacts: Contacts,
+) -> (Option<String>, Option<String>) {
+    match contacts {
+        Contacts::Shown => (email, phone),
+        Contacts::Masked => (
+            email.as_deref().map(Email::masked),
+            phone.as_deref().map(Phone::masked),
+        ),
+    }
+}
+
+/// What the answer says about a record's signature.
+fn signature_check(row: &UserRow, valid: bool) -> SignatureCheck {
+    SignatureCheck {
+        valid,
+        key_version: row.owned.record_signature.as_deref().and_then(key_version),
+        algorithm: SIGNATURE_ALGORITHM.into(),
     }
 }
 
@@ -139,75 +137,109 @@ pub async fn render(
     vault: &Vault,
     request_id: &str,
     rows: &[UserRow],
-    masked: bool,
+    contacts: Contacts,
     today: NaiveDate,
 ) -> Result<Vec<UserView>, ApiError> {
-    let mut sealed = Vec::new();
-    let mut owners = Vec::new();
-    let mut signed = Vec::new();
-    let mut signed_rows = Vec::new();
-    for (index, row) in rows.iter().enumerate() {
-        if row.owned.pii_encrypted {
-            for field in sealed_fields(row) {
-                owners.push(index);
-                sealed.push(field);
-            }
-        }
-        if let Some(signature) = row.owned.record_signature.as_deref() {
-            signed.push((row.digest(), signature));
-            signed_rows.push(index);
-        }
-    }
+    let checks = Checks::of(rows);
     let (decrypted, verified) = tokio::try_join!(
-        vault.decrypt(request_id, &sealed),
-        vault.verify(request_id, &signed)
+        vault.decrypt(request_id, &checks.sealed),
+        vault.verify(request_id, &checks.signed)
     )?;
-
-    let mut pii: Vec<Pii> = rows
-        .iter()
-        .map(|row| {
-            if row.owned.pii_encrypted {
-                Pii::default()
-            } else {
-                plaintext_pii(row)
-            }
-        })
-        .collect();
-    let mut errors: Vec<Vec<FieldError>> = vec![Vec::new(); rows.len()];
-    for ((index, field), result) in owners.iter().zip(&sealed).zip(decrypted) {
-        match result {
-            Ok(value) => *pii[*index].slot(field.column) = Some(value),
-            Err(reason) => {
-                tracing::warn!(
-                    user_id = field.user_id,
-                    column = field.column.column(),
-                    %reason,
-                    "stored ciphertext does not decrypt for its row and column"
-                );
-                errors[*index].push(FieldError::new(
-                    field.column.column(),
-                    "the stored value does not belong to this record and was withheld",
-                ));
-            }
-        }
-    }
-    let mut valid = vec![false; rows.len()];
-    for (index, ok) in signed_rows.into_iter().zip(verified) {
-        valid[index] = ok;
-        if !ok {
-            tracing::warn!(
-                user_id = rows[index].id,
-                "user record fails its signature check"
-            );
-        }
-    }
+    let (pii, withheld) = checks.decrypted(rows, decrypted);
+    let valid = checks.verified(rows, verified);
     Ok(rows
         .iter()
         .zip(pii)
-        .zip(errors)
+        .zip(withheld)
         .zip(valid)
-        .map(|(((row, pii), errors), valid)| {
-            build(row, pii, valid && errors.is_empty(), masked, errors, today)
+        .map(|(((row, pii), withheld), valid)| {
+            build(row, pii, Integrity::of(valid, withheld), contacts, today)
         })
         .collect())
+}
+
+/// What rendering rows asks security-svc: every ciphertext to decrypt and every signature to
+/// check, each with the index of its row.
+struct Checks<'a> {
+    sealed: Vec<SealedField<'a>>,
+    owners: Vec<usize>,
+    signed: Vec<([u8; 32], &'a str)>,
+    signed_rows: Vec<usize>,
+}
+
+impl<'a> Checks<'a> {
+    fn of(rows: &'a [UserRow]) -> Self {
+        let mut checks = Checks {
+            sealed: Vec::new(),
+            owners: Vec::new(),
+            signed: Vec::new(),
+            signed_rows: Vec::new(),
+        };
+        for (index, row) in rows.iter().enumerate() {
+            if !is_legacy(row) {
+                for field in sealed_fields(row) {
+                    checks.owners.push(index);
+                    checks.sealed.push(field);
+                }
+            }
+            if let Some(signature) = row.owned.record_signature.as_deref() {
+                checks.signed.push((row.digest(), signature));
+                checks.signed_rows.push(index);
+            }
+        }
+        checks
+    }
+
+    /// Each row's plaintext, and the columns withheld because they did not decrypt for their
+    /// row and column.
+    fn decrypted(
+        &self,
+        rows: &[UserRow],
+        decrypted: Vec<Result<String, String>>,
+    ) -> (Vec<Pii>, Vec<Vec<FieldError>>) {
+        let mut pii: Vec<Pii> = rows
+            .iter()
+            .map(|row| {
+                if is_legacy(row) {
+                    Pii::of_legacy_row(row)
+                } else {
+                    Pii::default()
+                }
+            })
+            .collect();
+        let mut withheld: Vec<Vec<FieldError>> = vec![Vec::new(); rows.len()];
+        for ((index, field), result) in self.owners.iter().zip(&self.sealed).zip(decrypted) {
+            match result {
+                Ok(value) => pii[*index].set(field.column, Some(value)),
+                Err(reason) => {
+                    tracing::warn!(
+                        user_id = field.user_id,
+                        column = field.column.column(),
+                        %reason,
+                        "stored ciphertext does not decrypt for its row and column"
+                    );
+                    withheld[*index].push(FieldError::new(
+                        field.column.column(),
+                        "the stored value does not belong to this record and was withheld",
+                    ));
+                }
+            }
+        }
+        (pii, withheld)
+    }
+
+    /// Whether each row's signature verifies (false for a row without one).
+    fn verified(&self, rows: &[UserRow], verified: Vec<bool>) -> Vec<bool> {
+        let mut valid = vec![false; rows.len()];
+        for (index, ok) in self.signed_rows.iter().zip(verified) {
+            valid[*index] = ok;
+            if !ok {
+                tracing::warn!(
+                    user_id = rows[*index].id,
+                    "user record fails its signature check"
+                );
+            }
+        }
+        valid
+    }
 }

@@ -178,15 +178,8 @@ impl RecordKeys {
         }
         // Counted from before the read, so that a rotation during it is not taken as seen.
         let read_at = Instant::now();
-        let versions = match call.read_key(&self.name).await {
-            Ok(key) => versions_of(key),
-            Err(ClientError::Forbidden) => {
-                tracing::warn!(
-                    key = %self.name,
-                    "user-svc's token may not read the signing key; record signatures are checked by security-svc"
-                );
-                Versions::Remote
-            }
+        let versions = match self.read_versions(call).await {
+            Ok(versions) => versions,
             Err(error) => {
                 *last_failure = Some((Instant::now(), error.clone()));
                 return Err(error);
@@ -203,6 +196,22 @@ impl RecordKeys {
             .write()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(snapshot.clone());
         Ok(snapshot)
+    }
+
+    /// Reads the signing key's public versions; [`Versions::Remote`] when user-svc's token may
+    /// not read them.
+    async fn read_versions(&self, call: Call<'_>) -> Result<Versions, ClientError> {
+        match call.read_key(&self.name).await {
+            Ok(key) => Ok(versions_of(key)),
+            Err(ClientError::Forbidden) => {
+                tracing::warn!(
+                    key = %self.name,
+                    "user-svc's token may not read the signing key; record signatures are checked by security-svc"
+                );
+                Ok(Versions::Remote)
+            }
+            Err(error) => Err(error),
+        }
     }
 
     /// Checks record signatures over their digests; `None` when security-svc must check them
@@ -225,23 +234,7 @@ impl RecordKeys {
         // the versions were read while this check waited, or were read less than a second ago
         // for a newer version (a forged version number asks for at most one read a second).
         let snapshot = self
-            .snapshot(call, |snapshot| {
-                let names_newer = match (&snapshot.versions, newest) {
-                    (Versions::Ed25519 { latest, .. }, Some(newest)) => {
-                        newest > *latest
-                            && snapshot.read_at < started
-                            && !(snapshot.for_newer_version && snapshot.age() < RECHECK_AFTER)
-                    }
-                    _ => false,
-                };
-                if names_newer {
-                    Reread::ForNewerVersion
-                } else if snapshot.age() >= self.refresh {
-                    Reread::Due
-                } else {
-                    Reread::No
-                }
-            })
+            .snapshot(call, |snapshot| self.reread_for(snapshot, newest, started))
             .await?;
         let Some(valid) = self.check(&snapshot, items, &signatures) else {
             return Ok(None);
@@ -263,6 +256,26 @@ impl RecordKeys {
         {
             Ok(fresh) => Ok(self.check(&fresh, items, &signatures)),
             Err(_) => Ok(Some(valid)),
+        }
+    }
+
+    /// Whether versions must be read again to check signatures naming `newest`, for a check
+    /// that started at `started`.
+    fn reread_for(&self, snapshot: &Snapshot, newest: Option<u32>, started: Instant) -> Reread {
+        let names_newer = match (&snapshot.versions, newest) {
+            (Versions::Ed25519 { latest, .. }, Some(newest)) => {
+                newest > *latest
+                    && snapshot.read_at < started
+                    && !(snapshot.for_newer_version && snapshot.age() < RECHECK_AFTER)
+            }
+            _ => false,
+        };
+        if names_newer {
+            Reread::ForNewerVersion
+        } else if snapshot.age() >= self.refresh {
+            Reread::Due
+        } else {
+            Reread::No
         }
     }
 

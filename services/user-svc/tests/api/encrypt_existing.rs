@@ -9,9 +9,8 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use user_svc::startup::AppState;
-use user_svc::users::backfill::{
-    AUDIT_ACTION, BackfillError, BackfillOptions, Progress, SkipReason, encrypt_existing,
-};
+use user_svc::users::backfill::{AUDIT_ACTION, SkipReason, encrypt_existing};
+use user_svc::users::batches::{BatchError, BatchOptions, Progress};
 
 use crate::helpers::{MANAGER_EMAIL, TestApp, closed_port, spawn_app};
 
@@ -118,9 +117,9 @@ async fn fingerprint(app: &TestApp) -> (String, i64) {
 /// Runs the command in-process, collecting its progress reports.
 async fn run(
     state: &AppState,
-    options: BackfillOptions,
+    options: BatchOptions,
 ) -> (
-    Result<user_svc::users::backfill::Summary, BackfillError>,
+    Result<user_svc::users::backfill::Summary, BatchError>,
     Vec<Progress>,
 ) {
     let mut reports = Vec::new();
@@ -177,7 +176,7 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
     // In-process, stopped after two batches.
     let (summary, reports) = run(
         &app.state,
-        BackfillOptions {
+        BatchOptions {
             batch_size: 500,
             max_batches: Some(2),
         },
@@ -199,7 +198,7 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
     );
 
     // Resumed to the end.
-    let (summary, reports) = run(&app.state, BackfillOptions::default()).await;
+    let (summary, reports) = run(&app.state, BatchOptions::default()).await;
     let summary = summary.unwrap();
     let rest = (LEGACY_ROWS - after_kill - 1_000) as u64;
     assert_eq!((summary.total, summary.encrypted), (rest, rest));
@@ -302,7 +301,7 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
 
     // A third run finds nothing to do and changes nothing.
     let before = fingerprint(&app).await;
-    let (summary, reports) = run(&app.state, BackfillOptions::default()).await;
+    let (summary, reports) = run(&app.state, BatchOptions::default()).await;
     let summary = summary.unwrap();
     assert_eq!(
         (
@@ -324,8 +323,8 @@ async fn nothing_is_touched_while_security_svc_is_sealed_or_down() {
     let before = fingerprint(&app).await;
 
     app.security.seal().await;
-    let (result, reports) = run(&app.state, BackfillOptions::default()).await;
-    assert!(matches!(result, Err(BackfillError::Sealed)), "{result:?}");
+    let (result, reports) = run(&app.state, BatchOptions::default()).await;
+    assert!(matches!(result, Err(BatchError::Sealed)), "{result:?}");
     assert!(reports.is_empty());
     let output = command(&app, &app.security.address, &[])
         .output()
@@ -350,20 +349,17 @@ async fn nothing_is_touched_while_security_svc_is_sealed_or_down() {
     // A batch size security-svc could not take in one call is refused up front.
     let (result, _) = run(
         &app.state,
-        BackfillOptions {
+        BatchOptions {
             batch_size: 5_000,
             max_batches: None,
         },
     )
     .await;
-    assert!(
-        matches!(result, Err(BackfillError::BatchSize)),
-        "{result:?}"
-    );
+    assert!(matches!(result, Err(BatchError::BatchSize)), "{result:?}");
     assert_eq!(fingerprint(&app).await, before);
 
     // Unsealed again, the run goes through.
-    let (result, _) = run(&app.state, BackfillOptions::default()).await;
+    let (result, _) = run(&app.state, BatchOptions::default()).await;
     assert_eq!(result.unwrap().encrypted, 50);
     assert_eq!(assert_consistent(&app, 50).await, 50);
 }
@@ -384,7 +380,7 @@ async fn rows_whose_contacts_collide_are_skipped_and_reported() {
     .await;
     let (summary, _) = run(
         &app.state,
-        BackfillOptions {
+        BatchOptions {
             batch_size: 4,
             max_batches: None,
         },

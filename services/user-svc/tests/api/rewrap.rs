@@ -4,15 +4,12 @@
 //! security-svc is sealed.
 
 use serde_json::{Value, json};
-use user_svc::users::backfill::{BackfillError, BackfillOptions, Progress};
+use user_svc::users::batches::{BatchError, BatchOptions, Progress};
 use user_svc::users::rewrap::{AUDIT_ACTION, LeftReason, LeftRow, Summary, Targets, rewrap};
 
 use crate::helpers::{PII_COLUMNS, TestApp, spawn_app, spawn_app_with};
 
-async fn run(
-    app: &TestApp,
-    options: BackfillOptions,
-) -> (Result<Summary, BackfillError>, Vec<Progress>) {
+async fn run(app: &TestApp, options: BatchOptions) -> (Result<Summary, BatchError>, Vec<Progress>) {
     let mut reports = Vec::new();
     let result = rewrap(&app.state, options, |progress| reports.push(*progress)).await;
     (result, reports)
@@ -73,7 +70,7 @@ async fn stored_records_move_onto_the_latest_key_versions_and_old_ones_can_be_re
 
     let (summary, reports) = run(
         &app,
-        BackfillOptions {
+        BatchOptions {
             batch_size: 2,
             max_batches: None,
         },
@@ -183,8 +180,8 @@ async fn nothing_is_rewrapped_while_security_svc_is_sealed_or_with_a_bad_batch_s
     let before = app.user_row(user.id).await;
 
     app.security.seal().await;
-    let (result, reports) = run(&app, BackfillOptions::default()).await;
-    assert!(matches!(result, Err(BackfillError::Sealed)), "{result:?}");
+    let (result, reports) = run(&app, BatchOptions::default()).await;
+    assert!(matches!(result, Err(BatchError::Sealed)), "{result:?}");
     assert!(reports.is_empty());
     let output = app
         .command(&["rewrap", "--batch-size", "10"], &app.security.address)
@@ -209,23 +206,20 @@ async fn nothing_is_rewrapped_while_security_svc_is_sealed_or_with_a_bad_batch_s
     for batch_size in [0, 5_000] {
         let (result, _) = run(
             &app,
-            BackfillOptions {
+            BatchOptions {
                 batch_size,
                 max_batches: None,
             },
         )
         .await;
-        assert!(
-            matches!(result, Err(BackfillError::BatchSize)),
-            "{result:?}"
-        );
+        assert!(matches!(result, Err(BatchError::BatchSize)), "{result:?}");
     }
     assert_eq!(app.user_row(user.id).await, before);
 
     // Stopped after one batch of one row, then resumed.
     let (summary, _) = run(
         &app,
-        BackfillOptions {
+        BatchOptions {
             batch_size: 1,
             max_batches: Some(1),
         },
@@ -234,7 +228,7 @@ async fn nothing_is_rewrapped_while_security_svc_is_sealed_or_with_a_bad_batch_s
     let summary = summary.unwrap();
     assert_eq!((summary.total, summary.rewrapped), (2, 1));
     assert!(summary.stopped_early);
-    let (summary, _) = run(&app, BackfillOptions::default()).await;
+    let (summary, _) = run(&app, BatchOptions::default()).await;
     assert_eq!(summary.unwrap().rewrapped, 1);
     // Only the PII key rotated: its ciphertexts move to v2, the signature is made again with v1.
     let row = app.user_row(user.id).await;
@@ -266,7 +260,7 @@ async fn a_record_that_cannot_be_rewrapped_is_left_and_the_rest_goes_on() {
     .await;
     let stuck = app.user_row(on_v1).await;
 
-    let (summary, _) = run(&app, BackfillOptions::default()).await;
+    let (summary, _) = run(&app, BatchOptions::default()).await;
     let summary = summary.unwrap();
     assert_eq!(summary.targets, Targets { pii: 3, signing: 1 });
     // The manager was written on version 1 as well; the user on version 2 moved on.
@@ -292,7 +286,7 @@ async fn a_record_that_cannot_be_rewrapped_is_left_and_the_rest_goes_on() {
     // Only the signing key rotated: records are signed again, ciphertexts stay as they are.
     app.configure_key("vottery-users-records/rotate", json!({}))
         .await;
-    let (summary, _) = run(&app, BackfillOptions::default()).await;
+    let (summary, _) = run(&app, BatchOptions::default()).await;
     assert_eq!(summary.unwrap().targets, Targets { pii: 3, signing: 2 });
     let signed_again = app.user_row(on_v2).await;
     for column in PII_COLUMNS {

@@ -1,0 +1,93 @@
+//! What the user routes extract before calling a use case: the request context (state,
+//! authenticated caller, request metadata) and the `{id}` of a user's path.
+
+use std::future::{Ready, ready};
+
+use actix_web::dev::Payload;
+use actix_web::{FromRequest, HttpRequest, web};
+use futures_util::future::LocalBoxFuture;
+
+use crate::audit::RequestMeta;
+use crate::auth::Principal;
+use crate::error::ApiError;
+use crate::startup::AppState;
+use crate::users::service::Ctx;
+
+/// The context of a request, extracted once: the application state, the authenticated caller
+/// (401 and 429 are answered here) and the request's metadata.
+pub struct RequestContext {
+    state: web::Data<AppState>,
+    principal: Principal,
+    meta: RequestMeta,
+}
+
+impl RequestContext {
+    /// The context as a use case takes it.
+    pub fn ctx(&self) -> Ctx<'_> {
+        Ctx {
+            state: &self.state,
+            principal: &self.principal,
+            meta: &self.meta,
+        }
+    }
+
+    /// The authenticated caller.
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+}
+
+impl FromRequest for RequestContext {
+    type Error = ApiError;
+    type Future = LocalBoxFuture<'static, Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let state = req.app_data::<web::Data<AppState>>().cloned();
+        let principal = Principal::from_request(req, payload);
+        let meta = RequestMeta::from_request(req, payload).into_inner();
+        Box::pin(async move {
+            let state = state
+                .ok_or_else(|| ApiError::Internal(anyhow::anyhow!("application state missing")))?;
+            let principal = principal.await?;
+            Ok(Self {
+                state,
+                principal,
+                meta: meta?,
+            })
+        })
+    }
+}
+
+/// The `{id}` of a user's path, as sent. It is read in the handler rather than refused while
+/// extracting, so that authentication is answered first (401 before 422) and a refused write
+/// is audited against the id it named.
+pub struct UserIdPath(String);
+
+impl UserIdPath {
+    /// The user id: a positive whole number (422 otherwise).
+    pub fn id(&self) -> Result<i32, ApiError> {
+        self.0
+            .parse::<i32>()
+            .ok()
+            .filter(|id| *id > 0)
+            .ok_or_else(|| ApiError::field("id", "must be a positive whole number"))
+    }
+
+    /// The user a refused attempt is recorded against: the id named, if it is a number.
+    pub fn audit_target(&self) -> Option<i32> {
+        self.0.parse::<i32>().ok()
+    }
+}
+
+impl FromRequest for UserIdPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let id = web::Path::<String>::from_request(req, payload)
+            .into_inner()
+            .map(web::Path::into_inner)
+            .unwrap_or_default();
+        ready(Ok(UserIdPath(id)))
+    }
+}

@@ -1,0 +1,339 @@
+//! Writing a change to a stored user: planned against the row as read, its PII encrypted and
+//! its record signed in batched security-svc calls, and stored with its audit record only if
+//! the row is still at the version it was read at (optimistic concurrency, retried when another
+//! write lands first).
+
+use diesel_async::{AsyncConnection, AsyncPgConnection};
+use serde_json::Value;
+use vottery_common::problem::FieldError;
+use vottery_common::users::UserView;
+
+use super::actor::{Actor, Contacts};
+use super::context::{Ctx, not_found, today};
+use super::db::{self as users_db, Duplicate};
+use super::pii::{IndexedContact, Pii, is_legacy, legacy_values, sealed_fields, set_column};
+use super::view::{self, Integrity};
+use crate::audit::AuditEvent;
+use crate::error::ApiError;
+use crate::record::{OwnedColumns, UserRow, record_digest};
+use crate::vault::{PiiColumn, PlainField, SealedField};
+
+/// How often a write is tried when other writes to the same user land first. Each lost attempt
+/// means another write committed during it, and one commit spoils at most one attempt of each
+/// writer, so up to this many concurrent writers to one user all land.
+const WRITE_ATTEMPTS: usize = 16;
+
+/// A change to a stored user, planned by a use case.
+pub(super) struct Write {
+    pub action: &'static str,
+    pub changed_fields: Vec<String>,
+    pub facts: Option<Value>,
+    /// New plaintext of encrypted columns (`None` clears).
+    pub pii: Vec<(PiiColumn, Option<String>)>,
+    /// The target's owned columns with the plain changes applied.
+    pub owned: OwnedColumns,
+    /// The write takes an active manager away (a demotion or suspension): another active
+    /// manager must remain, checked under a lock in the write's own transaction.
+    pub removes_a_manager: bool,
+}
+
+/// Runs a write with optimistic concurrency: the plan is made against the current row, and
+/// re-made if another write lands first. `If-Match` turns a moved version into 412.
+pub(super) async fn write_user(
+    ctx: &Ctx<'_>,
+    target_id: i32,
+    if_match: Option<i64>,
+    plan: impl Fn(&Actor, &UserRow) -> Result<Write, ApiError>,
+) -> Result<UserView, ApiError> {
+    for attempt in 0..WRITE_ATTEMPTS {
+        if attempt > 0 {
+            back_off(attempt).await;
+        }
+        let (actor, target) = ctx.load(Some(target_id)).await?;
+        let target = target.ok_or_else(|| not_found(target_id))?;
+        check_if_match(if_match, &target)?;
+        let write = plan(&actor, &target)?;
+        if let Some((row, plain)) = persist(ctx, &actor, &target, write).await? {
+            return Ok(view::build(
+                &row,
+                plain,
+                Integrity::Intact,
+                Contacts::Shown,
+                today(),
+            ));
+        }
+        if if_match.is_some() {
+            let (_, current) = ctx.load(Some(target_id)).await?;
+            return Err(ApiError::PreconditionFailed {
+                current: current.map_or(0, |row| row.owned.row_version),
+            });
+        }
+    }
+    Err(ApiError::Contention)
+}
+
+/// Refuses a write based on a version other than the stored one (412).
+pub(super) fn check_if_match(if_match: Option<i64>, target: &UserRow) -> Result<(), ApiError> {
+    match if_match {
+        Some(expected) if expected != target.owned.row_version => {
+            Err(ApiError::PreconditionFailed {
+                current: target.owned.row_version,
+            })
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A short random pause before retrying a write that lost a race, so that the writers that
+/// lost spread out instead of colliding again.
+async fn back_off(attempt: usize) {
+    use ring::rand::SecureRandom;
+    let mut jitter = [0u8; 1];
+    let _ = ring::rand::SystemRandom::new().fill(&mut jitter);
+    let millis = 2 * attempt as u64 + u64::from(jitter[0] % 8);
+    tokio::time::sleep(std::time::Duration::from_millis(millis)).await;
+}
+
+/// Encrypts, signs and stores a planned write if the row is still at the version it was read
+/// at; `Ok(None)` when another write landed first. The current signature is checked before
+/// anything is re-signed, so a record changed behind the service's back is never blessed.
+async fn persist(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    target: &UserRow,
+    write: Write,
+) -> Result<Option<(UserRow, Pii)>, ApiError> {
+    let mut sealing = Sealing::plan(target, &write.pii);
+    let sealed = sealing.run(ctx).await?;
+    let mut owned = sealing.store_in(&write, sealed);
+    owned.row_version = target.owned.row_version + 1;
+    sign_record(ctx, target.id, &target.created_at, &mut owned).await?;
+    let stored = store(ctx, actor, target, &write, &owned).await?;
+    if stored.is_some() {
+        ctx.state.totals.changed();
+    }
+    Ok(stored.map(|row| (row, sealing.plain)))
+}
+
+/// The security-svc work of a write to a stored record: the values to encrypt, the kept
+/// ciphertexts to decrypt (for the answer, and as part of the integrity check), and for a
+/// legacy row, whose columns still hold plaintext, every value and both blind indexes.
+struct Sealing<'a> {
+    target: &'a UserRow,
+    /// The record's plaintext after the write; complete once the kept values are decrypted.
+    plain: Pii,
+    to_encrypt: Vec<(PiiColumn, String)>,
+    kept: Vec<SealedField<'a>>,
+    to_index: Vec<(IndexedContact, String)>,
+}
+
+/// What security-svc answered for a [`Sealing`], in its order.
+struct Sealed {
+    ciphertexts: Vec<String>,
+    indexes: Vec<String>,
+}
+
+impl<'a> Sealing<'a> {
+    fn plan(target: &'a UserRow, pii: &[(PiiColumn, Option<String>)]) -> Self {
+        let changes = |column: PiiColumn| pii.iter().any(|(changed, _)| *changed == column);
+        let mut sealing = Self {
+            target,
+            plain: Pii::default(),
+            to_encrypt: Vec::new(),
+            kept: Vec::new(),
+            to_index: Vec::new(),
+        };
+        for (column, value) in pii {
+            sealing.note(*column, value.clone());
+        }
+        if is_legacy(target) {
+            for (column, value) in legacy_values(target) {
+                if !changes(column) && value.is_some() {
+                    sealing.note(column, value);
+                }
+            }
+            sealing.to_index = IndexedContact::BOTH
+                .map(|contact| (contact, contact.legacy_index_input(&target.owned)))
+                .to_vec();
+        } else {
+            sealing.kept = sealed_fields(target)
+                .into_iter()
+                .filter(|field| !changes(field.column))
+                .collect();
+        }
+        sealing
+    }
+
+    /// A column's plaintext after the write, encrypted unless it is cleared.
+    fn note(&mut self, column: PiiColumn, value: Option<String>) {
+        if let Some(value) = &value {
+            self.to_encrypt.push((column, value.clone()));
+        }
+        self.plain.set(column, value);
+    }
+
+    /// Encrypts, decrypts, indexes and checks the current signature in one round of calls;
+    /// refuses (409) a record that fails its integrity check.
+    async fn run(&mut self, ctx: &Ctx<'_>) -> Result<Sealed, ApiError> {
+        let vault = &ctx.state.vault;
+        let target = self.target;
+        let plain_fields: Vec<PlainField<'_>> = self
+            .to_encrypt
+            .iter()
+            .map(|(column, value)| PlainField {
+                user_id: target.id,
+                column: *column,
+                value,
+            })
+            .collect();
+        let index_inputs: Vec<&str> = self
+            .to_index
+            .iter()
+            .map(|(_, input)| input.as_str())
+            .collect();
+        let current_signature: Vec<([u8; 32], &str)> =
+            match target.owned.record_signature.as_deref() {
+                Some(signature) if !is_legacy(target) => vec![(target.digest(), signature)],
+                _ => Vec::new(),
+            };
+        let (ciphertexts, decrypted, indexes, verified) = tokio::try_join!(
+            vault.encrypt(ctx.request_id(), &plain_fields),
+            vault.decrypt(ctx.request_id(), &self.kept),
+            vault.blind_indexes(ctx.request_id(), &index_inputs),
+            vault.verify(ctx.request_id(), &current_signature),
+        )?;
+        let intact = verified.first() == Some(&true) && decrypted.iter().all(Result::is_ok);
+        if !is_legacy(target) && !intact {
+            return Err(fails_integrity_check(target.id));
+        }
+        for (field, value) in self.kept.iter().zip(decrypted) {
+            self.plain.set(field.column, value.ok());
+        }
+        Ok(Sealed {
+            ciphertexts,
+            indexes,
+        })
+    }
+
+    /// The write's owned columns with the new ciphertexts and indexes stored in them, marked
+    /// encrypted and unsigned.
+    fn store_in(&self, write: &Write, sealed: Sealed) -> OwnedColumns {
+        let mut owned = write.owned.clone();
+        for ((column, _), ciphertext) in self.to_encrypt.iter().zip(sealed.ciphertexts) {
+            set_column(&mut owned, *column, Some(ciphertext));
+        }
+        for (column, _) in write.pii.iter().filter(|(_, value)| value.is_none()) {
+            set_column(&mut owned, *column, None);
+        }
+        for ((contact, _), index) in self.to_index.iter().zip(sealed.indexes) {
+            contact.set_index(&mut owned, index);
+        }
+        owned.pii_encrypted = true;
+        owned.record_signature = None;
+        owned
+    }
+}
+
+/// A stored record whose signature or ciphertexts do not check out is not signed again.
+fn fails_integrity_check(user_id: i32) -> ApiError {
+    tracing::warn!(
+        user_id,
+        "refusing to re-sign a record that fails its integrity check"
+    );
+    ApiError::Conflict {
+        detail: "this user's stored record fails its integrity check (it was changed outside user-svc); it is not re-signed until restored".into(),
+        errors: Vec::new(),
+    }
+}
+
+/// Signs a record's owned columns as they will be stored.
+pub(super) async fn sign_record(
+    ctx: &Ctx<'_>,
+    id: i32,
+    created_at: &Option<chrono::NaiveDateTime>,
+    owned: &mut OwnedColumns,
+) -> Result<(), ApiError> {
+    let digest = record_digest(id, created_at, owned);
+    owned.record_signature = ctx
+        .state
+        .vault
+        .sign(ctx.request_id(), &[digest])
+        .await?
+        .into_iter()
+        .next();
+    Ok(())
+}
+
+/// Stores the signed columns with the write's audit record if the row is still at the version
+/// it was read at. One statement, so atomic on its own; a write that takes a manager away also
+/// checks, under the managers lock in the same transaction, that another one remains.
+async fn store(
+    ctx: &Ctx<'_>,
+    actor: &Actor,
+    target: &UserRow,
+    write: &Write,
+    owned: &OwnedColumns,
+) -> Result<Option<UserRow>, ApiError> {
+    let event = AuditEvent {
+        user_id: Some(target.id),
+        actor_id: actor.user_id(),
+        actor_label: &actor.label(),
+        action: write.action,
+        changed_fields: write.changed_fields.clone(),
+        success: true,
+        reason: None,
+        facts: write.facts.clone(),
+        request: ctx.meta,
+    };
+    let expected = target.owned.row_version;
+    let update = async |conn: &mut AsyncPgConnection| {
+        users_db::update_if_version(conn, target.id, expected, owned, &event)
+            .await
+            .map_err(stored_or_conflict)
+    };
+    let mut conn = ctx.conn().await?;
+    if !write.removes_a_manager {
+        return update(&mut conn).await;
+    }
+    conn.transaction::<_, ApiError, _>(async |conn| {
+        users_db::lock_managers(conn).await?;
+        if users_db::active_managers_besides(conn, target.id).await? == 0 {
+            return Err(last_manager());
+        }
+        update(conn).await
+    })
+    .await
+}
+
+/// A failed write: 409 when it collided with another user's email or phone.
+pub(super) fn stored_or_conflict(error: diesel::result::Error) -> ApiError {
+    match users_db::duplicate_of(&error) {
+        Some(duplicate) => duplicate_conflict(duplicate),
+        None => ApiError::from(error),
+    }
+}
+
+/// Another user already has this email or phone number.
+pub(super) fn duplicate_conflict(duplicate: Duplicate) -> ApiError {
+    let (field, what) = match duplicate {
+        Duplicate::Email => ("sngine_email", "email"),
+        Duplicate::Phone => ("sngine_phone", "phone number"),
+    };
+    ApiError::Conflict {
+        detail: format!("another user already has this {what}"),
+        errors: vec![FieldError::new(
+            field,
+            "is already registered to another user",
+        )],
+    }
+}
+
+fn last_manager() -> ApiError {
+    ApiError::Conflict {
+        detail: "this is the last manager; appoint another manager first".into(),
+        errors: vec![FieldError::new(
+            "admin_role",
+            "the last manager cannot be demoted",
+        )],
+    }
+}
