@@ -1,6 +1,7 @@
 //! Transit key rings: named, versioned keys and the rules for which version serves what.
 
 pub mod db;
+mod fresh;
 pub mod hash;
 pub mod material;
 pub mod nonce;

@@ -3,82 +3,33 @@
 
 use std::sync::Arc;
 
-use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use vottery_common::transit::{
-    BatchResults, Ciphertext, DataKey, DataKeyRequest, DecryptItem, DecryptRequest, DecryptResult,
-    EncryptItem, EncryptRequest, KeyType, Plaintext, RewrapItem, RewrapRequest,
+    Ciphertext, DataKey, DataKeyRequest, DecryptItem, DecryptRequest, DecryptResult, EncryptItem,
+    EncryptRequest, KeyType, Plaintext, RewrapItem, RewrapRequest,
 };
 use vottery_common::vault::VaultResponse;
 use zeroize::Zeroizing;
 
-use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok, vault_with_status};
+use super::batch::{Batch, FailedItems, ItemOutcome, item_count, key_ring};
+use super::refusal::Refusal;
+use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
-use crate::keys::ops::{self, CipherInputs, OpError};
+use crate::keys::ops::{self, CipherInputs, OpError, SealingKeys};
 use crate::keys::rules::NewKey;
-use crate::keys::store::KeyStore;
 use crate::keys::wire::{ValueKind, decode_b64, encode_b64, parse_versioned, versioned_b64};
 use crate::keys::{Incoming, KeyRing, Purpose, is_valid_key_name};
 use crate::openapi::{DecryptData, EncryptData};
 
 type Auth = Result<Authorized, VaultError>;
 type Body<T> = Result<VaultBody<T>, VaultError>;
+type Items<R> = Result<Batch<R>, VaultError>;
 
-/// Checks the size of a batch against the limit.
-pub(super) fn check_batch<T>(state: &AppState, items: &[T]) -> Result<(), VaultError> {
-    if items.is_empty() {
-        return Err(VaultError::bad_request("missing batch input to process"));
-    }
-    let max = state.transit.max_batch_items;
-    if items.len() > max {
-        return Err(VaultError::bad_request(format!(
-            "batch_input has {} items; at most {max} are accepted in one request",
-            items.len()
-        )));
-    }
-    Ok(())
-}
-
-/// Vault's status for an encrypt or decrypt batch: 200 when every item succeeded; otherwise 400
-/// (500 if only internal failures), or `partial_failure_response_code` when some succeeded.
-fn batch_status<T>(
-    results: &[Result<T, OpError>],
-    partial_code: Option<i64>,
-    warnings: &mut Vec<String>,
-) -> StatusCode {
-    let failed = results.iter().filter(|result| result.is_err()).count();
-    if failed == 0 {
-        return StatusCode::OK;
-    }
-    let user_failure = results
-        .iter()
-        .any(|result| matches!(result, Err(OpError::User(_))));
-    let failure = if user_failure {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
-    match partial_code {
-        Some(code) if failed < results.len() => match u16::try_from(code)
-            .ok()
-            .and_then(|code| StatusCode::from_u16(code).ok())
-        {
-            Some(status) if (1..=599).contains(&code) => status,
-            _ => {
-                warnings.push("invalid HTTP response code override from partial_failure_response_code, reverting to 400".into());
-                StatusCode::BAD_REQUEST
-            }
-        },
-        _ => failure,
-    }
-}
-
-fn context_consistency<'a>(
-    contexts: impl Iterator<Item = Option<&'a str>>,
-) -> Result<(), VaultError> {
+/// Vault refuses a batch that sets `context` on some items only.
+fn context_consistency<'a>(contexts: impl Iterator<Item = Option<&'a str>>) -> Result<(), Refusal> {
     let (mut with, mut without) = (0, 0);
     for context in contexts {
         if context.is_some_and(|context| !context.is_empty()) {
@@ -88,41 +39,9 @@ fn context_consistency<'a>(
         }
     }
     if with > 0 && without > 0 {
-        return Err(VaultError::bad_request(
-            "context should be set either in all the request blocks or in none",
-        ));
+        return Err(Refusal::MixedContext);
     }
     Ok(())
-}
-
-/// The ring, reloaded from storage when a value carries a version this snapshot cannot judge
-/// (rotated or reconfigured through another instance): stale caches never refuse valid data.
-pub(super) async fn current_ring(
-    store: &KeyStore,
-    ring: Arc<KeyRing>,
-    versions: impl Iterator<Item = u32>,
-) -> Result<Arc<KeyRing>, VaultError> {
-    let mut versions = versions;
-    if versions.any(|version| ring.may_be_stale_for(version)) {
-        return Ok(store.load(ring.name()).await?.unwrap_or(ring));
-    }
-    Ok(ring)
-}
-
-/// The ring, reloaded from storage when a request asks by number for a version newer than this
-/// snapshot's latest (rotated through another instance): stale caches never refuse a version
-/// that exists.
-pub(super) async fn ring_for_requested(
-    store: &KeyStore,
-    ring: Arc<KeyRing>,
-    requested: impl Iterator<Item = Option<i64>>,
-) -> Result<Arc<KeyRing>, VaultError> {
-    let latest = i64::from(ring.config.latest_version);
-    let mut requested = requested;
-    if requested.any(|version| version.is_some_and(|version| version > latest)) {
-        return Ok(store.load(ring.name()).await?.unwrap_or(ring));
-    }
-    Ok(ring)
 }
 
 /// One encrypt or rewrap batch result as this service writes it: the wire form of
@@ -170,34 +89,91 @@ fn json_string(text: String) -> Box<RawValue> {
         .unwrap_or_default()
 }
 
-/// Encrypts one item; `keys` keeps the expanded AEAD keys for the request's other items.
-fn encrypt_one(
+/// An item encrypted (or rewrapped).
+struct Sealed(Ciphertext);
+
+impl ItemOutcome for Sealed {
+    type Single = Ciphertext;
+    type BatchResult = BatchCiphertext;
+
+    fn into_single(self) -> Ciphertext {
+        self.0
+    }
+
+    fn into_batch_result(result: Result<Self, OpError>, reference: String) -> BatchCiphertext {
+        BatchCiphertext::of(result.map(|Sealed(done)| done), reference)
+    }
+}
+
+/// A decrypted plaintext, wiped when dropped.
+struct Opened(Zeroizing<Vec<u8>>);
+
+impl ItemOutcome for Opened {
+    type Single = Plaintext;
+    type BatchResult = DecryptResult;
+
+    fn into_single(self) -> Plaintext {
+        Plaintext {
+            plaintext: encode_b64(&self.0),
+        }
+    }
+
+    fn into_batch_result(result: Result<Self, OpError>, reference: String) -> DecryptResult {
+        match result {
+            Ok(Opened(plaintext)) => DecryptResult {
+                plaintext: encode_b64(&plaintext),
+                error: None,
+                reference,
+            },
+            Err(error) => DecryptResult {
+                plaintext: String::new(),
+                error: Some(error.message().to_owned()),
+                reference,
+            },
+        }
+    }
+}
+
+/// An item's `context` and `associated_data`, decoded from base64.
+struct Decoded {
+    context: Option<Vec<u8>>,
+    associated_data: Option<Vec<u8>>,
+}
+
+impl Decoded {
+    fn of(context: Option<&str>, associated_data: Option<&str>) -> Result<Self, OpError> {
+        Ok(Self {
+            context: decode_field("context", context).map_err(OpError::User)?,
+            associated_data: decode_field("associated_data", associated_data)
+                .map_err(OpError::User)?,
+        })
+    }
+
+    fn inputs(&self) -> CipherInputs<'_> {
+        CipherInputs {
+            associated_data: self.associated_data.as_deref(),
+            context: self.context.as_deref(),
+        }
+    }
+}
+
+/// Encrypts `plaintext` with the version `key_version` asks for (the latest when absent);
+/// `keys` keeps the expanded AEAD keys for the request's other items.
+fn seal(
     ring: &KeyRing,
-    keys: &mut ops::SealingKeys,
-    item: &EncryptItem,
+    keys: &mut SealingKeys,
+    key_version: Option<i64>,
+    plaintext: &[u8],
+    inputs: &Decoded,
 ) -> Result<Ciphertext, OpError> {
-    let plaintext = item
-        .plaintext
-        .as_deref()
-        .ok_or_else(|| OpError::user("missing plaintext to encrypt"))?;
-    let plaintext = Zeroizing::new(
-        decode_b64(plaintext).map_err(|_| OpError::user("failed to base64-decode plaintext"))?,
-    );
-    let context = decode_field("context", item.context.as_deref()).map_err(OpError::User)?;
-    let associated_data =
-        decode_field("associated_data", item.associated_data.as_deref()).map_err(OpError::User)?;
-    let version = ring.version_for(Purpose::Encryption, item.key_version)?;
-    let inputs = CipherInputs {
-        associated_data: associated_data.as_deref(),
-        context: context.as_deref(),
-    };
+    let version = ring.version_for(Purpose::Encryption, key_version)?;
     let payload = ops::encrypt_reusing(
         keys,
         version.number,
         &version.material,
         ring.flags(),
-        &plaintext,
-        inputs,
+        plaintext,
+        inputs.inputs(),
     )?;
     Ok(Ciphertext {
         ciphertext: versioned_b64(version.number, &payload),
@@ -205,29 +181,94 @@ fn encrypt_one(
     })
 }
 
+/// Encrypts one item.
+fn encrypt_one(
+    ring: &KeyRing,
+    keys: &mut SealingKeys,
+    item: &EncryptItem,
+) -> Result<Sealed, OpError> {
+    let plaintext = item.plaintext.as_deref().ok_or(Refusal::MissingPlaintext)?;
+    let plaintext = Zeroizing::new(decode_b64(plaintext).map_err(|_| Refusal::PlaintextNotBase64)?);
+    let inputs = Decoded::of(item.context.as_deref(), item.associated_data.as_deref())?;
+    seal(ring, keys, item.key_version, &plaintext, &inputs).map(Sealed)
+}
+
+/// Opens one ciphertext, and answers the decoded inputs it was opened with.
 fn open_one(
     ring: &KeyRing,
     ciphertext: Option<&str>,
     context: Option<&str>,
     associated_data: Option<&str>,
-) -> Result<Zeroizing<Vec<u8>>, OpError> {
+) -> Result<(Zeroizing<Vec<u8>>, Decoded), OpError> {
     let ciphertext = ciphertext
         .filter(|text| !text.is_empty())
-        .ok_or_else(|| OpError::user("missing ciphertext to decrypt"))?;
+        .ok_or(Refusal::MissingCiphertext)?;
     let parsed = parse_versioned(ciphertext, ValueKind::Ciphertext).map_err(OpError::User)?;
-    let payload = decode_b64(parsed.payload)
-        .map_err(|_| OpError::user("invalid ciphertext: could not decode base64"))?;
-    let context = decode_field("context", context).map_err(OpError::User)?;
-    let associated_data =
-        decode_field("associated_data", associated_data).map_err(OpError::User)?;
+    let payload = decode_b64(parsed.payload).map_err(|_| Refusal::CiphertextNotBase64)?;
+    let inputs = Decoded::of(context, associated_data)?;
     let version = ring.version_to_open(Incoming::Ciphertext, parsed.version)?;
-    let inputs = CipherInputs {
-        associated_data: associated_data.as_deref(),
-        context: context.as_deref(),
-    };
-    ops::decrypt(&version.material, ring.flags(), &payload, inputs)
+    let plaintext = ops::decrypt(&version.material, ring.flags(), &payload, inputs.inputs())?;
+    Ok((plaintext, inputs))
 }
 
+/// Decrypts one item.
+fn decrypt_one(ring: &KeyRing, item: &DecryptItem) -> Result<Opened, OpError> {
+    let (plaintext, _) = open_one(
+        ring,
+        item.ciphertext.as_deref(),
+        item.context.as_deref(),
+        item.associated_data.as_deref(),
+    )?;
+    Ok(Opened(plaintext))
+}
+
+/// Re-encrypts one item with the version it asks for, never revealing the plaintext.
+fn rewrap_one(
+    ring: &KeyRing,
+    keys: &mut SealingKeys,
+    item: &RewrapItem,
+) -> Result<Sealed, OpError> {
+    let (plaintext, inputs) = open_one(
+        ring,
+        item.ciphertext.as_deref(),
+        item.context.as_deref(),
+        item.associated_data.as_deref(),
+    )?;
+    seal(ring, keys, item.key_version, &plaintext, &inputs).map(Sealed)
+}
+
+/// `/datakey/:kind`: whether the answer carries the key in the clear too.
+fn include_plaintext(kind: &str) -> Result<bool, Refusal> {
+    match kind {
+        "plaintext" => Ok(true),
+        "wrapped" => Ok(false),
+        _ => Err(Refusal::DataKeyKind),
+    }
+}
+
+/// The data key's size: 128, 256 (the default) or 512 bits.
+fn data_key_bits(bits: Option<i64>) -> Result<usize, Refusal> {
+    match bits.unwrap_or(256) {
+        bits @ (128 | 256 | 512) => Ok(bits as usize),
+        _ => Err(Refusal::DataKeyBits),
+    }
+}
+
+/// Wraps a data key under the version the request asks for.
+fn wrap_data_key(
+    ring: &KeyRing,
+    request: &DataKeyRequest,
+    key: &[u8],
+) -> Result<Ciphertext, OpError> {
+    let inputs = Decoded::of(
+        request.context.as_deref(),
+        request.associated_data.as_deref(),
+    )?;
+    let mut keys = SealingKeys::default();
+    seal(ring, &mut keys, request.key_version, key, &inputs)
+}
+
+/// The version a ciphertext names, if it is readable.
 fn ciphertext_version(ciphertext: Option<&str>) -> Option<u32> {
     parse_versioned(ciphertext?, ValueKind::Ciphertext)
         .ok()
@@ -238,32 +279,26 @@ fn ciphertext_version(ciphertext: Option<&str>) -> Option<u32> {
 async fn upsert(
     auth: &Authorized,
     name: &str,
-    request: &EncryptRequest,
-    items: &[EncryptItem],
+    body: &Batch<EncryptRequest>,
 ) -> Result<Arc<KeyRing>, VaultError> {
     if !auth.caller.policy.allows(Operation::Create, Some(name)) || !is_valid_key_name(name) {
-        return Err(VaultError::bad_request("encryption key not found"));
+        return Err(Refusal::EncryptionKeyNotFound.into());
     }
-    let key_type = match request.key_type.as_deref() {
+    let key_type = match body.request.key_type.as_deref() {
         None | Some("") => KeyType::Aes256Gcm96,
-        Some(text) => text
-            .parse::<KeyType>()
-            .map_err(|error| VaultError::bad_request(error.to_string()))?,
+        Some(text) => text.parse::<KeyType>().map_err(Refusal::UnknownKeyType)?,
     };
     if !key_type.is_aead() {
-        return Err(VaultError::bad_request(format!(
-            "key type {key_type} not supported for this operation"
-        )));
+        return Err(Refusal::KeyTypeNotSupported(key_type).into());
     }
-    let derived = items
+    let derived = body
+        .items
         .first()
         .and_then(|item| item.context.as_deref())
         .is_some_and(|context| !context.is_empty());
-    let convergent = request.convergent_encryption.unwrap_or(false);
+    let convergent = body.request.convergent_encryption.unwrap_or(false);
     if convergent && !derived {
-        return Err(VaultError::bad_request(
-            "convergent encryption requires derivation to be enabled, so context is required",
-        ));
+        return Err(Refusal::ConvergentWithoutContext.into());
     }
     let ring = auth
         .store
@@ -287,72 +322,29 @@ pub async fn encrypt(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
-    body: Body<EncryptRequest>,
+    body: Items<EncryptRequest>,
 ) -> Result<HttpResponse, VaultError> {
-    let body = body.map(|body| body.0);
-    let items = body.as_ref().map_or(1, |request| {
-        request.batch_input.as_ref().map_or(1, Vec::len)
-    });
-    measured(&state, Operation::Encrypt, items, async {
+    measured(&state, Operation::Encrypt, item_count(&body), async {
         let auth = auth?;
         let name = name.into_inner();
         auth.require(Operation::Encrypt, Some(&name))?;
-        let mut request = body?;
-        let is_batch = request.batch_input.is_some();
-        let items = match request.batch_input.take() {
-            Some(items) => {
-                check_batch(&state, &items)?;
-                context_consistency(items.iter().map(|item| item.context.as_deref()))?;
-                items
-            }
-            None => {
-                if request.plaintext.is_none() {
-                    return Err(VaultError::bad_request("missing plaintext to encrypt"));
-                }
-                vec![EncryptItem {
-                    plaintext: request.plaintext.take(),
-                    associated_data: request.associated_data.take(),
-                    context: request.context.take(),
-                    key_version: request.key_version,
-                    reference: None,
-                }]
-            }
-        };
+        let body = body?;
+        body.check_size(&state)?;
+        context_consistency(body.items.iter().map(|item| item.context.as_deref()))?;
+        if !body.is_batch && body.items.iter().any(|item| item.plaintext.is_none()) {
+            return Err(Refusal::MissingPlaintext.into());
+        }
         let ring = match auth.store.get(&name).await? {
             Some(ring) => ring,
-            None => upsert(&auth, &name, &request, &items).await?,
+            None => upsert(&auth, &name, &body).await?,
         };
-        let ring = ring_for_requested(&auth.store, ring, items.iter().map(|item| item.key_version))
-            .await?;
-        let mut keys = ops::SealingKeys::default();
-        let results: Vec<Result<Ciphertext, OpError>> = items
-            .iter()
-            .map(|item| encrypt_one(&ring, &mut keys, item))
-            .collect();
-        if !is_batch {
-            let single = results
-                .into_iter()
-                .next()
-                .ok_or_else(VaultError::internal)??;
-            return Ok(vault_ok(&auth.request_id, single, Vec::new()));
-        }
-        let mut warnings = Vec::new();
-        let status = batch_status(
-            &results,
-            request.partial_failure_response_code,
-            &mut warnings,
-        );
-        let batch_results = results
-            .into_iter()
-            .zip(items)
-            .map(|(result, item)| BatchCiphertext::of(result, item.reference.unwrap_or_default()))
-            .collect();
-        Ok(vault_with_status(
-            status,
-            &auth.request_id,
-            BatchResults { batch_results },
-            warnings,
-        ))
+        let requested = body.items.iter().map(|item| item.key_version);
+        let ring = auth.store.fresh_for_requested(ring, requested).await?;
+        let failed = FailedItems::SetStatus(body.request.partial_failure_response_code);
+        let mut keys = SealingKeys::default();
+        body.answer(&auth.request_id, failed, |item| {
+            encrypt_one(&ring, &mut keys, item)
+        })
     })
     .await
 }
@@ -370,121 +362,23 @@ pub async fn decrypt(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
-    body: Body<DecryptRequest>,
+    body: Items<DecryptRequest>,
 ) -> Result<HttpResponse, VaultError> {
-    let body = body.map(|body| body.0);
-    let items = body.as_ref().map_or(1, |request| {
-        request.batch_input.as_ref().map_or(1, Vec::len)
-    });
-    measured(&state, Operation::Decrypt, items, async {
+    measured(&state, Operation::Decrypt, item_count(&body), async {
         let auth = auth?;
         let name = name.into_inner();
         auth.require(Operation::Decrypt, Some(&name))?;
-        let mut request = body?;
-        let is_batch = request.batch_input.is_some();
-        let items = match request.batch_input.take() {
-            Some(items) => {
-                check_batch(&state, &items)?;
-                context_consistency(items.iter().map(|item| item.context.as_deref()))?;
-                items
-            }
-            None => vec![DecryptItem {
-                ciphertext: request.ciphertext.take(),
-                associated_data: request.associated_data.take(),
-                context: request.context.take(),
-                reference: None,
-            }],
-        };
-        let ring = auth
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| VaultError::bad_request("encryption key not found"))?;
-        let ring = current_ring(
-            &auth.store,
-            ring,
-            items
-                .iter()
-                .filter_map(|item| ciphertext_version(item.ciphertext.as_deref())),
-        )
-        .await?;
-        let results: Vec<Result<Zeroizing<Vec<u8>>, OpError>> = items
-            .iter()
-            .map(|item| {
-                open_one(
-                    &ring,
-                    item.ciphertext.as_deref(),
-                    item.context.as_deref(),
-                    item.associated_data.as_deref(),
-                )
-            })
-            .collect();
-        if !is_batch {
-            let plaintext = results
-                .into_iter()
-                .next()
-                .ok_or_else(VaultError::internal)??;
-            return Ok(vault_ok(
-                &auth.request_id,
-                Plaintext {
-                    plaintext: encode_b64(&plaintext),
-                },
-                Vec::new(),
-            ));
-        }
-        let mut warnings = Vec::new();
-        let status = batch_status(
-            &results,
-            request.partial_failure_response_code,
-            &mut warnings,
-        );
-        let batch_results = results
-            .into_iter()
-            .zip(items)
-            .map(|(result, item)| {
-                let reference = item.reference.unwrap_or_default();
-                match result {
-                    Ok(plaintext) => DecryptResult {
-                        plaintext: encode_b64(&plaintext),
-                        error: None,
-                        reference,
-                    },
-                    Err(error) => DecryptResult {
-                        plaintext: String::new(),
-                        error: Some(error.message().to_owned()),
-                        reference,
-                    },
-                }
-            })
-            .collect();
-        Ok(vault_with_status(
-            status,
-            &auth.request_id,
-            BatchResults { batch_results },
-            warnings,
-        ))
+        let body = body?;
+        body.check_size(&state)?;
+        context_consistency(body.items.iter().map(|item| item.context.as_deref()))?;
+        let ring = key_ring(&auth, &name, Refusal::EncryptionKeyNotFound).await?;
+        let ciphertexts = body.items.iter().map(|item| item.ciphertext.as_deref());
+        let versions = ciphertexts.filter_map(ciphertext_version);
+        let ring = auth.store.fresh_for_values(ring, versions).await?;
+        let failed = FailedItems::SetStatus(body.request.partial_failure_response_code);
+        body.answer(&auth.request_id, failed, |item| decrypt_one(&ring, item))
     })
     .await
-}
-
-fn rewrap_one(ring: &KeyRing, item: &RewrapItem) -> Result<Ciphertext, OpError> {
-    let plaintext = open_one(
-        ring,
-        item.ciphertext.as_deref(),
-        item.context.as_deref(),
-        item.associated_data.as_deref(),
-    )?;
-    encrypt_one(
-        ring,
-        &mut ops::SealingKeys::default(),
-        &EncryptItem {
-            plaintext: Some(encode_b64(&plaintext)),
-            associated_data: item.associated_data.clone(),
-            context: item.context.clone(),
-            key_version: item.key_version,
-            reference: None,
-        },
-    )
 }
 
 /// Re-encrypts a value or a batch with a newer key version.
@@ -499,77 +393,26 @@ pub async fn rewrap(
     state: web::Data<AppState>,
     auth: Auth,
     name: web::Path<String>,
-    body: Body<RewrapRequest>,
+    body: Items<RewrapRequest>,
 ) -> Result<HttpResponse, VaultError> {
-    let body = body.map(|body| body.0);
-    let items = body.as_ref().map_or(1, |request| {
-        request.batch_input.as_ref().map_or(1, Vec::len)
-    });
-    measured(&state, Operation::Rewrap, items, async {
+    measured(&state, Operation::Rewrap, item_count(&body), async {
         let auth = auth?;
         let name = name.into_inner();
         auth.require(Operation::Rewrap, Some(&name))?;
-        let mut request = body?;
-        let is_batch = request.batch_input.is_some();
-        let items = match request.batch_input.take() {
-            Some(items) => {
-                check_batch(&state, &items)?;
-                items
-                    .into_iter()
-                    .map(|item| RewrapItem {
-                        key_version: item.key_version.or(request.key_version),
-                        ..item
-                    })
-                    .collect::<Vec<_>>()
-            }
-            None => vec![RewrapItem {
-                ciphertext: request.ciphertext.take(),
-                associated_data: request.associated_data.take(),
-                context: request.context.take(),
-                key_version: request.key_version,
-                reference: None,
-            }],
-        };
-        let ring = auth
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| VaultError::bad_request("encryption key not found"))?;
-        let ring = current_ring(
-            &auth.store,
-            ring,
-            items
-                .iter()
-                .filter_map(|item| ciphertext_version(item.ciphertext.as_deref())),
-        )
-        .await?;
-        let ring = ring_for_requested(&auth.store, ring, items.iter().map(|item| item.key_version))
-            .await?;
-        let results: Vec<Result<Ciphertext, OpError>> =
-            items.iter().map(|item| rewrap_one(&ring, item)).collect();
-        if !is_batch {
-            let single = results
-                .into_iter()
-                .next()
-                .ok_or_else(VaultError::internal)??;
-            return Ok(vault_ok(&auth.request_id, single, Vec::new()));
-        }
-        if let Some(Err(OpError::Internal(_))) = results
-            .iter()
-            .find(|result| matches!(result, Err(OpError::Internal(_))))
-        {
-            return Err(VaultError::internal());
-        }
-        let batch_results = results
-            .into_iter()
-            .zip(items)
-            .map(|(result, item)| BatchCiphertext::of(result, item.reference.unwrap_or_default()))
-            .collect();
-        Ok(vault_ok(
+        let body = body?;
+        body.check_size(&state)?;
+        let ring = key_ring(&auth, &name, Refusal::EncryptionKeyNotFound).await?;
+        let ciphertexts = body.items.iter().map(|item| item.ciphertext.as_deref());
+        let versions = ciphertexts.filter_map(ciphertext_version);
+        let ring = auth.store.fresh_for_values(ring, versions).await?;
+        let requested = body.items.iter().map(|item| item.key_version);
+        let ring = auth.store.fresh_for_requested(ring, requested).await?;
+        let mut keys = SealingKeys::default();
+        body.answer(
             &auth.request_id,
-            BatchResults::<BatchCiphertext> { batch_results },
-            Vec::new(),
-        ))
+            FailedItems::InternalFailsRequest,
+            |item| rewrap_one(&ring, &mut keys, item),
+        )
     })
     .await
 }
@@ -593,39 +436,16 @@ pub async fn datakey(
         let auth = auth?;
         let (kind, name) = path.into_inner();
         auth.require(Operation::DataKey, Some(&name))?;
-        let include_plaintext = match kind.as_str() {
-            "plaintext" => true,
-            "wrapped" => false,
-            _ => {
-                return Err(VaultError::bad_request(
-                    "Invalid path, must be 'plaintext' or 'wrapped'",
-                ));
-            }
-        };
+        let include_plaintext = include_plaintext(&kind)?;
         let request = body?.0;
-        let bits = match request.bits.unwrap_or(256) {
-            bits @ (128 | 256 | 512) => bits as usize,
-            _ => return Err(VaultError::bad_request("invalid bit length")),
-        };
+        let bits = data_key_bits(request.bits)?;
+        let ring = key_ring(&auth, &name, Refusal::EncryptionKeyNotFound).await?;
         let ring = auth
             .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| VaultError::bad_request("encryption key not found"))?;
-        let ring =
-            ring_for_requested(&auth.store, ring, std::iter::once(request.key_version)).await?;
+            .fresh_for_requested(ring, [request.key_version])
+            .await?;
         let key = ops::data_key(bits)?;
-        let wrapped = encrypt_one(
-            &ring,
-            &mut ops::SealingKeys::default(),
-            &EncryptItem {
-                plaintext: Some(encode_b64(&key)),
-                associated_data: request.associated_data,
-                context: request.context,
-                key_version: request.key_version,
-                reference: None,
-            },
-        )?;
+        let wrapped = wrap_data_key(&ring, &request, &key)?;
         let data = DataKey {
             plaintext: include_plaintext.then(|| encode_b64(&key)),
             ciphertext: wrapped.ciphertext,

@@ -6,6 +6,7 @@ use serde::Deserialize;
 use vottery_common::transit::{CreateKeyRequest, KeyConfigRequest, KeyInfo, KeyList, TrimRequest};
 use vottery_common::vault::{VaultErrors, VaultResponse};
 
+use super::refusal::Refusal;
 use super::{AppState, Authorized, VaultBody, measured, no_content, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
@@ -15,20 +16,18 @@ use crate::keys::{is_valid_key_name, rules};
 type Auth = Result<Authorized, VaultError>;
 type Body<T> = Result<VaultBody<T>, VaultError>;
 
-fn valid_name(name: &str) -> Result<(), VaultError> {
+fn valid_name(name: &str) -> Result<(), Refusal> {
     if is_valid_key_name(name) {
         Ok(())
     } else {
-        Err(VaultError::bad_request(
-            "invalid key name: use letters, digits, '_', '-' and '.', starting and ending with a letter or digit",
-        ))
+        Err(Refusal::InvalidKeyName)
     }
 }
 
-/// Maps "no such key" to the message a route uses for it.
-fn missing_as(message: String) -> impl FnOnce(StoreError) -> VaultError {
+/// Maps "no such key" to the refusal a route answers it with.
+fn missing_as(refusal: Refusal) -> impl FnOnce(StoreError) -> VaultError {
     move |error| match error {
-        StoreError::NotFound => VaultError::bad_request(message),
+        StoreError::NotFound => refusal.into(),
         other => other.into(),
     }
 }
@@ -52,7 +51,7 @@ pub async fn create(
         let name = name.into_inner();
         auth.require(Operation::Create, Some(&name))?;
         valid_name(&name)?;
-        let spec = rules::new_key(&body?.0).map_err(VaultError::bad_request)?;
+        let spec = rules::new_key(&body?.0).map_err(Refusal::Rule)?;
         let ring = auth.store.create(&name, spec).await?;
         tracing::info!(caller = %auth.caller.name, key = %name, key_type = %ring.key_type(), "key created");
         Ok(vault_ok(&auth.request_id, ring.info(), Vec::new()))
@@ -173,9 +172,7 @@ pub async fn config(
             .store
             .configure(&name, &request)
             .await
-            .map_err(missing_as(format!(
-                "no existing key named {name} could be found"
-            )))?;
+            .map_err(missing_as(Refusal::NoKeyToConfigure(name.clone())))?;
         tracing::info!(caller = %auth.caller.name, key = %name, "key configured");
         Ok(vault_ok(&auth.request_id, ring.info(), warnings))
     })
@@ -203,7 +200,7 @@ pub async fn rotate(
         let name = name.into_inner();
         auth.require(Operation::Rotate, Some(&name))?;
         body?;
-        let ring = auth.store.rotate(&name).await.map_err(missing_as("key not found".into()))?;
+        let ring = auth.store.rotate(&name).await.map_err(missing_as(Refusal::KeyNotFound))?;
         tracing::info!(caller = %auth.caller.name, key = %name, version = ring.config.latest_version, "key rotated");
         Ok(vault_ok(&auth.request_id, ring.info(), Vec::new()))
     })
@@ -231,7 +228,7 @@ pub async fn trim(
             .store
             .trim(&name, request.min_available_version)
             .await
-            .map_err(missing_as("invalid key name".into()))?;
+            .map_err(missing_as(Refusal::NoKeyToTrim))?;
         tracing::info!(caller = %auth.caller.name, key = %name, min_available = ring.config.min_available_version, "key trimmed");
         Ok(vault_ok(&auth.request_id, ring.info(), Vec::new()))
     })

@@ -7,12 +7,15 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use vottery_common::transit::{HashRequest, HashSum, RandomBytes, RandomRequest};
 
+use vottery_common::vault::VaultResponse;
+
+use super::refusal::Refusal;
 use super::{AppState, Authorized, VaultBody, measured, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
+use crate::keys::KeyRing;
 use crate::keys::hash::HashAlgorithm;
 use crate::keys::wire::{decode_b64, encode_b64};
-use vottery_common::vault::VaultResponse;
 
 type Auth = Result<Authorized, VaultError>;
 type Body<T> = Result<VaultBody<T>, VaultError>;
@@ -29,13 +32,11 @@ pub struct ExportVersion;
 /// The most random bytes one request may ask for (Vault's limit).
 const MAX_RANDOM_BYTES: i64 = 128 * 1024;
 
-fn encode(format: Option<&str>, bytes: &[u8], default: &str) -> Result<String, VaultError> {
+fn encode(format: Option<&str>, bytes: &[u8], default: &str) -> Result<String, Refusal> {
     match format.unwrap_or(default) {
         "hex" => Ok(hex::encode(bytes)),
         "base64" => Ok(encode_b64(bytes)),
-        other => Err(VaultError::bad_request(format!(
-            "unsupported encoding format {other}; must be \"hex\" or \"base64\""
-        ))),
+        other => Err(Refusal::EncodingFormat(other.to_owned())),
     }
 }
 
@@ -71,19 +72,13 @@ pub async fn hash(
         let name = path.algorithm.as_deref().or(request.algorithm.as_deref());
         let algorithm = match HashAlgorithm::from_request(name) {
             Ok(HashAlgorithm::None) | Err(_) => {
-                return Err(VaultError::bad_request(format!(
-                    "unsupported algorithm {}",
-                    name.unwrap_or_default()
-                )));
+                let name = name.unwrap_or_default().to_owned();
+                return Err(Refusal::UnsupportedAlgorithm(name).into());
             }
             Ok(algorithm) => algorithm,
         };
-        let input = request
-            .input
-            .as_deref()
-            .ok_or_else(|| VaultError::bad_request("input missing"))?;
-        let input = decode_b64(input)
-            .map_err(|_| VaultError::bad_request("unable to decode input as base64"))?;
+        let input = request.input.as_deref().ok_or(Refusal::HashInputMissing)?;
+        let input = decode_b64(input).map_err(|_| Refusal::InputNotBase64)?;
         let sum = encode(request.format.as_deref(), &algorithm.digest(&input), "hex")?;
         Ok(vault_ok(&auth.request_id, HashSum { sum }, Vec::new()))
     })
@@ -129,47 +124,65 @@ pub async fn random(
     measured(&state, Operation::Random, 1, async {
         let auth = auth?;
         auth.require(Operation::Random, None)?;
-        let request = body?.0;
-        let RandomPath { first, second } = path.into_inner();
-        let (source, url_bytes) = match (first, second) {
-            (Some(source), bytes) if is_source(&source) => (Some(source), bytes),
-            (Some(bytes), None) => (None, Some(bytes)),
-            (Some(source), Some(_)) => {
-                return Err(VaultError::bad_request(format!(
-                    "unsupported entropy source \"{source}\"; must be \"platform\" or \"seal\", or \"all\""
-                )));
-            }
-            (None, _) => (None, None),
-        };
-        let source = source.or(request.source).unwrap_or_else(|| "platform".into());
-        if !is_source(&source) {
-            return Err(VaultError::bad_request(format!(
-                "unsupported entropy source \"{source}\"; must be \"platform\" or \"seal\", or \"all\""
-            )));
-        }
-        let bytes = match url_bytes {
-            Some(text) => text
-                .parse::<i64>()
-                .map_err(|error| VaultError::bad_request(format!("error parsing url-set byte count: {error}")))?,
-            None => request.bytes.unwrap_or(32),
-        };
-        if bytes < 1 {
-            return Err(VaultError::bad_request("'bytes' cannot be less than 1"));
-        }
-        if bytes > MAX_RANDOM_BYTES {
-            return Err(VaultError::bad_request(format!("'bytes' should be less than {MAX_RANDOM_BYTES}")));
-        }
-        let mut buffer = vec![0u8; bytes as usize];
-        SystemRandom::new().fill(&mut buffer).map_err(|_| VaultError::internal())?;
+        let mut request = body?.0;
+        let wanted = WantedBytes::of(path.into_inner(), request.source.take(), request.bytes)?;
+        let mut buffer = vec![0u8; wanted.count];
+        SystemRandom::new()
+            .fill(&mut buffer)
+            .map_err(|_| VaultError::internal())?;
         let random_bytes = encode(request.format.as_deref(), &buffer, "base64")?;
-        let warnings = if source == "platform" {
+        let warnings = if wanted.source == "platform" {
             Vec::new()
         } else {
             vec!["no seal/entropy augmentation available, using platform entropy source".to_owned()]
         };
-        Ok(vault_ok(&auth.request_id, RandomBytes { random_bytes }, warnings))
+        Ok(vault_ok(
+            &auth.request_id,
+            RandomBytes { random_bytes },
+            warnings,
+        ))
     })
     .await
+}
+
+/// A random-bytes request, checked: where the entropy comes from and how many bytes.
+struct WantedBytes {
+    source: String,
+    count: usize,
+}
+
+impl WantedBytes {
+    /// The path's segments override the body's fields, as in Vault.
+    fn of(
+        path: RandomPath,
+        body_source: Option<String>,
+        bytes: Option<i64>,
+    ) -> Result<Self, Refusal> {
+        let (source, url_bytes) = match (path.first, path.second) {
+            (Some(source), bytes) if is_source(&source) => (Some(source), bytes),
+            (Some(bytes), None) => (None, Some(bytes)),
+            (Some(source), Some(_)) => return Err(Refusal::EntropySource(source)),
+            (None, _) => (None, None),
+        };
+        let source = source.or(body_source).unwrap_or_else(|| "platform".into());
+        if !is_source(&source) {
+            return Err(Refusal::EntropySource(source));
+        }
+        let count = match url_bytes {
+            Some(text) => text.parse::<i64>().map_err(Refusal::ByteCount)?,
+            None => bytes.unwrap_or(32),
+        };
+        if count < 1 {
+            return Err(Refusal::TooFewBytes);
+        }
+        if count > MAX_RANDOM_BYTES {
+            return Err(Refusal::TooManyBytes(MAX_RANDOM_BYTES));
+        }
+        Ok(Self {
+            source,
+            count: count as usize,
+        })
+    }
 }
 
 /// `export/:kind/:name` with an optional `/:version` segment.
@@ -219,15 +232,9 @@ pub async fn export(
         match kind.as_str() {
             "public-key" => {}
             "encryption-key" | "signing-key" | "hmac-key" => {
-                return Err(VaultError::bad_request(
-                    "private key material is not exportable from this service",
-                ));
+                return Err(Refusal::PrivateExport.into());
             }
-            other => {
-                return Err(VaultError::bad_request(format!(
-                    "invalid export type: {other}"
-                )));
-            }
+            other => return Err(Refusal::ExportType(other.to_owned()).into()),
         }
         let ring = auth
             .store
@@ -235,29 +242,9 @@ pub async fn export(
             .await?
             .ok_or_else(VaultError::not_found)?;
         if !ring.key_type().is_asymmetric() {
-            return Err(VaultError::bad_request("signing not supported for the key"));
+            return Err(Refusal::NotAsymmetric.into());
         }
-        let wanted = match version.as_deref() {
-            None => None,
-            Some("latest") => Some(ring.config.latest_version),
-            Some(text) => Some(
-                text.trim_start_matches('v')
-                    .parse::<u32>()
-                    .map_err(|_| VaultError::bad_request("invalid key version"))?,
-            ),
-        };
-        let keys: BTreeMap<String, String> = ring
-            .versions
-            .values()
-            .filter(|version| wanted.is_none_or(|wanted| version.number == wanted))
-            .filter(|version| version.number >= ring.config.min_decryption_version)
-            .filter_map(|version| Some((version.number.to_string(), version.public_key.clone()?)))
-            .collect();
-        if keys.is_empty() {
-            return Err(VaultError::bad_request(
-                "version does not exist or cannot be found",
-            ));
-        }
+        let keys = public_keys(&ring, version.as_deref())?;
         let data = Exported {
             name,
             key_type: ring.key_type().as_str().to_owned(),
@@ -266,6 +253,31 @@ pub async fn export(
         Ok(vault_ok(&auth.request_id, data, Vec::new()))
     })
     .await
+}
+
+/// The public keys of the versions still in use, by version number: every one, or the one
+/// `version` names (a number, `v<N>` or `latest`).
+fn public_keys(ring: &KeyRing, version: Option<&str>) -> Result<BTreeMap<String, String>, Refusal> {
+    let wanted = match version {
+        None => None,
+        Some("latest") => Some(ring.config.latest_version),
+        Some(text) => Some(
+            text.trim_start_matches('v')
+                .parse::<u32>()
+                .map_err(|_| Refusal::InvalidKeyVersion)?,
+        ),
+    };
+    let keys: BTreeMap<String, String> = ring
+        .versions
+        .values()
+        .filter(|version| wanted.is_none_or(|wanted| version.number == wanted))
+        .filter(|version| version.number >= ring.config.min_decryption_version)
+        .filter_map(|version| Some((version.number.to_string(), version.public_key.clone()?)))
+        .collect();
+    if keys.is_empty() {
+        return Err(Refusal::NoSuchExportVersion);
+    }
+    Ok(keys)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {

@@ -2,12 +2,14 @@
 
 use actix_web::{HttpResponse, web};
 use vottery_common::transit::{
-    BatchResults, Hmac, HmacRequest, HmacResult, SignRequest, SignResult, Signature, Verification,
+    Hmac, HmacRequest, HmacResult, SignItem, SignRequest, SignResult, Signature, Verification,
     VerifyItem, VerifyRequest, VerifyResult,
 };
+use vottery_common::vault::VaultResponse;
 
-use super::crypt::{check_batch, current_ring, ring_for_requested};
-use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok};
+use super::batch::{Batch, FailedItems, ItemOutcome, item_count, key_ring};
+use super::refusal::Refusal;
+use super::{AppState, Authorized, decode_field, measured};
 use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::hash::HashAlgorithm;
@@ -19,9 +21,9 @@ use crate::keys::wire::{
 };
 use crate::keys::{Incoming, KeyRing, Purpose};
 use crate::openapi::{HmacData, SignData, VerifyData};
-use vottery_common::vault::VaultResponse;
 
 type Auth = Result<Authorized, VaultError>;
+type Items<R> = Result<Batch<R>, VaultError>;
 
 /// `/:name` with an optional `/:algorithm` segment.
 #[derive(serde::Deserialize, utoipa::IntoParams)]
@@ -32,7 +34,6 @@ pub struct KeyPath {
     /// The hash algorithm (`sha2-256`, `sha2-384`, `sha2-512`, ...); overrides the body's.
     algorithm: Option<String>,
 }
-type Body<T> = Result<VaultBody<T>, VaultError>;
 
 /// `sign/:name/:algorithm`, documented apart from [`sign`]'s `sign/:name`.
 pub struct SignWithAlgorithm;
@@ -40,6 +41,95 @@ pub struct SignWithAlgorithm;
 pub struct VerifyWithAlgorithm;
 /// `hmac/:name/:algorithm`, documented apart from [`hmac`]'s `hmac/:name`.
 pub struct HmacWithAlgorithm;
+
+/// The signature options a sign or verify request sends, as sent.
+struct SentOptions<'a> {
+    /// The `/:algorithm` path segment, which overrides the body's.
+    url_hash: Option<&'a str>,
+    hash_algorithm: Option<&'a str>,
+    /// The deprecated spelling of `hash_algorithm`.
+    algorithm: Option<&'a str>,
+    prehashed: Option<bool>,
+    signature_algorithm: Option<&'a str>,
+    marshaling_algorithm: Option<&'a str>,
+    salt_length: Option<&'a serde_json::Value>,
+}
+
+impl<'a> SentOptions<'a> {
+    fn of_sign(request: &'a SignRequest, url_hash: Option<&'a str>) -> Self {
+        Self {
+            url_hash,
+            hash_algorithm: request.hash_algorithm.as_deref(),
+            algorithm: request.algorithm.as_deref(),
+            prehashed: request.prehashed,
+            signature_algorithm: request.signature_algorithm.as_deref(),
+            marshaling_algorithm: request.marshaling_algorithm.as_deref(),
+            salt_length: request.salt_length.as_ref(),
+        }
+    }
+
+    fn of_verify(request: &'a VerifyRequest, url_hash: Option<&'a str>) -> Self {
+        Self {
+            url_hash,
+            hash_algorithm: request.hash_algorithm.as_deref(),
+            algorithm: request.algorithm.as_deref(),
+            prehashed: request.prehashed,
+            signature_algorithm: request.signature_algorithm.as_deref(),
+            marshaling_algorithm: request.marshaling_algorithm.as_deref(),
+            salt_length: request.salt_length.as_ref(),
+        }
+    }
+
+    /// The options, checked in Vault's order against its rules and the key's type.
+    fn parse(self, ring: &KeyRing) -> Result<Options, Refusal> {
+        let hash_name = self.url_hash.or(self.hash_algorithm).or(self.algorithm);
+        let hash = HashAlgorithm::from_request(hash_name)
+            .map_err(|unknown| Refusal::InvalidHashAlgorithm(unknown.0))?;
+        let padding = match self.signature_algorithm.unwrap_or("pss") {
+            "" | "pss" => RsaPadding::Pss,
+            "pkcs1v15" => RsaPadding::Pkcs1v15,
+            other => return Err(Refusal::RsaSignatureAlgorithm(other.to_owned())),
+        };
+        let marshaling = match self.marshaling_algorithm.unwrap_or("asn1") {
+            "" | "asn1" => Marshaling::Asn1,
+            "jws" => Marshaling::Jws,
+            other => return Err(Refusal::MarshalingType(other.to_owned())),
+        };
+        if let Some(salt) = self.salt_length {
+            check_salt_length(salt, hash)?;
+        }
+        if !ring.key_type().supports_signing() {
+            return Err(Refusal::CannotSign(ring.key_type()));
+        }
+        Ok(Options {
+            hash,
+            prehashed: self.prehashed.unwrap_or(false),
+            padding,
+            marshaling,
+        })
+    }
+}
+
+/// RSA-PSS signatures here use a salt as long as the hash: `auto`, `hash` or that length.
+fn check_salt_length(salt: &serde_json::Value, hash: HashAlgorithm) -> Result<(), Refusal> {
+    let digest_len = hash.digest(b"").len() as i64;
+    let accepted = match salt {
+        serde_json::Value::String(text) => {
+            matches!(text.as_str(), "" | "auto" | "hash") || text.parse::<i64>() == Ok(digest_len)
+        }
+        serde_json::Value::Number(number) => number.as_i64() == Some(digest_len),
+        serde_json::Value::Null => true,
+        _ => false,
+    };
+    if accepted {
+        Ok(())
+    } else {
+        Err(Refusal::SaltLength {
+            salt: salt.to_string(),
+            digest_len,
+        })
+    }
+}
 
 /// Signature options shared by sign and verify, before the per-item context.
 struct Options {
@@ -61,70 +151,6 @@ impl Options {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-fn parse_options(
-    url_hash: Option<&str>,
-    hash_algorithm: Option<&str>,
-    algorithm: Option<&str>,
-    prehashed: Option<bool>,
-    signature_algorithm: Option<&str>,
-    marshaling_algorithm: Option<&str>,
-    salt_length: Option<&serde_json::Value>,
-    ring: &KeyRing,
-) -> Result<Options, VaultError> {
-    let hash_name = url_hash.or(hash_algorithm).or(algorithm);
-    let hash = HashAlgorithm::from_request(hash_name).map_err(|unknown| {
-        VaultError::bad_request(format!("invalid hash algorithm \"{}\"", unknown.0))
-    })?;
-    let padding = match signature_algorithm.unwrap_or("pss") {
-        "" | "pss" => RsaPadding::Pss,
-        "pkcs1v15" => RsaPadding::Pkcs1v15,
-        other => {
-            return Err(VaultError::bad_request(format!(
-                "unsupported rsa signature algorithm {other}"
-            )));
-        }
-    };
-    let marshaling = match marshaling_algorithm.unwrap_or("asn1") {
-        "" | "asn1" => Marshaling::Asn1,
-        "jws" => Marshaling::Jws,
-        other => {
-            return Err(VaultError::bad_request(format!(
-                "invalid marshaling type \"{other}\""
-            )));
-        }
-    };
-    if let Some(salt) = salt_length {
-        let digest_len = hash.digest(b"").len() as i64;
-        let accepted = match salt {
-            serde_json::Value::String(text) => {
-                matches!(text.as_str(), "" | "auto" | "hash")
-                    || text.parse::<i64>() == Ok(digest_len)
-            }
-            serde_json::Value::Number(number) => number.as_i64() == Some(digest_len),
-            serde_json::Value::Null => true,
-            _ => false,
-        };
-        if !accepted {
-            return Err(VaultError::bad_request(format!(
-                "salt length {salt} is not supported: RSA-PSS signatures here use a salt as long as the hash ({digest_len} bytes); use 'auto' or 'hash'"
-            )));
-        }
-    }
-    if !ring.key_type().supports_signing() {
-        return Err(VaultError::bad_request(format!(
-            "key type {} does not support signing",
-            ring.key_type()
-        )));
-    }
-    Ok(Options {
-        hash,
-        prehashed: prehashed.unwrap_or(false),
-        padding,
-        marshaling,
-    })
-}
-
 fn encode_signature(marshaling: Marshaling, bytes: &[u8]) -> String {
     match marshaling {
         Marshaling::Asn1 => encode_b64(bytes),
@@ -132,22 +158,58 @@ fn encode_signature(marshaling: Marshaling, bytes: &[u8]) -> String {
     }
 }
 
+/// One signature made: `vault:v<N>:<signature>`, and a derived ed25519 key's public key.
 struct SignedItem {
     signature: String,
     key_version: u32,
     public_key: Option<String>,
 }
 
+impl ItemOutcome for SignedItem {
+    type Single = Signature;
+    type BatchResult = SignResult;
+
+    fn into_single(self) -> Signature {
+        Signature {
+            signature: self.signature,
+            key_version: self.key_version,
+            public_key: self.public_key,
+        }
+    }
+
+    fn into_batch_result(result: Result<Self, OpError>, reference: String) -> SignResult {
+        match result {
+            Ok(signed) => SignResult {
+                signature: Some(signed.signature),
+                key_version: signed.key_version,
+                publickey: signed.public_key,
+                error: None,
+                reference,
+            },
+            Err(error) => SignResult {
+                error: Some(error.message().to_owned()),
+                reference,
+                ..Default::default()
+            },
+        }
+    }
+}
+
+/// Signs one item. A batch item must carry `input`; a single request without one signs the
+/// empty input, as Vault does.
 fn sign_one(
     ring: &KeyRing,
     options: &Options,
     key_version: Option<i64>,
-    input: Option<&str>,
-    context: Option<&str>,
+    item: &SignItem,
+    is_batch: bool,
 ) -> Result<SignedItem, OpError> {
-    let input = decode_b64(input.unwrap_or(""))
-        .map_err(|_| OpError::user("unable to decode input as base64"))?;
-    let context = decode_field("context", context).map_err(OpError::User)?;
+    if is_batch && item.input.is_none() {
+        return Err(Refusal::MissingInput.into());
+    }
+    let input =
+        decode_b64(item.input.as_deref().unwrap_or("")).map_err(|_| Refusal::InputNotBase64)?;
+    let context = decode_field("context", item.context.as_deref()).map_err(OpError::User)?;
     let version = ring.version_for(Purpose::Signing, key_version)?;
     let signed = ops::sign(
         &version.material,
@@ -165,6 +227,148 @@ fn sign_one(
     })
 }
 
+fn hmac_algorithm(url: Option<&str>, body: Option<&str>) -> Result<HashAlgorithm, Refusal> {
+    match HashAlgorithm::from_request(url.or(body)) {
+        Ok(HashAlgorithm::None) | Err(_) => Err(Refusal::UnsupportedAlgorithm(
+            url.or(body).unwrap_or_default().to_owned(),
+        )),
+        Ok(algorithm) => Ok(algorithm),
+    }
+}
+
+/// What a verify request checks: signatures or HMACs, never both.
+#[derive(Debug, Clone, Copy)]
+enum VerifyMode {
+    Signature,
+    Hmac,
+}
+
+impl VerifyMode {
+    /// The mode every item agrees on, with Vault's message when they do not.
+    fn of(body: &Batch<VerifyRequest>) -> Result<Self, Refusal> {
+        if !body.is_batch {
+            let single = body.items.first();
+            let signature = single.is_some_and(|item| item.signature.is_some());
+            let hmac = single.is_some_and(|item| item.hmac.is_some());
+            return match (signature, hmac) {
+                (true, true) => Err(Refusal::SignatureAndHmac),
+                (true, false) => Ok(VerifyMode::Signature),
+                (false, true) => Ok(VerifyMode::Hmac),
+                (false, false) => Err(Refusal::NothingToVerify),
+            };
+        }
+        let items = &body.items;
+        let signatures = items.iter().filter(|item| item.signature.is_some()).count();
+        let hmacs = items.iter().filter(|item| item.hmac.is_some()).count();
+        match (signatures, hmacs) {
+            (0, 0) => Err(Refusal::BatchWithoutValues),
+            (s, 0) if s == items.len() => Ok(VerifyMode::Signature),
+            (0, h) if h == items.len() => Ok(VerifyMode::Hmac),
+            (s, 0) if s < items.len() => Err(Refusal::BatchMissingSignature),
+            (0, _) => Err(Refusal::BatchMissingHmac),
+            _ => Err(Refusal::BatchMixesValues),
+        }
+    }
+
+    /// The key version the item's value names, if it names one readably.
+    fn version_of(self, item: &VerifyItem) -> Option<u32> {
+        let (value, kind) = match self {
+            VerifyMode::Signature => (item.signature.as_deref()?, ValueKind::Signature),
+            VerifyMode::Hmac => (item.hmac.as_deref()?, ValueKind::Hmac),
+        };
+        parse_versioned(value, kind)
+            .ok()
+            .map(|parsed| parsed.version)
+    }
+}
+
+/// How each verify item is checked: its signature under the request's options, or its HMAC.
+enum Check<'a> {
+    Signature {
+        ring: &'a KeyRing,
+        verified: &'a VerifiedSignatures,
+        options: Options,
+    },
+    Hmac {
+        ring: &'a KeyRing,
+        algorithm: HashAlgorithm,
+    },
+}
+
+impl<'a> Check<'a> {
+    fn new(
+        mode: VerifyMode,
+        ring: &'a KeyRing,
+        verified: &'a VerifiedSignatures,
+        url_algorithm: Option<&str>,
+        request: &VerifyRequest,
+    ) -> Result<Self, Refusal> {
+        Ok(match mode {
+            VerifyMode::Signature => Check::Signature {
+                ring,
+                verified,
+                options: SentOptions::of_verify(request, url_algorithm).parse(ring)?,
+            },
+            VerifyMode::Hmac => Check::Hmac {
+                ring,
+                algorithm: hmac_algorithm(url_algorithm, request.algorithm.as_deref())?,
+            },
+        })
+    }
+
+    fn item(&self, item: &VerifyItem) -> Result<Valid, OpError> {
+        let input = item.input.as_deref();
+        match self {
+            Check::Signature {
+                ring,
+                verified,
+                options,
+            } => {
+                let signature = item.signature.as_deref().unwrap_or("");
+                verify_signature(
+                    ring,
+                    verified,
+                    options,
+                    input,
+                    signature,
+                    item.context.as_deref(),
+                )
+            }
+            Check::Hmac { ring, algorithm } => {
+                verify_hmac(ring, *algorithm, input, item.hmac.as_deref().unwrap_or(""))
+            }
+        }
+        .map(Valid)
+    }
+}
+
+/// Whether a signature or an HMAC is valid.
+struct Valid(bool);
+
+impl ItemOutcome for Valid {
+    type Single = Verification;
+    type BatchResult = VerifyResult;
+
+    fn into_single(self) -> Verification {
+        Verification { valid: self.0 }
+    }
+
+    fn into_batch_result(result: Result<Self, OpError>, reference: String) -> VerifyResult {
+        match result {
+            Ok(Valid(valid)) => VerifyResult {
+                valid,
+                error: None,
+                reference,
+            },
+            Err(error) => VerifyResult {
+                valid: false,
+                error: Some(error.message().to_owned()),
+                reference,
+            },
+        }
+    }
+}
+
 fn verify_signature(
     ring: &KeyRing,
     verified: &VerifiedSignatures,
@@ -173,14 +377,13 @@ fn verify_signature(
     signature: &str,
     context: Option<&str>,
 ) -> Result<bool, OpError> {
-    let input = decode_b64(input.unwrap_or(""))
-        .map_err(|_| OpError::user("unable to decode input as base64"))?;
+    let input = decode_b64(input.unwrap_or("")).map_err(|_| Refusal::InputNotBase64)?;
     let parsed = parse_versioned(signature, ValueKind::Signature).map_err(OpError::User)?;
     let bytes = match options.marshaling {
         Marshaling::Asn1 => decode_b64(parsed.payload),
         Marshaling::Jws => decode_b64_url(parsed.payload),
     }
-    .map_err(|_| OpError::user("invalid base64 signature value"))?;
+    .map_err(|_| Refusal::SignatureNotBase64)?;
     let context = decode_field("context", context).map_err(OpError::User)?;
     let version = ring.version_to_open(Incoming::Signature, parsed.version)?;
     let options = options.with_context(context.as_deref());
@@ -200,33 +403,58 @@ fn verify_signature(
     }
 }
 
-fn hmac_algorithm(url: Option<&str>, body: Option<&str>) -> Result<HashAlgorithm, VaultError> {
-    match HashAlgorithm::from_request(url.or(body)) {
-        Ok(HashAlgorithm::None) | Err(_) => Err(VaultError::bad_request(format!(
-            "unsupported algorithm {}",
-            url.or(body).unwrap_or_default()
-        ))),
-        Ok(algorithm) => Ok(algorithm),
-    }
-}
-
 fn verify_hmac(
     ring: &KeyRing,
     algorithm: HashAlgorithm,
     input: Option<&str>,
     hmac: &str,
 ) -> Result<bool, OpError> {
-    let input = input.ok_or_else(|| OpError::user("missing input"))?;
-    let input = decode_b64(input).map_err(|_| OpError::user("unable to decode input as base64"))?;
+    let input = input.ok_or(Refusal::MissingInput)?;
+    let input = decode_b64(input).map_err(|_| Refusal::InputNotBase64)?;
     let parsed = parse_versioned(hmac, ValueKind::Hmac).map_err(OpError::User)?;
-    let expected = decode_b64(parsed.payload)
-        .map_err(|_| OpError::user("unable to decode verification HMAC as base64"))?;
+    let expected = decode_b64(parsed.payload).map_err(|_| Refusal::HmacNotBase64)?;
     let version = ring.version_to_open(Incoming::Hmac, parsed.version)?;
     ops::hmac_matches(&version.material, algorithm, &input, &expected)
 }
 
-fn batch_len<T>(batch: Option<&Vec<T>>) -> usize {
-    batch.map_or(1, Vec::len)
+/// An HMAC made: `vault:v<N>:<base64>`.
+struct Tag(String);
+
+impl ItemOutcome for Tag {
+    type Single = Hmac;
+    type BatchResult = HmacResult;
+
+    fn into_single(self) -> Hmac {
+        Hmac { hmac: self.0 }
+    }
+
+    fn into_batch_result(result: Result<Self, OpError>, reference: String) -> HmacResult {
+        match result {
+            Ok(Tag(hmac)) => HmacResult {
+                hmac: Some(hmac),
+                error: None,
+                reference,
+            },
+            Err(error) => HmacResult {
+                hmac: None,
+                error: Some(error.message().to_owned()),
+                reference,
+            },
+        }
+    }
+}
+
+fn hmac_one(
+    ring: &KeyRing,
+    algorithm: HashAlgorithm,
+    key_version: Option<i64>,
+    input: Option<&str>,
+) -> Result<Tag, OpError> {
+    let input = input.ok_or(Refusal::MissingHmacInput)?;
+    let input = decode_b64(input).map_err(|_| Refusal::InputNotBase64)?;
+    let version = ring.version_for(Purpose::Hmac, key_version)?;
+    let tag = ops::hmac(&version.material, algorithm, &input)?;
+    Ok(Tag(versioned_b64(version.number, &tag)))
 }
 
 /// Signs a value or a batch.
@@ -247,147 +475,24 @@ pub async fn sign(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<KeyPath>,
-    body: Body<SignRequest>,
+    body: Items<SignRequest>,
 ) -> Result<HttpResponse, VaultError> {
-    let body = body.map(|body| body.0);
-    let items = body
-        .as_ref()
-        .map_or(1, |request| batch_len(request.batch_input.as_ref()));
-    measured(&state, Operation::Sign, items, async {
+    measured(&state, Operation::Sign, item_count(&body), async {
         let auth = auth?;
-        let KeyPath {
-            name,
-            algorithm: url_hash,
-        } = path.into_inner();
+        let KeyPath { name, algorithm } = path.into_inner();
         auth.require(Operation::Sign, Some(&name))?;
-        let request = body?;
-        let ring = auth
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| VaultError::bad_request("signing key not found"))?;
-        let ring =
-            ring_for_requested(&auth.store, ring, std::iter::once(request.key_version)).await?;
-        let options = parse_options(
-            url_hash.as_deref(),
-            request.hash_algorithm.as_deref(),
-            request.algorithm.as_deref(),
-            request.prehashed,
-            request.signature_algorithm.as_deref(),
-            request.marshaling_algorithm.as_deref(),
-            request.salt_length.as_ref(),
-            &ring,
-        )?;
-        let Some(batch) = request.batch_input else {
-            let signed = sign_one(
-                &ring,
-                &options,
-                request.key_version,
-                request.input.as_deref(),
-                request.context.as_deref(),
-            )?;
-            let data = Signature {
-                signature: signed.signature,
-                key_version: signed.key_version,
-                public_key: signed.public_key,
-            };
-            return Ok(vault_ok(&auth.request_id, data, Vec::new()));
-        };
-        check_batch(&state, &batch)?;
-        let batch_results: Vec<SignResult> = batch
-            .into_iter()
-            .map(|item| {
-                let reference = item.reference.unwrap_or_default();
-                if item.input.is_none() {
-                    return SignResult {
-                        error: Some("missing input".into()),
-                        reference,
-                        ..Default::default()
-                    };
-                }
-                match sign_one(
-                    &ring,
-                    &options,
-                    request.key_version,
-                    item.input.as_deref(),
-                    item.context.as_deref(),
-                ) {
-                    Ok(signed) => SignResult {
-                        signature: Some(signed.signature),
-                        key_version: signed.key_version,
-                        publickey: signed.public_key,
-                        error: None,
-                        reference,
-                    },
-                    Err(error) => SignResult {
-                        error: Some(error.message().to_owned()),
-                        reference,
-                        ..Default::default()
-                    },
-                }
-            })
-            .collect();
-        Ok(vault_ok(
-            &auth.request_id,
-            BatchResults { batch_results },
-            Vec::new(),
-        ))
+        let body = body?;
+        let ring = key_ring(&auth, &name, Refusal::SigningKeyNotFound).await?;
+        let key_version = body.request.key_version;
+        let ring = auth.store.fresh_for_requested(ring, [key_version]).await?;
+        let options = SentOptions::of_sign(&body.request, algorithm.as_deref()).parse(&ring)?;
+        body.check_size(&state)?;
+        let is_batch = body.is_batch;
+        body.answer(&auth.request_id, FailedItems::ReportedInItems, |item| {
+            sign_one(&ring, &options, key_version, item, is_batch)
+        })
     })
     .await
-}
-
-/// What a verify request checks: signatures or HMACs, never both.
-enum VerifyMode {
-    Signature,
-    Hmac,
-}
-
-fn verify_mode(request: &VerifyRequest) -> Result<VerifyMode, VaultError> {
-    match &request.batch_input {
-        None => match (&request.signature, &request.hmac) {
-            (Some(_), Some(_)) => Err(VaultError::bad_request(
-                "provide one of 'signature' or 'hmac'",
-            )),
-            (Some(_), None) => Ok(VerifyMode::Signature),
-            (None, Some(_)) => Ok(VerifyMode::Hmac),
-            (None, None) => Err(VaultError::bad_request(
-                "neither a 'signature' nor an 'hmac' were given to verify",
-            )),
-        },
-        Some(items) => {
-            let signatures = items.iter().filter(|item| item.signature.is_some()).count();
-            let hmacs = items.iter().filter(|item| item.hmac.is_some()).count();
-            match (signatures, hmacs) {
-                (0, 0) => Err(VaultError::bad_request(
-                    "no batch_input elements have 'signature' or 'hmac'",
-                )),
-                (s, 0) if s == items.len() => Ok(VerifyMode::Signature),
-                (0, h) if h == items.len() => Ok(VerifyMode::Hmac),
-                (s, 0) if s < items.len() => Err(VaultError::bad_request(
-                    "some elements of batch_input are missing 'signature'",
-                )),
-                (0, _) => Err(VaultError::bad_request(
-                    "some elements of batch_input are missing 'hmac'",
-                )),
-                _ => Err(VaultError::bad_request(
-                    "elements of batch_input must all provide 'signature' or all provide 'hmac'",
-                )),
-            }
-        }
-    }
-}
-
-/// Checks one verify item: its signature or its HMAC.
-type ItemCheck = Box<dyn Fn(&VerifyItem) -> Result<bool, OpError>>;
-
-fn incoming_version(item: &VerifyItem, mode: &VerifyMode) -> Option<u32> {
-    let (value, kind) = match mode {
-        VerifyMode::Signature => (item.signature.as_deref()?, ValueKind::Signature),
-        VerifyMode::Hmac => (item.hmac.as_deref()?, ValueKind::Hmac),
-    };
-    parse_versioned(value, kind)
-        .ok()
-        .map(|parsed| parsed.version)
 }
 
 /// Verifies a signature or an HMAC, or a batch of them.
@@ -407,137 +512,26 @@ pub async fn verify(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<KeyPath>,
-    body: Body<VerifyRequest>,
+    body: Items<VerifyRequest>,
 ) -> Result<HttpResponse, VaultError> {
-    let body = body.map(|body| body.0);
-    let items = body
-        .as_ref()
-        .map_or(1, |request| batch_len(request.batch_input.as_ref()));
-    measured(&state, Operation::Verify, items, async {
+    measured(&state, Operation::Verify, item_count(&body), async {
         let auth = auth?;
-        let KeyPath {
-            name,
-            algorithm: url_algorithm,
-        } = path.into_inner();
+        let KeyPath { name, algorithm } = path.into_inner();
         auth.require(Operation::Verify, Some(&name))?;
-        let mut request = body?;
+        let body = body?;
         // An empty or oversized batch is refused before its items are looked at, as in Vault.
-        if let Some(items) = &request.batch_input {
-            check_batch(&state, items)?;
-        }
-        let mode = verify_mode(&request)?;
-        let is_batch = request.batch_input.is_some();
-        let items = match request.batch_input.take() {
-            Some(items) => items,
-            None => vec![VerifyItem {
-                input: request.input.take(),
-                signature: request.signature.take(),
-                hmac: request.hmac.take(),
-                context: request.context.take(),
-                reference: None,
-            }],
-        };
-        let ring = auth
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| VaultError::bad_request("signature verification key not found"))?;
-        let ring = current_ring(
-            &auth.store,
-            ring,
-            items
-                .iter()
-                .filter_map(|item| incoming_version(item, &mode)),
-        )
-        .await?;
-        let check: ItemCheck = match mode {
-            VerifyMode::Signature => {
-                let options = parse_options(
-                    url_algorithm.as_deref(),
-                    request.hash_algorithm.as_deref(),
-                    request.algorithm.as_deref(),
-                    request.prehashed,
-                    request.signature_algorithm.as_deref(),
-                    request.marshaling_algorithm.as_deref(),
-                    request.salt_length.as_ref(),
-                    &ring,
-                )?;
-                let ring = ring.clone();
-                let store = auth.store.clone();
-                Box::new(move |item: &VerifyItem| {
-                    verify_signature(
-                        &ring,
-                        store.verified(),
-                        &options,
-                        item.input.as_deref(),
-                        item.signature.as_deref().unwrap_or(""),
-                        item.context.as_deref(),
-                    )
-                })
-            }
-            VerifyMode::Hmac => {
-                let algorithm =
-                    hmac_algorithm(url_algorithm.as_deref(), request.algorithm.as_deref())?;
-                let ring = ring.clone();
-                Box::new(move |item: &VerifyItem| {
-                    verify_hmac(
-                        &ring,
-                        algorithm,
-                        item.input.as_deref(),
-                        item.hmac.as_deref().unwrap_or(""),
-                    )
-                })
-            }
-        };
-        if !is_batch {
-            let valid = items
-                .first()
-                .map(&check)
-                .ok_or_else(VaultError::internal)??;
-            return Ok(vault_ok(
-                &auth.request_id,
-                Verification { valid },
-                Vec::new(),
-            ));
-        }
-        let batch_results: Vec<VerifyResult> = items
-            .iter()
-            .map(|item| {
-                let reference = item.reference.clone().unwrap_or_default();
-                match check(item) {
-                    Ok(valid) => VerifyResult {
-                        valid,
-                        error: None,
-                        reference,
-                    },
-                    Err(error) => VerifyResult {
-                        valid: false,
-                        error: Some(error.message().to_owned()),
-                        reference,
-                    },
-                }
-            })
-            .collect();
-        Ok(vault_ok(
-            &auth.request_id,
-            BatchResults { batch_results },
-            Vec::new(),
-        ))
+        body.check_size(&state)?;
+        let mode = VerifyMode::of(&body)?;
+        let ring = key_ring(&auth, &name, Refusal::VerificationKeyNotFound).await?;
+        let versions = body.items.iter().filter_map(|item| mode.version_of(item));
+        let ring = auth.store.fresh_for_values(ring, versions).await?;
+        let verified = auth.store.verified();
+        let check = Check::new(mode, &ring, verified, algorithm.as_deref(), &body.request)?;
+        body.answer(&auth.request_id, FailedItems::ReportedInItems, |item| {
+            check.item(item)
+        })
     })
     .await
-}
-
-fn hmac_one(
-    ring: &KeyRing,
-    algorithm: HashAlgorithm,
-    key_version: Option<i64>,
-    input: Option<&str>,
-) -> Result<String, OpError> {
-    let input = input.ok_or_else(|| OpError::user("missing input for HMAC"))?;
-    let input = decode_b64(input).map_err(|_| OpError::user("unable to decode input as base64"))?;
-    let version = ring.version_for(Purpose::Hmac, key_version)?;
-    let tag = ops::hmac(&version.material, algorithm, &input)?;
-    Ok(versioned_b64(version.number, &tag))
 }
 
 /// Computes the HMAC of a value or a batch.
@@ -558,61 +552,21 @@ pub async fn hmac(
     state: web::Data<AppState>,
     auth: Auth,
     path: web::Path<KeyPath>,
-    body: Body<HmacRequest>,
+    body: Items<HmacRequest>,
 ) -> Result<HttpResponse, VaultError> {
-    let body = body.map(|body| body.0);
-    let items = body
-        .as_ref()
-        .map_or(1, |request| batch_len(request.batch_input.as_ref()));
-    measured(&state, Operation::Hmac, items, async {
+    measured(&state, Operation::Hmac, item_count(&body), async {
         let auth = auth?;
-        let KeyPath {
-            name,
-            algorithm: url_algorithm,
-        } = path.into_inner();
+        let KeyPath { name, algorithm } = path.into_inner();
         auth.require(Operation::Hmac, Some(&name))?;
-        let request = body?;
-        let algorithm = hmac_algorithm(url_algorithm.as_deref(), request.algorithm.as_deref())?;
-        let ring = auth
-            .store
-            .get(&name)
-            .await?
-            .ok_or_else(|| VaultError::bad_request("encryption key not found"))?;
-        let ring =
-            ring_for_requested(&auth.store, ring, std::iter::once(request.key_version)).await?;
-        let Some(batch) = request.batch_input else {
-            let hmac = hmac_one(
-                &ring,
-                algorithm,
-                request.key_version,
-                request.input.as_deref(),
-            )?;
-            return Ok(vault_ok(&auth.request_id, Hmac { hmac }, Vec::new()));
-        };
-        check_batch(&state, &batch)?;
-        let batch_results: Vec<HmacResult> = batch
-            .into_iter()
-            .map(|item| {
-                let reference = item.reference.unwrap_or_default();
-                match hmac_one(&ring, algorithm, request.key_version, item.input.as_deref()) {
-                    Ok(hmac) => HmacResult {
-                        hmac: Some(hmac),
-                        error: None,
-                        reference,
-                    },
-                    Err(error) => HmacResult {
-                        hmac: None,
-                        error: Some(error.message().to_owned()),
-                        reference,
-                    },
-                }
-            })
-            .collect();
-        Ok(vault_ok(
-            &auth.request_id,
-            BatchResults { batch_results },
-            Vec::new(),
-        ))
+        let body = body?;
+        let algorithm = hmac_algorithm(algorithm.as_deref(), body.request.algorithm.as_deref())?;
+        let ring = key_ring(&auth, &name, Refusal::EncryptionKeyNotFound).await?;
+        let key_version = body.request.key_version;
+        let ring = auth.store.fresh_for_requested(ring, [key_version]).await?;
+        body.check_size(&state)?;
+        body.answer(&auth.request_id, FailedItems::ReportedInItems, |item| {
+            hmac_one(&ring, algorithm, key_version, item.input.as_deref())
+        })
     })
     .await
 }
