@@ -6,6 +6,11 @@
 #   scripts/bench.sh users      user-svc with 10,000 seeded users: GET one, GET a page of 20,
 #                               POST create, PUT profile (security-svc as its own process)
 #   scripts/bench.sh crypto     criterion micro-benchmarks of the transit operations in-process
+#   scripts/bench.sh guardians  vottery-election's criterion benchmarks, a full 3-of-5 key ceremony
+#                               between 5 release instances over loopback (`security-svc ceremony
+#                               run`), a threshold decryption with 3 of them, and the electionguard
+#                               reference doing the same arithmetic, with the ratios
+#                               (BENCH_GUARDIANS_CRITERION=0 reuses the last criterion results)
 #   scripts/bench.sh all        all of the above
 #
 # Each load runs BENCH_RUNS times (default 3) for BENCH_SECONDS (default 10) with
@@ -28,6 +33,8 @@ BENCH_DIR="$DATA_DIR/bench"
 SECURITY_PORT=${BENCH_SECURITY_PORT:-18201}
 USERS_PORT=${BENCH_USERS_PORT:-18081}
 CEILING_PORT=${BENCH_CEILING_PORT:-18299}
+GUARDIANS_PORT=${BENCH_GUARDIANS_PORT:-18211}
+GUARDIAN_CIPHERTEXTS=${BENCH_GUARDIAN_CIPHERTEXTS:-100}
 ADMIN_TOKEN=bench-security-admin-token
 USER_SVC_TOKEN=bench-user-svc-token
 mkdir -p "$BENCH_DIR"
@@ -327,15 +334,140 @@ bench_crypto() {
   cargo bench --locked -p security-svc --bench transit -- --noplot 2>&1 | grep -E "^[a-z].*time:|time:" | tee -a "$BENCH_DIR/table.md"
 }
 
+# start_guardian INDEX — security-svc for guardian INDEX on its own database and port
+# (GUARDIANS_PORT + INDEX - 1), unsealed from a development root key, with a token that may run
+# the guardian operations on guardians named g<INDEX>-*.
+start_guardian() {
+  local index=$1 port=$((GUARDIANS_PORT + $1 - 1)) key="$BENCH_DIR/guardian-$1.key" db
+  db=$(fresh_database "vottery_bench_guardian_$index")
+  rm -f "$key"
+  DATABASE_URL=$db SECURITY_SVC__LOG__FILTER=warn ./target/release/security-svc operator init \
+    --shares 1 --threshold 1 --root-key-file "$key" >/dev/null
+  port_free "$port"
+  env DATABASE_URL="$db" \
+    SECURITY_SVC__APPLICATION__PORT="$port" \
+    SECURITY_SVC__SEAL__DEV_ROOT_KEY_FILE="$key" \
+    SECURITY_SVC__LOG__FILTER=warn \
+    SECURITY_SVC__AUTH__TOKENS__ADMIN__SECRET="$ADMIN_TOKEN" \
+    SECURITY_SVC__AUTH__TOKENS__USER_SVC__SECRET="$USER_SVC_TOKEN" \
+    SECURITY_SVC__AUTH__TOKENS__TRUSTEE__SECRET="bench-trustee-$index" \
+    SECURITY_SVC__AUTH__TOKENS__TRUSTEE__OPERATIONS=guardian-ceremony,guardian-decrypt \
+    SECURITY_SVC__AUTH__TOKENS__TRUSTEE__KEYS="g$index-*" \
+    ./target/release/security-svc >"$BENCH_DIR/guardian-$index.log" 2>&1 &
+  PIDS+=($!)
+  wait_http "http://127.0.0.1:$port/health/ready"
+}
+
+now() { date +%s.%N; }
+
+# criterion_rate NAME_FRAGMENT — elements per second of the criterion bench whose path holds
+# NAME_FRAGMENT (mean of the last run; each of those benches handles 100 elements).
+criterion_rate() {
+  local file
+  file=$(find target/criterion -path "*$1*/new/estimates.json" | head -n 1)
+  [ -n "$file" ] || { echo 0; return; }
+  jq -r '100 / (.mean.point_estimate / 1e9)' "$file"
+}
+
+criterion_seconds() { # NAME_FRAGMENT — mean seconds of one iteration
+  local file
+  file=$(find target/criterion -path "*$1*/new/estimates.json" | head -n 1)
+  [ -n "$file" ] || { echo 0; return; }
+  jq -r '.mean.point_estimate / 1e9' "$file"
+}
+
+bench_guardians() {
+  ensure_electionguard
+  if [ "${BENCH_GUARDIANS_CRITERION:-1}" = 1 ]; then
+    log "criterion benchmarks of vottery-election (in-process, all cores)"
+    cargo bench --locked -p vottery-election --bench election -- --noplot 2>&1 |
+      grep -E "time:|thrpt:|^[a-z].*/" | tee -a "$BENCH_DIR/table.md"
+  else
+    log "BENCH_GUARDIANS_CRITERION=0: the ratios use the last criterion results in target/criterion"
+  fi
+  build_release
+
+  log "starting 5 guardian instances (release)"
+  local index names=() guardians=() tokens=()
+  for index in 1 2 3 4 5; do
+    start_guardian "$index"
+  done
+
+  log "3-of-5 key ceremonies over loopback, $RUNS runs"
+  local run seconds_list="" state="$BENCH_DIR/ceremony-state.json" record="$BENCH_DIR/ceremony.json"
+  for run in $(seq 1 "$RUNS"); do
+    guardians=() tokens=()
+    for index in 1 2 3 4 5; do
+      guardians+=(--guardian "g$index-r$run=http://127.0.0.1:$((GUARDIANS_PORT + index - 1))")
+      tokens+=("GUARDIAN_TOKEN_G${index}_R$run=bench-trustee-$index")
+    done
+    rm -f "$state"
+    local started ended
+    started=$(now)
+    env "${tokens[@]}" ./target/release/security-svc ceremony run --ceremony-id "bench-$run" \
+      --quorum 3 --state "$state" "${guardians[@]}" >"$record" 2>"$BENCH_DIR/ceremony-$run.log" ||
+      die "the ceremony failed: $(tail -n 3 "$BENCH_DIR/ceremony-$run.log")"
+    ended=$(now)
+    seconds_list+="$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.3f", b - a}') "
+  done
+  local ceremony_seconds
+  ceremony_seconds=$(echo "$seconds_list" | tr ' ' '\n' | grep . | median)
+
+  log "threshold decryption of $GUARDIAN_CIPHERTEXTS ciphertexts with 3 of the 5 guardians"
+  local values ciphertexts="$BENCH_DIR/guardian-ciphertexts.json" decrypted="$BENCH_DIR/guardian-decrypted.json"
+  values=$(seq -s, 1 "$GUARDIAN_CIPHERTEXTS" | awk -F, '{for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? "," : ""), $i % 2}')
+  ./target/release/security-svc ceremony encrypt --record "$record" --values "$values" >"$ciphertexts"
+  guardians=() tokens=()
+  for index in 1 2 3; do
+    guardians+=(--guardian "g$index-r$RUNS=http://127.0.0.1:$((GUARDIANS_PORT + index - 1))")
+    tokens+=("GUARDIAN_TOKEN_G${index}_R$RUNS=bench-trustee-$index")
+  done
+  local started ended decrypt_seconds
+  started=$(now)
+  env "${tokens[@]}" ./target/release/security-svc ceremony decrypt --record "$record" \
+    --ciphertexts "$ciphertexts" "${guardians[@]}" >"$decrypted" || die "the decryption failed"
+  ended=$(now)
+  decrypt_seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.3f", b - a}')
+  [ "$(jq '[.[].m] | add' "$decrypted")" = "$((GUARDIAN_CIPHERTEXTS / 2 + GUARDIAN_CIPHERTEXTS % 2))" ] ||
+    die "the decryption gave the wrong plaintexts"
+
+  log "the electionguard reference doing one guardian's work"
+  local reference
+  reference=$("$ELECTIONGUARD_PYTHON" scripts/guardians/eg_reference.py bench --count "${BENCH_REFERENCE_COUNT:-50}")
+  local rust_decrypt rust_verify ref_decrypt ref_verify memory_ceremony
+  rust_decrypt=$(criterion_rate "partially_decrypt_batch")
+  rust_verify=$(criterion_rate "verify_partial_batch")
+  memory_ceremony=$(criterion_seconds "3 of 5 in memory")
+  ref_decrypt=$(echo "$reference" | jq -r .partial_decrypt_per_s)
+  ref_verify=$(echo "$reference" | jq -r .verify_per_s)
+  {
+    echo
+    echo "### guardians ($(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores)"
+    echo
+    echo "| measure | vottery | electionguard 1.4.0 | ratio |"
+    echo "|---|---:|---:|---:|"
+    awk -v r="$rust_decrypt" -v p="$ref_decrypt" 'BEGIN {printf "| partial decryption with proof (per s, all cores) | %.0f | %.1f | %.1fx |\n", r, p, (p > 0 ? r / p : 0)}'
+    awk -v r="$rust_verify" -v p="$ref_verify" 'BEGIN {printf "| Chaum-Pedersen verification (per s, all cores) | %.0f | %.1f | %.1fx |\n", r, p, (p > 0 ? r / p : 0)}'
+    echo
+    echo "| measure | seconds | note |"
+    echo "|---|---:|---|"
+    echo "| 3-of-5 ceremony, 5 release instances over loopback (median of $RUNS) | $ceremony_seconds | target < 5 s; runs: $seconds_list|"
+    awk -v m="$memory_ceremony" -v c="$ceremony_seconds" 'BEGIN {printf "| 3-of-5 ceremony in memory (criterion) | %.3f | loopback / in memory = %.1fx |\n", m, (m > 0 ? c / m : 0)}'
+    echo "| decrypt $GUARDIAN_CIPHERTEXTS ciphertexts with 3 of 5 (2 compensated), every proof checked | $decrypt_seconds | $(awk -v n="$GUARDIAN_CIPHERTEXTS" -v s="$decrypt_seconds" 'BEGIN {printf "%.0f ciphertexts/s", n / s}') |"
+  } | tee -a "$BENCH_DIR/table.md"
+}
+
 command -v wrk >/dev/null 2>&1 || apt_install wrk
 command -v curl >/dev/null 2>&1 || apt_install curl
+command -v jq >/dev/null 2>&1 || apt_install jq
 ensure_postgres
 : >"$BENCH_DIR/table.md"
 case "$MODE" in
   security) bench_security ;;
   users) bench_users ;;
   crypto) bench_crypto ;;
-  all) bench_security; RESULTS=""; bench_users; bench_crypto ;;
-  *) die "usage: scripts/bench.sh [security|users|crypto|all]" ;;
+  guardians) bench_guardians ;;
+  all) bench_security; RESULTS=""; bench_users; bench_crypto; bench_guardians ;;
+  *) die "usage: scripts/bench.sh [security|users|crypto|guardians|all]" ;;
 esac
 log "results: $BENCH_DIR/table.md"

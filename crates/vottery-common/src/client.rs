@@ -86,18 +86,9 @@ pub struct SecurityClient {
 
 impl SecurityClient {
     pub fn new(settings: &ClientSettings) -> Result<Self, ClientError> {
-        // reqwest is built without a default TLS provider; ring is the one this project uses.
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::builder()
-            .timeout(settings.timeout)
-            .connect_timeout(settings.connect_timeout)
-            .pool_max_idle_per_host(settings.pool_max_idle_per_host)
-            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
-            .tcp_nodelay(true)
-            .build()
-            .map_err(|error| {
-                ClientError::Server(format!("cannot build the HTTP client: {error}"))
-            })?;
+        let http = http_client(settings).map_err(|error| {
+            ClientError::Server(format!("cannot build the HTTP client: {error}"))
+        })?;
         Ok(Self {
             http,
             base_url: settings.base_url.trim_end_matches('/').to_owned(),
@@ -113,6 +104,23 @@ impl SecurityClient {
         }
     }
 }
+
+/// The HTTP client of every typed client here: the settings' timeouts and pool, idle
+/// connections dropped before the server would close them.
+pub(crate) fn http_client(settings: &ClientSettings) -> Result<reqwest::Client, reqwest::Error> {
+    // reqwest is built without a default TLS provider; ring is the one this project uses.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+        .timeout(settings.timeout)
+        .connect_timeout(settings.connect_timeout)
+        .pool_max_idle_per_host(settings.pool_max_idle_per_host)
+        .pool_idle_timeout(POOL_IDLE_TIMEOUT)
+        .tcp_nodelay(true)
+        .build()
+}
+
+/// The header that carries the caller's token, as Vault names it.
+pub(crate) const TOKEN_HEADER: &str = "X-Vault-Token";
 
 /// One caller's view of the client: the request id its calls carry.
 #[derive(Debug, Clone, Copy)]
@@ -137,7 +145,7 @@ impl Call<'_> {
             .client
             .http
             .request(method, format!("{}{path}", self.client.base_url))
-            .header("X-Vault-Token", self.client.token.expose_secret());
+            .header(TOKEN_HEADER, self.client.token.expose_secret());
         if let Some(id) = self.request_id {
             builder = builder.header("X-Request-Id", id);
         }

@@ -2,6 +2,7 @@
 //!
 //! * [`vault`], [`transit`] and [`sys`] describe security-svc's Vault-compatible wire format.
 //! * [`problem`] is the RFC 9457 error body both services answer with outside that surface.
+//! * `guardians` (feature `guardians`) holds the bodies of security-svc's guardian routes.
 //! * [`users`] holds user-svc's request and response bodies.
 //! * [`remembered`] is a bounded memory of successful checks (signatures found valid).
 //! * `client` (feature `client`) is a typed async client for security-svc.
@@ -18,6 +19,8 @@ pub mod vault;
 
 #[cfg(feature = "client")]
 pub mod client;
+#[cfg(feature = "guardians")]
+pub mod guardians;
 
 /// How long the services' HTTP servers keep an idle client connection open. A client that pools
 /// connections to them drops its idle ones sooner (`client::POOL_IDLE_TIMEOUT`).

@@ -34,10 +34,14 @@ pub enum Operation {
     Random,
     Export,
     Seal,
+    /// The key-ceremony steps of a guardian, and reading it (the key is the guardian's name).
+    GuardianCeremony,
+    /// Partial and compensated decryptions by a guardian (the key is the guardian's name).
+    GuardianDecrypt,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 18] = [
+    pub const ALL: [Operation; 20] = [
         Operation::Create,
         Operation::Read,
         Operation::List,
@@ -56,6 +60,8 @@ impl Operation {
         Operation::Random,
         Operation::Export,
         Operation::Seal,
+        Operation::GuardianCeremony,
+        Operation::GuardianDecrypt,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,6 +84,8 @@ impl Operation {
             Operation::Random => "random",
             Operation::Export => "export",
             Operation::Seal => "seal",
+            Operation::GuardianCeremony => "guardian-ceremony",
+            Operation::GuardianDecrypt => "guardian-decrypt",
         }
     }
 
@@ -303,5 +311,20 @@ mod tests {
         let admin = policy(&["*"], &["*"]);
         assert!(admin.allows(Operation::Seal, None) && admin.allows(Operation::Trim, Some("x")));
         assert!(Policy::from_names(&["fly".into()], &[]).is_err());
+    }
+
+    #[test]
+    fn guardian_operations_are_granted_per_guardian_name() {
+        let trustee = policy(&["guardian-ceremony", "guardian-decrypt"], &["guardian-1"]);
+        assert!(trustee.allows(Operation::GuardianCeremony, Some("guardian-1")));
+        assert!(trustee.allows(Operation::GuardianDecrypt, Some("guardian-1")));
+        assert!(!trustee.allows(Operation::GuardianDecrypt, Some("guardian-2")));
+        assert!(!trustee.allows(Operation::Encrypt, Some("guardian-1")));
+        let ceremony_only = policy(&["guardian-ceremony"], &["*"]);
+        assert!(!ceremony_only.allows(Operation::GuardianDecrypt, Some("guardian-1")));
+        assert!(Policy::root().allows(Operation::GuardianDecrypt, Some("any")));
+        assert!(policy(&["*"], &["*"]).allows(Operation::GuardianCeremony, Some("any")));
+        let service = policy(&["encrypt", "decrypt", "sign"], &["*"]);
+        assert!(!service.allows(Operation::GuardianCeremony, Some("guardian-1")));
     }
 }

@@ -5,10 +5,12 @@
 //! * [`keys`]: key rings, their material and operations, storage and cache.
 //! * [`routes`]: the Vault-compatible HTTP surface and the operational endpoints.
 //! * [`auth`]: caller tokens and policies.
+//! * [`guardians`]: ElectionGuard guardians: the key ceremony and partial decryptions.
 
 pub mod auth;
 pub mod configuration;
 pub mod error;
+pub mod guardians;
 pub mod keys;
 pub mod metrics;
 pub mod openapi;

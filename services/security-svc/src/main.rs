@@ -1,23 +1,82 @@
-//! The `security-svc` binary: `serve` (default), `migrate`, `operator init`.
+//! The `security-svc` binary: the service (`serve`, the default), its operator commands and the
+//! guardian ceremony mediator, parsed with clap.
+
+mod ceremony;
 
 use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use base64::Engine;
+use clap::{Args, Parser, Subcommand};
 use security_svc::seal::{Seal, root_key_file_text};
 use security_svc::{Application, MIGRATIONS, Settings};
 use serde::Serialize;
 
-const USAGE: &str = "usage: security-svc [serve | migrate | healthcheck | operator init --shares N --threshold T [--root-key-file PATH]]
+const SETTINGS_HELP: &str = "Settings of serve, migrate, healthcheck and operator init come from \
+config/default.toml, the file named in SECURITY_SVC_CONFIG, and SECURITY_SVC__<SECTION>__<KEY> \
+environment variables (for example SECURITY_SVC__APPLICATION__PORT, SECURITY_SVC__DATABASE__URL, \
+or DATABASE_URL). The ceremony commands are clients and read none of them.";
 
-  serve           run the HTTP service (default)
-  migrate         apply pending database migrations and exit
-  healthcheck     exit 0 if the local service answers /health/live (container health checks)
-  operator init   make the root key, print its N unseal shares (any T unseal) and the root
-                  token once, as JSON; --root-key-file also writes the root key itself to PATH
-                  for development auto-unseal (refused in production)
+/// Encryption as a service (Vault Transit compatible) behind a Shamir-sealed root key, and the
+/// mediator of guardian key ceremonies between such instances.
+#[derive(Debug, Parser)]
+#[command(name = "security-svc", version, after_help = SETTINGS_HELP)]
+struct Cli {
+    /// What to do; `serve` when omitted.
+    #[command(subcommand)]
+    command: Option<Command>,
+}
 
-Settings come from SECURITY_SVC__* environment variables (see README).";
+#[derive(Debug, Subcommand)]
+enum Command {
+    #[command(flatten)]
+    Service(ServiceCommand),
+    /// Drive a guardian key ceremony between security-svc instances, and encrypt to, tally and
+    /// decrypt with its joint key. A client: it holds no secret.
+    #[command(subcommand, after_help = ceremony::GUARDIANS_HELP)]
+    Ceremony(ceremony::CeremonyCommand),
+}
+
+/// The commands that run against this instance's settings and database.
+#[derive(Debug, Subcommand)]
+enum ServiceCommand {
+    /// Run the HTTP service (the default).
+    #[command(after_help = SETTINGS_HELP)]
+    Serve,
+    /// Apply pending database migrations and exit.
+    #[command(after_help = SETTINGS_HELP)]
+    Migrate,
+    /// Exit 0 if the local service answers /health/live (container health checks); the port is
+    /// SECURITY_SVC__APPLICATION__PORT.
+    #[command(after_help = SETTINGS_HELP)]
+    Healthcheck,
+    /// Operator commands run against the service's database.
+    #[command(subcommand)]
+    Operator(OperatorCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum OperatorCommand {
+    /// Make the root key, print its unseal shares (any THRESHOLD of them unseal) and the root
+    /// token once, as JSON.
+    #[command(after_help = SETTINGS_HELP)]
+    Init(InitArgs),
+}
+
+#[derive(Debug, Args)]
+struct InitArgs {
+    /// How many unseal shares to make.
+    #[arg(long, env = "SECURITY_SVC_INIT_SHARES", default_value_t = 5)]
+    shares: i64,
+    /// How many of the shares unseal.
+    #[arg(long, env = "SECURITY_SVC_INIT_THRESHOLD", default_value_t = 3)]
+    threshold: i64,
+    /// Also write the root key itself to PATH, for development auto-unseal
+    /// (SECURITY_SVC__SEAL__DEV_ROOT_KEY_FILE); refused in production.
+    #[arg(long, value_name = "PATH", env = "SECURITY_SVC_INIT_ROOT_KEY_FILE")]
+    root_key_file: Option<PathBuf>,
+}
 
 #[derive(Serialize)]
 struct InitOutput {
@@ -28,23 +87,8 @@ struct InitOutput {
     secret_threshold: i64,
 }
 
-fn flag(args: &[String], name: &str) -> Option<String> {
-    args.iter()
-        .position(|arg| arg == name)
-        .and_then(|index| args.get(index + 1).cloned())
-}
-
-async fn operator_init(settings: Settings, args: &[String]) -> Result<(), String> {
-    let shares: i64 = flag(args, "--shares")
-        .unwrap_or_else(|| "5".into())
-        .parse()
-        .map_err(|_| "--shares takes a number")?;
-    let threshold: i64 = flag(args, "--threshold")
-        .unwrap_or_else(|| "3".into())
-        .parse()
-        .map_err(|_| "--threshold takes a number")?;
-    let root_key_file = flag(args, "--root-key-file");
-    if root_key_file.is_some()
+async fn operator_init(settings: Settings, args: InitArgs) -> Result<(), String> {
+    if args.root_key_file.is_some()
         && settings.environment == vottery_server::settings::Environment::Production
     {
         return Err("--root-key-file is for development only".into());
@@ -62,12 +106,12 @@ async fn operator_init(settings: Settings, args: &[String]) -> Result<(), String
         },
     );
     let initialized = seal
-        .init(shares, threshold)
+        .init(args.shares, args.threshold)
         .await
         .map_err(|error| error.to_string())?;
-    if let Some(path) = root_key_file {
-        write_private_file(&path, root_key_file_text(&initialized.root_key).as_bytes())
-            .map_err(|error| format!("cannot write {path}: {error}"))?;
+    if let Some(path) = &args.root_key_file {
+        write_private_file(path, root_key_file_text(&initialized.root_key).as_bytes())
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
     let output = InitOutput {
         keys: initialized
@@ -82,7 +126,7 @@ async fn operator_init(settings: Settings, args: &[String]) -> Result<(), String
             .collect(),
         root_token: secrecy::ExposeSecret::expose_secret(&initialized.root_token).to_owned(),
         secret_shares: initialized.shares.len(),
-        secret_threshold: threshold,
+        secret_threshold: args.threshold,
     };
     let text = serde_json::to_string_pretty(&output).map_err(|error| error.to_string())?;
     let mut stdout = std::io::stdout().lock();
@@ -90,7 +134,7 @@ async fn operator_init(settings: Settings, args: &[String]) -> Result<(), String
 }
 
 /// Writes a file only its owner can read.
-fn write_private_file(path: &str, contents: &[u8]) -> std::io::Result<()> {
+fn write_private_file(path: &Path, contents: &[u8]) -> std::io::Result<()> {
     use std::os::unix::fs::OpenOptionsExt;
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -107,11 +151,14 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.iter().any(|arg| arg == "--help" || arg == "-h") {
-        println!("{USAGE}");
-        return ExitCode::SUCCESS;
+    match Cli::parse().command {
+        Some(Command::Ceremony(command)) => ceremony::run(command).await,
+        Some(Command::Service(command)) => run_service(command).await,
+        None => run_service(ServiceCommand::Serve).await,
     }
+}
+
+async fn run_service(command: ServiceCommand) -> ExitCode {
     let settings = match Settings::load() {
         Ok(settings) => settings,
         Err(error) => {
@@ -120,30 +167,24 @@ async fn main() -> ExitCode {
         }
     };
     vottery_server::telemetry::init(&settings.log);
-    let command: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .filter(|arg| !arg.starts_with("--"))
-        .take(2)
-        .collect();
-    let result = match command.as_slice() {
-        [] | ["serve"] => serve(settings).await,
-        ["migrate"] => vottery_server::db::run_migrations(&settings.database.url, MIGRATIONS)
-            .await
-            .map(|applied| tracing::info!(?applied, "migrations applied"))
-            .map_err(|error| error.to_string()),
-        ["operator", "init", ..] => operator_init(settings, &args).await,
-        ["healthcheck"] => {
-            return if vottery_server::health::probe_local(settings.application.port, "/health/live")
-            {
+    let result = match command {
+        ServiceCommand::Serve => serve(settings).await,
+        ServiceCommand::Migrate => {
+            vottery_server::db::run_migrations(&settings.database.url, MIGRATIONS)
+                .await
+                .map(|applied| tracing::info!(?applied, "migrations applied"))
+                .map_err(|error| error.to_string())
+        }
+        ServiceCommand::Operator(OperatorCommand::Init(args)) => {
+            operator_init(settings, args).await
+        }
+        ServiceCommand::Healthcheck => {
+            let port = settings.application.port;
+            return if vottery_server::health::probe_local(port, "/health/live") {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::FAILURE
             };
-        }
-        _ => {
-            eprintln!("{USAGE}");
-            return ExitCode::from(2);
         }
     };
     match result {

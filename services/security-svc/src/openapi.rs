@@ -15,6 +15,9 @@ use vottery_common::transit::{
 };
 use vottery_common::vault::VaultErrors;
 
+use vottery_common::problem::Problem;
+
+use crate::guardians::routes as guardians;
 use crate::routes::{crypt, health, keys, misc, sign, sys};
 
 #[derive(OpenApi)]
@@ -28,12 +31,16 @@ use crate::routes::{crypt, health, keys, misc, sign, sys};
         keys::list, keys::read, keys::create, keys::delete, keys::config, keys::rotate, keys::trim,
         crypt::encrypt, crypt::decrypt, crypt::rewrap, crypt::datakey,
         sign::sign, sign::verify, sign::hmac, misc::hash, misc::random, misc::export,
+        guardians::create_guardian, guardians::read_guardian, guardians::share_backups,
+        guardians::verify_backups, guardians::finalize_guardian, guardians::read_ceremony,
+        guardians::decrypt_shares, guardians::compensate_shares,
         health::live, health::ready, health::metrics, spec
     ),
     tags(
         (name = "sys", description = "Initialisation, unseal and seal, as Vault's `/v1/sys`."),
         (name = "keys", description = "Transit key rings: create, read, list, configure, rotate, trim, delete."),
         (name = "transit", description = "Transit operations: encrypt, decrypt, rewrap, data keys, sign, verify, HMAC, hash, random bytes."),
+        (name = "guardians", description = "ElectionGuard guardians hosted by this instance: the key ceremony (create, backups, verifications, finalize) and partial decryptions, outside Vault's API. Errors are RFC 9457 problems naming each bad field. A token needs `guardian-ceremony` or `guardian-decrypt` on the guardian's name."),
         (name = "operations", description = "Health, metrics and this document, outside Vault's API."),
     ),
     modifiers(&TokenSchemes, &OptionalSegments, &PathParameters, &UniqueOperationIds)
@@ -106,6 +113,41 @@ pub enum TransitErrors {
     /// The instance is sealed (`Vault is sealed`), or storage is unavailable (with `Retry-After`).
     #[response(status = 503)]
     Unavailable(VaultErrors),
+}
+
+/// The failures every guardian route may answer, as RFC 9457 problems.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only
+pub enum GuardianErrors {
+    /// A value that cannot be used: out of range, not in the group, a bad proof, wrong ceremony
+    /// parameters, or a body that is not JSON. `errors[]` names each field
+    /// (`ciphertexts[3].pad`, `public_records[1]`); nothing was stored.
+    #[response(status = 400, content_type = "application/problem+json")]
+    BadRequest(Problem),
+    /// No token, an unknown token, or the operation is not granted on this guardian's name.
+    #[response(status = 403, content_type = "application/problem+json")]
+    Forbidden(Problem),
+    /// This instance hosts no guardian of that name.
+    #[response(status = 404, content_type = "application/problem+json")]
+    NotFound(Problem),
+    /// A step out of order (the missing step is named), or a repeated step with another body.
+    #[response(status = 409, content_type = "application/problem+json")]
+    Conflict(Problem),
+    /// The body is larger than the configured limit.
+    #[response(status = 413, content_type = "application/problem+json")]
+    TooLarge(Problem),
+    /// The body is not JSON.
+    #[response(status = 415, content_type = "application/problem+json")]
+    NotJson(Problem),
+    /// Fields that are not part of the request, named.
+    #[response(status = 422, content_type = "application/problem+json")]
+    UnknownFields(Problem),
+    /// An unexpected failure; the cause is logged, not returned.
+    #[response(status = 500, content_type = "application/problem+json")]
+    Internal(Problem),
+    /// The instance is sealed, or storage is unavailable (with `Retry-After`).
+    #[response(status = 503, content_type = "application/problem+json")]
+    Unavailable(Problem),
 }
 
 /// The schemes the `/v1` routes accept: `X-Vault-Token`, or the same token as a bearer token.

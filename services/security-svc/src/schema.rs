@@ -43,5 +43,39 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    vottery_security_guardians (name) {
+        name -> Text,
+        ceremony_id -> Text,
+        sequence_order -> Int4,
+        number_of_guardians -> Int4,
+        quorum -> Int4,
+        stage -> Text,
+        sealed_polynomial -> Bytea,
+        public_record -> Jsonb,
+        public_records -> Nullable<Jsonb>,
+        backups -> Nullable<Jsonb>,
+        ceremony_record -> Nullable<Jsonb>,
+        created_at -> Timestamptz,
+        updated_at -> Timestamptz,
+    }
+}
+
+diesel::table! {
+    vottery_security_guardian_backups (guardian_name, owner_id) {
+        guardian_name -> Text,
+        owner_id -> Text,
+        backup -> Jsonb,
+        sealed_coordinate -> Bytea,
+        verification -> Jsonb,
+        created_at -> Timestamptz,
+    }
+}
+
 diesel::joinable!(vottery_security_key_versions -> vottery_security_keys (key_name));
+diesel::joinable!(vottery_security_guardian_backups -> vottery_security_guardians (guardian_name));
 diesel::allow_tables_to_appear_in_same_query!(vottery_security_keys, vottery_security_key_versions);
+diesel::allow_tables_to_appear_in_same_query!(
+    vottery_security_guardians,
+    vottery_security_guardian_backups
+);

@@ -228,3 +228,164 @@ async fn logs_hold_no_plaintext_token_or_key_material() {
         }
     }
 }
+
+/// Fails when any of `secrets` (or its lower-case form) is in the captured logs.
+fn assert_not_logged(logs: &str, secrets: &[(&str, String)]) {
+    for (what, secret) in secrets {
+        for form in [secret.clone(), secret.to_lowercase()] {
+            if let Some(position) = logs.find(&form) {
+                let start = position.saturating_sub(200);
+                panic!(
+                    "{what} is in the logs: ...{}...",
+                    logs.get(start..position + form.len()).unwrap_or(&form)
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn guardian_secrets_are_never_logged() {
+    use security_svc::guardians::secrets::SecretOwner;
+    use vottery_election::{
+        ElectionPolynomial, ElectionPublicKey, compute_polynomial_coordinate, elgamal_encrypt,
+        generate_backup, rand_q,
+    };
+
+    let captured = capture();
+    let app = spawn_unsealed_with(|settings| settings.log.filter = "trace".into()).await;
+    let token = ADMIN;
+    let peer_polynomial = ElectionPolynomial::generate(2);
+    let peer = ElectionPublicKey::new("guardian-2", 2, &peer_polynomial);
+
+    let created = app
+        .post(
+            "/v1/guardians/guardian-1",
+            token,
+            json!({"ceremony_id": "log-probe", "sequence_order": 1, "number_of_guardians": 2, "quorum": 2}),
+        )
+        .await;
+    assert_eq!(created.status(), 201, "{}", created.text);
+    let own: ElectionPublicKey =
+        serde_json::from_value(created.json["public_record"].clone()).unwrap();
+    let shared = app
+        .post(
+            "/v1/guardians/guardian-1/backups",
+            token,
+            json!({"public_records": [own, peer]}),
+        )
+        .await;
+    assert_eq!(shared.status(), 200, "{}", shared.text);
+    let wrong = generate_backup("guardian-2", &ElectionPolynomial::generate(2), &own);
+    let refused = app
+        .post(
+            "/v1/guardians/guardian-1/verifications",
+            token,
+            json!({"backups": [wrong]}),
+        )
+        .await;
+    assert_eq!(
+        refused.json["verifications"][0]["verified"],
+        json!(false),
+        "{}",
+        refused.text
+    );
+    let backup = generate_backup("guardian-2", &peer_polynomial, &own);
+    let verified = app
+        .post(
+            "/v1/guardians/guardian-1/verifications",
+            token,
+            json!({"backups": [backup]}),
+        )
+        .await;
+    assert_eq!(
+        verified.json["verifications"][0]["verified"],
+        json!(true),
+        "{}",
+        verified.text
+    );
+    let verifications = json!([
+        {"owner_id": "guardian-1", "designated_id": "guardian-2", "verifier_id": "guardian-2", "verified": true},
+        {"owner_id": "guardian-2", "designated_id": "guardian-1", "verifier_id": "guardian-1", "verified": true},
+    ]);
+    let finalized = app
+        .post(
+            "/v1/guardians/guardian-1/finalize",
+            token,
+            json!({"verifications": verifications}),
+        )
+        .await;
+    assert_eq!(finalized.status(), 200, "{}", finalized.text);
+    let joint =
+        serde_json::from_value(finalized.json["joint_key"]["joint_public_key"].clone()).unwrap();
+    let ciphertext = elgamal_encrypt(1, &rand_q(), &joint).unwrap();
+    let batch = json!({"extended_base_hash": rand_q(), "ciphertexts": [ciphertext]});
+    let decrypted = app
+        .post("/v1/guardians/guardian-1/decrypt", token, batch.clone())
+        .await;
+    assert_eq!(decrypted.status(), 200, "{}", decrypted.text);
+    let mut compensate = batch;
+    compensate["missing_guardian_id"] = json!("guardian-2");
+    let compensated = app
+        .post("/v1/guardians/guardian-1/compensate", token, compensate)
+        .await;
+    assert_eq!(compensated.status(), 200, "{}", compensated.text);
+
+    // The secrets: guardian-1's key, opened from storage, and the coordinate guardian-2 sent.
+    let store = app.state.seal.store().unwrap();
+    let sealed: Vec<u8> = {
+        use diesel::prelude::*;
+        use diesel_async::RunQueryDsl;
+        use security_svc::schema::vottery_security_guardians as guardians;
+        guardians::table
+            .find("guardian-1")
+            .select(guardians::sealed_polynomial)
+            .first(&mut app.db().await)
+            .await
+            .unwrap()
+    };
+    let polynomial = SecretOwner {
+        guardian: "guardian-1",
+        ceremony_id: "log-probe",
+    }
+    .open_polynomial(&store.barrier(), &sealed)
+    .unwrap();
+    let secret_key = hex::encode_upper(polynomial.secret_key().to_be_bytes().as_ref());
+    let coordinate = hex::encode_upper(
+        compute_polynomial_coordinate(1, &peer_polynomial)
+            .to_be_bytes()
+            .as_ref(),
+    );
+
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let logs = captured.text();
+    assert!(
+        logs.contains("guardian ceremony finalized"),
+        "the guardian's own events are captured"
+    );
+    // Fragments too, away from the leading digits that may be zero and dropped.
+    let secrets = [
+        ("guardian-1's secret key", secret_key[8..56].to_owned()),
+        (
+            "the coordinate guardian-2 sent",
+            coordinate[8..56].to_owned(),
+        ),
+    ];
+    assert_not_logged(&logs, &secrets);
+    for reply in [
+        &created,
+        &shared,
+        &refused,
+        &verified,
+        &finalized,
+        &decrypted,
+        &compensated,
+    ] {
+        for (what, secret) in &secrets {
+            assert!(
+                !reply.text.to_uppercase().contains(secret.as_str()),
+                "{what} is in an answer"
+            );
+        }
+    }
+}

@@ -181,7 +181,13 @@ impl KeyStore {
         &self.verified
     }
 
-    async fn connection(&self) -> Result<vottery_server::db::DbConn, StoreError> {
+    /// The root key, for other values stored under the same barrier (guardian secrets).
+    pub fn barrier(&self) -> Arc<RootKey> {
+        self.root.clone()
+    }
+
+    /// A connection from the pool; 503-worthy when none can be had.
+    pub async fn connection(&self) -> Result<vottery_server::db::DbConn, StoreError> {
         self.pool.get().await.map_err(|error| {
             if is_unavailable(&error) {
                 StoreError::Unavailable(error.to_string())

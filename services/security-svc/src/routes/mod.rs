@@ -1,10 +1,12 @@
 //! HTTP routes. The Vault-compatible surface (`/v1/sys`, `/v1/transit`) answers in Vault's
 //! envelopes; `/health`, `/metrics` and `/openapi.json` are the service's own.
 
+pub mod batch;
 pub mod crypt;
 pub mod health;
 pub mod keys;
 pub mod misc;
+pub mod refusal;
 pub mod sign;
 pub mod sys;
 
@@ -231,6 +233,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     sign::configure(cfg);
     keys::configure(cfg);
     sys::configure(cfg);
+    crate::guardians::routes::configure(cfg);
     misc::configure(cfg);
     health::configure(cfg);
 }

@@ -8,6 +8,7 @@ mod helpers;
 mod bad_input;
 mod batch;
 mod crypt;
+mod guardians;
 mod health;
 mod keys;
 mod misc;

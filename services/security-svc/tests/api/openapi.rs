@@ -108,6 +108,9 @@ fn every_registered_route_is_in_the_openapi_document() {
     let src = manifest_dir().join("src");
     let mut registered = registered_paths(&src.join("routes"));
     registered.extend(path_literals_in_configure(
+        &std::fs::read_to_string(src.join("guardians/routes.rs")).expect("guardians/routes.rs"),
+    ));
+    registered.extend(path_literals_in_configure(
         &std::fs::read_to_string(src.join("openapi.rs")).expect("openapi.rs"),
     ));
     assert!(registered.len() > 20, "the route scan found {registered:?}");
@@ -131,6 +134,7 @@ fn concrete(path: &str) -> String {
         .replace("{version}", "1")
         .replace("{first}", "platform")
         .replace("{second}", "16")
+        .replace("{guardian}", "probe-guardian")
 }
 
 #[tokio::test]

@@ -1,0 +1,2 @@
+DROP TABLE IF EXISTS vottery_security_guardian_backups;
+DROP TABLE IF EXISTS vottery_security_guardians;
