@@ -144,6 +144,7 @@ fi
 USER_SVC_URL=$USER_URL
 SECURITY_SVC_URL=$SECURITY_URL
 SECURITY_SVC_ADMIN_TOKEN=$SECURITY_SVC__AUTH__TOKENS__ADMIN__SECRET
+SECURITY_SVC_TRUSTEE_TOKEN=$SECURITY_SVC__AUTH__TOKENS__TRUSTEE__SECRET
 USER_SVC_SERVICE_TOKEN=$USER_SVC__AUTH__SERVICE_TOKENS__AUTH_SERVICE__SECRET
 DEV_MANAGER_ID=$MANAGER_ID
 DEV_MANAGER_JWT=$MANAGER_JWT
@@ -178,6 +179,9 @@ Try it:
   curl -s "\$$API_URL_VAR/api/roles" -H "Authorization: Bearer \$DEV_MANAGER_JWT"
   curl -s -X POST "\$$API_URL_VAR/api/users" -H "Authorization: Bearer \$USER_SVC_SERVICE_TOKEN" -H 'Content-Type: application/json' -d "{\\"sngine_email\\":\\"voter-\$(date +%s)@example.com\\",\\"sngine_phone\\":\\"+44\$(date +%s)\\",\\"user_type\\":\\"voter\\"}"
   curl -s -X POST "\$SECURITY_SVC_URL/v1/transit/encrypt/vottery-users-pii" -H "X-Vault-Token: \$SECURITY_SVC_ADMIN_TOKEN" -d '{"plaintext":"aGVsbG8="}'
+  curl -s -X POST "\$SECURITY_SVC_URL/v1/guardians/dev-guardian" -H "X-Vault-Token: \$SECURITY_SVC_TRUSTEE_TOKEN" -H 'Content-Type: application/json' -d '{"ceremony_id":"dev","sequence_order":1,"number_of_guardians":1,"quorum":1}'
+
+A three-guardian ceremony and a tally: README.md, "Guardians".
 
 EOF
 

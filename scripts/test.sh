@@ -28,4 +28,7 @@ done
 log "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
 
+log "the README's guardians walkthrough, as written"
+scripts/guardians/walkthrough.sh
+
 log "all checks passed"

@@ -7,6 +7,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use base64::Engine;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use ring::signature::{ED25519, UnparsedPublicKey};
 use vottery_election::{
     ElectionJointKey, ElectionPartialKeyBackup, ElectionPartialKeyVerification, ElectionPublicKey,
     combine_election_public_keys,
@@ -478,29 +480,34 @@ fn check_record(
     if record.signed_by != guardian {
         return Err(invalid("is signed for another guardian"));
     }
-    if !is_transit_signature(&record.signature, 64) {
-        return Err(invalid("has a malformed signature"));
-    }
-    let public_key = base64::engine::general_purpose::STANDARD.decode(&record.signing_public_key);
-    if public_key.map(|key| key.len()) != Ok(32) {
-        return Err(invalid("has a malformed signing public key"));
-    }
-    Ok(())
+    check_signature(record).map_err(invalid)
 }
 
-/// `vault:v<N>:<base64>` with N ≥ 1 and `length` bytes of payload.
-fn is_transit_signature(signature: &str, length: usize) -> bool {
-    let Some((version, payload)) = signature
-        .strip_prefix("vault:v")
-        .and_then(|rest| rest.split_once(':'))
-    else {
-        return false;
+/// The record's Ed25519 signature verifies with the public key it names, over its RFC 8785 form.
+fn check_signature(record: &CeremonyRecord) -> Result<(), &'static str> {
+    let signature = transit_signature(&record.signature, 64).ok_or("has a malformed signature")?;
+    let public_key = match BASE64.decode(&record.signing_public_key) {
+        Ok(key) if key.len() == 32 => key,
+        _ => return Err("has a malformed signing public key"),
     };
+    let signed = record
+        .signed_bytes()
+        .map_err(|_| "cannot be put in canonical form")?;
+    UnparsedPublicKey::new(&ED25519, &public_key)
+        .verify(&signed, &signature)
+        .map_err(|_| "has a signature that does not verify with its signing public key")
+}
+
+/// The payload of `vault:v<N>:<base64>` with N ≥ 1, when it is `length` bytes.
+fn transit_signature(signature: &str, length: usize) -> Option<Vec<u8>> {
+    let (version, payload) = signature
+        .strip_prefix("vault:v")
+        .and_then(|rest| rest.split_once(':'))?;
     let version_ok = !version.is_empty()
         && version.bytes().all(|byte| byte.is_ascii_digit())
         && version.parse::<u32>().is_ok_and(|v| v >= 1);
-    let payload = base64::engine::general_purpose::STANDARD.decode(payload);
-    version_ok && payload.map(|bytes| bytes.len()) == Ok(length)
+    let payload = BASE64.decode(payload).ok()?;
+    (version_ok && payload.len() == length).then_some(payload)
 }
 
 #[cfg(test)]
@@ -510,12 +517,50 @@ mod tests {
     #[test]
     fn transit_signatures_are_versioned_base64_of_the_right_length() {
         let payload = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
-        assert!(is_transit_signature(&format!("vault:v1:{payload}"), 64));
-        assert!(is_transit_signature(&format!("vault:v12:{payload}"), 64));
-        assert!(!is_transit_signature(&format!("vault:v0:{payload}"), 64));
-        assert!(!is_transit_signature(&format!("vault:vx:{payload}"), 64));
-        assert!(!is_transit_signature(&format!("vault:v1:{payload}"), 32));
-        assert!(!is_transit_signature("vault:v1:not base64!", 64));
-        assert!(!is_transit_signature(&payload, 64));
+        assert!(transit_signature(&format!("vault:v1:{payload}"), 64).is_some());
+        assert!(transit_signature(&format!("vault:v12:{payload}"), 64).is_some());
+        assert!(transit_signature(&format!("vault:v0:{payload}"), 64).is_none());
+        assert!(transit_signature(&format!("vault:vx:{payload}"), 64).is_none());
+        assert!(transit_signature(&format!("vault:v1:{payload}"), 32).is_none());
+        assert!(transit_signature("vault:v1:not base64!", 64).is_none());
+        assert!(transit_signature(&payload, 64).is_none());
+    }
+
+    #[test]
+    fn a_record_verifies_only_as_signed() {
+        use ring::signature::{Ed25519KeyPair, KeyPair};
+        let pair = Ed25519KeyPair::from_seed_unchecked(&[9u8; 32]).unwrap();
+        let mut record: CeremonyRecord = serde_json::from_value(serde_json::json!({
+            "ceremony_id": "election-2027",
+            "number_of_guardians": 1,
+            "quorum": 1,
+            "public_records": [],
+            "verifications": [],
+            "joint_key": {"joint_public_key": "02", "commitment_hash": "03"},
+            "signed_by": "guardian-1",
+            "signing_key": "vottery-guardian-records",
+            "signing_public_key": BASE64.encode(pair.public_key().as_ref()),
+            "signature": "",
+        }))
+        .unwrap();
+        let signature = pair.sign(&record.signed_bytes().unwrap());
+        record.signature = format!("vault:v1:{}", BASE64.encode(signature.as_ref()));
+        assert_eq!(check_signature(&record), Ok(()));
+
+        let mut altered = record.clone();
+        altered.quorum = 2;
+        assert_eq!(
+            check_signature(&altered),
+            Err("has a signature that does not verify with its signing public key")
+        );
+        let mut other_key = record.clone();
+        other_key.signing_public_key = BASE64.encode([1u8; 32]);
+        assert!(check_signature(&other_key).is_err());
+        let mut short_key = record;
+        short_key.signing_public_key = BASE64.encode([1u8; 31]);
+        assert_eq!(
+            check_signature(&short_key),
+            Err("has a malformed signing public key")
+        );
     }
 }

@@ -1,14 +1,16 @@
 //! Threshold decryption: shares from the guardians at hand and compensated shares for the
 //! missing ones, every proof checked, combined as the reference's decrypt_with_shares.py.
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use vottery_election::{
     DiscreteLog, ElGamalCiphertext, ElectionPublicKey, ElementModP, ElementModQ, PartialDecryption,
-    combine_election_public_keys, combine_partial_decryptions, compute_lagrange_coefficient,
-    compute_recovery_public_key, reconstruct_missing_share, verify_partial_batch,
+    ShareSet, combine_election_public_keys, combine_partial_decryptions,
+    compute_lagrange_coefficient, compute_recovery_public_key, reconstruct_missing_share,
+    verify_share_sets,
 };
 
 use super::ceremony::check_public_record;
@@ -189,9 +191,23 @@ fn compensated_of<'a>(
         })
 }
 
+/// Whose shares a set holds, to name them when a proof fails.
+enum SetOwner<'a> {
+    Direct(&'a str),
+    Compensated { guardian: &'a str, missing: &'a str },
+}
+
+/// One guardian's shares, the key they are checked against, and whose they are.
+struct CheckedSet<'a> {
+    owner: SetOwner<'a>,
+    key: Cow<'a, ElementModP>,
+    shares: &'a [PartialDecryption],
+}
+
 /// Checks every share against the public records: each guardian's partial decryptions against
 /// its key, each compensated one against the recovery key computed from the missing guardian's
-/// commitments. CPU-bound (all cores): run it off the async threads.
+/// commitments, each ciphertext's α and β checked once for all of them. CPU-bound (all cores):
+/// run it off the async threads.
 pub fn verify_shares(
     record: &CeremonyRecord,
     shares: &CollectedShares,
@@ -204,6 +220,7 @@ pub fn verify_shares(
         .map(|s| s.guardian_id.as_str())
         .collect();
     let participants = participants(record, &names)?;
+    let mut checked = Vec::new();
     for guardian in &participants.available {
         let name = guardian.owner_id.as_str();
         let answer = direct_of(shares, name)?;
@@ -214,16 +231,11 @@ pub fn verify_shares(
             ));
         }
         check_count(name, answer.shares.len(), ciphertexts.len())?;
-        verify_partial_batch(
-            ciphertexts,
-            &answer.shares,
-            &guardian.key,
-            extended_base_hash,
-        )
-        .map_err(|index| MediatorError::InvalidShare {
-            guardian: name.to_owned(),
-            index,
-        })?;
+        checked.push(CheckedSet {
+            owner: SetOwner::Direct(name),
+            key: Cow::Borrowed(&guardian.key),
+            shares: &answer.shares,
+        });
         for missing in &participants.missing {
             let answer = compensated_of(shares, name, &missing.owner_id)?;
             let recovery = compute_recovery_public_key(guardian.sequence_order, missing);
@@ -234,15 +246,37 @@ pub fn verify_shares(
                 });
             }
             check_count(name, answer.shares.len(), ciphertexts.len())?;
-            verify_partial_batch(ciphertexts, &answer.shares, &recovery, extended_base_hash)
-                .map_err(|index| MediatorError::InvalidCompensatedShare {
-                    guardian: name.to_owned(),
-                    missing: missing.owner_id.clone(),
-                    index,
-                })?;
+            checked.push(CheckedSet {
+                owner: SetOwner::Compensated {
+                    guardian: name,
+                    missing: &missing.owner_id,
+                },
+                key: Cow::Owned(recovery),
+                shares: &answer.shares,
+            });
         }
     }
-    Ok(())
+    let sets: Vec<ShareSet<'_>> = checked
+        .iter()
+        .map(|set| ShareSet {
+            key: &set.key,
+            shares: set.shares,
+        })
+        .collect();
+    verify_share_sets(ciphertexts, &sets, extended_base_hash).map_err(|(set, index)| match checked
+        [set]
+        .owner
+    {
+        SetOwner::Direct(guardian) => MediatorError::InvalidShare {
+            guardian: guardian.to_owned(),
+            index,
+        },
+        SetOwner::Compensated { guardian, missing } => MediatorError::InvalidCompensatedShare {
+            guardian: guardian.to_owned(),
+            missing: missing.to_owned(),
+            index,
+        },
+    })
 }
 
 fn check_count(guardian: &str, found: usize, expected: usize) -> Result<(), MediatorError> {
