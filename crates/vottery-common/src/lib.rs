@@ -3,7 +3,8 @@
 //! * [`vault`], [`transit`] and [`sys`] describe security-svc's Vault-compatible wire format.
 //! * [`problem`] is the RFC 9457 error body both services answer with outside that surface.
 //! * `guardians` (feature `guardians`) holds the bodies of security-svc's guardian routes.
-//! * [`users`] holds user-svc's request and response bodies.
+//! * [`users`] holds user-svc's request and response bodies; [`sessions`] those of a user's
+//!   devices and sessions.
 //! * [`remembered`] is a bounded memory of successful checks (signatures found valid).
 //! * `client` (feature `client`) is a typed async client for security-svc.
 //!
@@ -12,6 +13,7 @@
 pub mod flex;
 pub mod problem;
 pub mod remembered;
+pub mod sessions;
 pub mod sys;
 pub mod transit;
 pub mod users;

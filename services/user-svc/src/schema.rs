@@ -65,3 +65,56 @@ diesel::table! {
         prev_hash -> Nullable<Text>,
     }
 }
+
+// The customer's device, session and biometric tables, written by their auth- and
+// biometric-services. Only the columns user-svc may show are declared: the session and refresh
+// tokens, the device fingerprint and the biometric hash, public key and credential id are not,
+// so no query here can read them.
+
+diesel::table! {
+    vottery_devices (id) {
+        id -> Int4,
+        user_id -> Int4,
+        device_type -> Varchar,
+        browser_name -> Nullable<Varchar>,
+        browser_version -> Nullable<Varchar>,
+        os_name -> Nullable<Varchar>,
+        os_version -> Nullable<Varchar>,
+        ip_address -> Nullable<Inet>,
+        is_active -> Nullable<Bool>,
+        last_used -> Nullable<Timestamp>,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    vottery_sessions (id) {
+        id -> Int4,
+        user_id -> Int4,
+        device_id -> Int4,
+        expires_at -> Timestamp,
+        ip_address -> Nullable<Inet>,
+        user_agent -> Nullable<Text>,
+        is_active -> Nullable<Bool>,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    vottery_biometrics (id) {
+        id -> Int4,
+        user_id -> Int4,
+        device_id -> Int4,
+        biometric_type -> Varchar,
+        is_active -> Nullable<Bool>,
+        created_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(vottery_sessions -> vottery_devices (device_id));
+diesel::joinable!(vottery_biometrics -> vottery_devices (device_id));
+diesel::allow_tables_to_appear_in_same_query!(
+    vottery_devices,
+    vottery_sessions,
+    vottery_biometrics
+);

@@ -145,6 +145,7 @@ pub fn capabilities(role: AdminRole) -> Vec<&'static str> {
     if role >= AdminRole::Moderator {
         can.push("edit profiles of lower ranks");
         can.push("activate and suspend lower ranks");
+        can.push("see the devices and sessions of lower ranks, and end their sessions");
     }
     if role >= AdminRole::Admin {
         can.push("create users");

@@ -1,5 +1,6 @@
 //! What the user routes extract before calling a use case: the request context (state,
-//! authenticated caller, request metadata) and the `{id}` of a user's path.
+//! authenticated caller, request metadata), the `{id}` of a user's path and the `{session_id}`
+//! of a session's.
 
 use std::future::{Ready, ready};
 
@@ -66,16 +67,28 @@ pub struct UserIdPath(String);
 impl UserIdPath {
     /// The user id: a positive whole number (422 otherwise).
     pub fn id(&self) -> Result<i32, ApiError> {
-        self.0
-            .parse::<i32>()
-            .ok()
-            .filter(|id| *id > 0)
-            .ok_or_else(|| ApiError::field("id", "must be a positive whole number"))
+        positive_id("id", &self.0)
+    }
+
+    /// The user id, or with `me` the caller's own (403 for a service, which has no account).
+    pub fn or_me(&self, principal: &Principal) -> Result<i32, ApiError> {
+        match (self.0.as_str(), principal) {
+            ("me", Principal::User(id)) => Ok(*id),
+            ("me", Principal::Service(_)) => Err(ApiError::Forbidden(
+                "`me` is for user tokens; a service token has no account".into(),
+            )),
+            _ => self.id(),
+        }
     }
 
     /// The user a refused attempt is recorded against: the id named, if it is a number.
     pub fn audit_target(&self) -> Option<i32> {
         self.0.parse::<i32>().ok()
+    }
+
+    /// [`Self::audit_target`], reading `me` as the caller.
+    pub fn audit_target_or_me(&self, principal: &Principal) -> Option<i32> {
+        self.or_me(principal).ok().or_else(|| self.audit_target())
     }
 }
 
@@ -83,11 +96,39 @@ impl FromRequest for UserIdPath {
     type Error = ApiError;
     type Future = Ready<Result<Self, Self::Error>>;
 
-    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let id = web::Path::<String>::from_request(req, payload)
-            .into_inner()
-            .map(web::Path::into_inner)
-            .unwrap_or_default();
-        ready(Ok(UserIdPath(id)))
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(UserIdPath(segment(req, "id"))))
     }
+}
+
+/// The `{session_id}` of a session's path, as sent; read in the handler like [`UserIdPath`].
+pub struct SessionIdPath(String);
+
+impl SessionIdPath {
+    /// The session id: a positive whole number (422 otherwise).
+    pub fn id(&self) -> Result<i32, ApiError> {
+        positive_id("session_id", &self.0)
+    }
+}
+
+impl FromRequest for SessionIdPath {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(SessionIdPath(segment(req, "session_id"))))
+    }
+}
+
+/// A named segment of the matched path, as sent (empty when the route has none).
+fn segment(req: &HttpRequest, name: &str) -> String {
+    req.match_info().get(name).unwrap_or_default().to_owned()
+}
+
+/// A path id: a positive whole number, or a 422 naming `field`.
+fn positive_id(field: &str, text: &str) -> Result<i32, ApiError> {
+    text.parse::<i32>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::field(field, "must be a positive whole number"))
 }

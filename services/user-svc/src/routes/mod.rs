@@ -4,6 +4,7 @@ pub mod extract;
 pub mod health;
 pub mod openapi;
 pub mod roles;
+pub mod sessions;
 pub mod users;
 
 use std::future::{Ready, ready};
@@ -14,6 +15,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, web};
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::ratelimit::ClientAddr;
+use crate::users::service::Ctx;
 
 impl FromRequest for RequestMeta {
     type Error = ApiError;
@@ -66,9 +68,27 @@ pub fn etag(version: i64) -> (actix_web::http::header::HeaderName, String) {
     (actix_web::http::header::ETAG, format!("\"{version}\""))
 }
 
+/// Runs a mutation and audits it if refused.
+pub async fn audited<T>(
+    ctx: &Ctx<'_>,
+    action: &str,
+    target: Option<i32>,
+    fields: Vec<String>,
+    run: impl Future<Output = Result<T, ApiError>>,
+) -> Result<T, ApiError> {
+    let result = run.await;
+    if let Err(error) = &result
+        && error.is_audited_refusal()
+    {
+        ctx.audit_refusal(action, target, fields, error).await;
+    }
+    result
+}
+
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
+    sessions::configure(cfg);
     roles::configure(cfg);
     health::configure(cfg);
     openapi::configure(cfg);

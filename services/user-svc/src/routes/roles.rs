@@ -35,6 +35,7 @@ pub async fn roles(_principal: Principal) -> HttpResponse {
             "Nobody changes their own role or status.".into(),
             "The last manager cannot be demoted or deleted.".into(),
             "Roles are read from the database on every request.".into(),
+            "Suspending or deleting a user ends all their sessions in the same transaction.".into(),
             "Status: pending -> verified (auth-service) -> active; a moderator or above may activate a pending user, suspend anyone below them, and reinstate a suspended user; nothing returns to pending.".into(),
         ],
     };

@@ -12,10 +12,10 @@ use vottery_server::problem::{JsonBody, ProblemResponse};
 
 use super::extract::{RequestContext, UserIdPath};
 use super::openapi::{BodyProblems, CommonProblems, TargetProblems};
-use super::{etag, if_match};
+use super::{audited, etag, if_match};
 use crate::auth::Principal;
 use crate::error::ApiError;
-use crate::users::service::{self, Ctx};
+use crate::users::service;
 
 type Body = Result<JsonBody<Value>, ProblemResponse>;
 
@@ -25,23 +25,6 @@ fn attempted_fields(body: &Body) -> Vec<String> {
         Ok(JsonBody(Value::Object(fields))) => fields.keys().cloned().collect(),
         _ => Vec::new(),
     }
-}
-
-/// Runs a mutation and audits it if refused.
-async fn audited<T>(
-    ctx: &Ctx<'_>,
-    action: &str,
-    target: Option<i32>,
-    fields: Vec<String>,
-    run: impl Future<Output = Result<T, ApiError>>,
-) -> Result<T, ApiError> {
-    let result = run.await;
-    if let Err(error) = &result
-        && error.is_audited_refusal()
-    {
-        ctx.audit_refusal(action, target, fields, error).await;
-    }
-    result
 }
 
 /// A change to a stored user through `PUT /api/users/{id}/...`.

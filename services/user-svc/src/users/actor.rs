@@ -198,13 +198,34 @@ impl Actor {
         }
     }
 
-    /// Editing a profile: one's own, or a lower rank's as a moderator or above.
-    pub fn may_edit_profile(&self, target: &Target) -> Result<(), ApiError> {
+    /// Oneself, or a lower rank as a moderator or above.
+    fn self_or_moderating(&self, target: &Target, what: &str) -> Result<(), ApiError> {
         if self.is_self(target) {
             return Ok(());
         }
-        let role = self.at_least(AdminRole::Moderator, "editing another user's profile")?;
+        let role = self.at_least(AdminRole::Moderator, what)?;
         self.outranks(role, target)
+    }
+
+    /// Editing a profile: one's own, or a lower rank's as a moderator or above.
+    pub fn may_edit_profile(&self, target: &Target) -> Result<(), ApiError> {
+        self.self_or_moderating(target, "editing another user's profile")
+    }
+
+    /// Reading devices and sessions: one's own, a lower rank's as a moderator or above, or
+    /// anyone's as a service.
+    pub fn may_see_sessions(&self, target: &Target) -> Result<(), ApiError> {
+        match self {
+            Actor::Service(_) => Ok(()),
+            Actor::User { .. } => {
+                self.self_or_moderating(target, "reading another user's devices and sessions")
+            }
+        }
+    }
+
+    /// Ending sessions: one's own, or a lower rank's as a moderator or above.
+    pub fn may_end_sessions(&self, target: &Target) -> Result<(), ApiError> {
+        self.self_or_moderating(target, "ending another user's sessions")
     }
 
     /// Changing a status: never one's own; the auth-service for verification, a moderator or
@@ -373,6 +394,22 @@ mod tests {
                 .is_err()
         );
         assert!(user(1, None).may_edit_profile(&target(1, None)).is_ok());
+    }
+
+    #[test]
+    fn sessions_are_seen_by_oneself_moderators_above_and_services_and_ended_by_the_first_two() {
+        let moderator = user(1, Some(AdminRole::Moderator));
+        let service = Actor::Service("auth".into());
+        assert!(user(2, None).may_see_sessions(&target(2, None)).is_ok());
+        assert!(user(2, None).may_end_sessions(&target(2, None)).is_ok());
+        assert!(user(2, None).may_see_sessions(&target(3, None)).is_err());
+        assert!(moderator.may_see_sessions(&target(2, None)).is_ok());
+        assert!(moderator.may_end_sessions(&target(2, None)).is_ok());
+        let peer = target(2, Some(AdminRole::Moderator));
+        assert!(moderator.may_see_sessions(&peer).is_err());
+        assert!(moderator.may_end_sessions(&peer).is_err());
+        assert!(service.may_see_sessions(&peer).is_ok());
+        assert!(service.may_end_sessions(&peer).is_err());
     }
 
     #[test]

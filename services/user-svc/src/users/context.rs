@@ -53,6 +53,12 @@ impl Ctx<'_> {
         Ok((actor, target))
     }
 
+    /// The actor and the target row, which must exist (404 otherwise), in one query.
+    pub(super) async fn load_existing(&self, target_id: i32) -> Result<(Actor, UserRow), ApiError> {
+        let (actor, target) = self.load(Some(target_id)).await?;
+        Ok((actor, target.ok_or_else(|| not_found(target_id))?))
+    }
+
     /// The actor and, for a user, the reservation of a new user's id, in one query.
     pub(super) async fn load_reserving(
         &self,
@@ -68,6 +74,28 @@ impl Ctx<'_> {
         };
         let (row, reservation) = found.unzip();
         Ok((Actor::resolve(self.principal, row.as_slice())?, reservation))
+    }
+
+    /// The audit record of a change `actor` (named `label`) made to user `user_id`, with no
+    /// field names or facts yet.
+    pub(super) fn audit_event<'a>(
+        &'a self,
+        actor: &Actor,
+        label: &'a str,
+        user_id: i32,
+        action: &'a str,
+    ) -> AuditEvent<'a> {
+        AuditEvent {
+            user_id: Some(user_id),
+            actor_id: actor.user_id(),
+            actor_label: label,
+            action,
+            changed_fields: Vec::new(),
+            success: true,
+            reason: None,
+            facts: None,
+            request: self.meta,
+        }
     }
 
     /// Records a refused attempt (best effort: the refusal is answered either way).

@@ -14,6 +14,7 @@ use crate::record::{NewUserRow, OwnedColumns, UserRow};
 use crate::schema::vottery_users as users;
 
 pub mod batches;
+pub mod sessions;
 
 /// Which unique value a failed insert or update collided with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +99,24 @@ pub async fn update_if_version(
     .get_result(conn)
     .await
     .optional()
+}
+
+/// Locks a user's row until the end of the transaction if it is still at `expected_version`;
+/// false (and nothing locked) if it moved on or is gone.
+pub async fn lock_if_version(
+    conn: &mut AsyncPgConnection,
+    id: i32,
+    expected_version: i64,
+) -> QueryResult<bool> {
+    users::table
+        .filter(users::id.eq(id))
+        .filter(users::row_version.eq(expected_version))
+        .select(users::id)
+        .for_update()
+        .first::<i32>(conn)
+        .await
+        .optional()
+        .map(|found| found.is_some())
 }
 
 /// Deletes a user if still at `expected_version`; devices, sessions and biometrics cascade.

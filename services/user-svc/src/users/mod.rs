@@ -1,5 +1,5 @@
 //! Users: reading, creating and changing them, with their PII encrypted, their records signed
-//! and every change audited.
+//! and every change audited; their devices and sessions, read and ended.
 
 pub mod actor;
 pub mod backfill;
@@ -8,11 +8,13 @@ mod context;
 mod create;
 pub mod db;
 mod delete;
+mod end_sessions;
 pub mod input;
 pub mod pii;
 mod read;
 pub mod rewrap;
 pub mod service;
+mod sessions;
 pub mod totals;
 mod update;
 pub mod view;

@@ -34,6 +34,7 @@ pub async fn update_profile(
             pii: profile_pii(&changes),
             owned,
             removes_a_manager: false,
+            ends_sessions: false,
         })
     })
     .await
@@ -101,6 +102,7 @@ pub async fn update_status(
             owned,
             removes_a_manager: target_info.role == Some(AdminRole::Manager)
                 && wanted == Status::Suspended,
+            ends_sessions: wanted == Status::Suspended,
         })
     })
     .await
@@ -124,6 +126,7 @@ pub async fn update_role(
             pii: Vec::new(),
             owned: apply_roles(target, &changes),
             removes_a_manager: demotes_a_manager(&info, changes.admin_role),
+            ends_sessions: false,
         })
     })
     .await

@@ -9,8 +9,9 @@ use vottery_common::problem::FieldError;
 use vottery_common::users::UserView;
 
 use super::actor::{Actor, Contacts};
-use super::context::{Ctx, not_found, today};
+use super::context::{Ctx, today};
 use super::db::{self as users_db, Duplicate};
+use super::end_sessions::end_all_with;
 use super::pii::{IndexedContact, Pii, is_legacy, legacy_values, sealed_fields, set_column};
 use super::view::{self, Integrity};
 use crate::audit::AuditEvent;
@@ -35,6 +36,9 @@ pub(super) struct Write {
     /// The write takes an active manager away (a demotion or suspension): another active
     /// manager must remain, checked under a lock in the write's own transaction.
     pub removes_a_manager: bool,
+    /// The write suspends the user: all their sessions end in the write's own transaction, and
+    /// its audit record says how many.
+    pub ends_sessions: bool,
 }
 
 /// Runs a write with optimistic concurrency: the plan is made against the current row, and
@@ -49,8 +53,7 @@ pub(super) async fn write_user(
         if attempt > 0 {
             back_off(attempt).await;
         }
-        let (actor, target) = ctx.load(Some(target_id)).await?;
-        let target = target.ok_or_else(|| not_found(target_id))?;
+        let (actor, target) = ctx.load_existing(target_id).await?;
         check_if_match(if_match, &target)?;
         let write = plan(&actor, &target)?;
         if let Some((row, plain)) = persist(ctx, &actor, &target, write).await? {
@@ -266,7 +269,8 @@ pub(super) async fn sign_record(
 
 /// Stores the signed columns with the write's audit record if the row is still at the version
 /// it was read at. One statement, so atomic on its own; a write that takes a manager away also
-/// checks, under the managers lock in the same transaction, that another one remains.
+/// checks, under the managers lock in the same transaction, that another one remains, and a
+/// suspension ends the user's sessions in the same transaction.
 async fn store(
     ctx: &Ctx<'_>,
     actor: &Actor,
@@ -274,35 +278,47 @@ async fn store(
     write: &Write,
     owned: &OwnedColumns,
 ) -> Result<Option<UserRow>, ApiError> {
+    let label = actor.label();
     let event = AuditEvent {
-        user_id: Some(target.id),
-        actor_id: actor.user_id(),
-        actor_label: &actor.label(),
-        action: write.action,
         changed_fields: write.changed_fields.clone(),
-        success: true,
-        reason: None,
         facts: write.facts.clone(),
-        request: ctx.meta,
+        ..ctx.audit_event(actor, &label, target.id, write.action)
     };
     let expected = target.owned.row_version;
-    let update = async |conn: &mut AsyncPgConnection| {
-        users_db::update_if_version(conn, target.id, expected, owned, &event)
+    let update = async |conn: &mut AsyncPgConnection, event: &AuditEvent<'_>| {
+        users_db::update_if_version(conn, target.id, expected, owned, event)
             .await
             .map_err(stored_or_conflict)
     };
     let mut conn = ctx.conn().await?;
-    if !write.removes_a_manager {
-        return update(&mut conn).await;
+    if !write.removes_a_manager && !write.ends_sessions {
+        return update(&mut conn, &event).await;
     }
     conn.transaction::<_, ApiError, _>(async |conn| {
-        users_db::lock_managers(conn).await?;
-        if users_db::active_managers_besides(conn, target.id).await? == 0 {
-            return Err(last_manager());
+        if write.removes_a_manager {
+            keep_a_manager(conn, target.id, last_manager).await?;
         }
-        update(conn).await
+        let mut event = event.clone();
+        if write.ends_sessions && !end_all_with(conn, target.id, expected, &mut event).await? {
+            return Ok(None);
+        }
+        update(conn, &event).await
     })
     .await
+}
+
+/// Refuses, with `refusal`, a change that would take away the last active manager; the
+/// managers lock is held until the transaction ends.
+pub(super) async fn keep_a_manager(
+    conn: &mut AsyncPgConnection,
+    user_id: i32,
+    refusal: fn() -> ApiError,
+) -> Result<(), ApiError> {
+    users_db::lock_managers(conn).await?;
+    if users_db::active_managers_besides(conn, user_id).await? == 0 {
+        return Err(refusal());
+    }
+    Ok(())
 }
 
 /// A failed write: 409 when it collided with another user's email or phone.

@@ -22,5 +22,6 @@ mod profile;
 mod rate_limit;
 mod rewrap;
 mod roles;
+mod sessions;
 mod status;
 mod users;
