@@ -4,12 +4,13 @@
 //! * [`problem`] is the RFC 9457 error body both services answer with outside that surface.
 //! * `guardians` (feature `guardians`) holds the bodies of security-svc's guardian routes.
 //! * [`users`] holds user-svc's request and response bodies; [`sessions`] those of a user's
-//!   devices and sessions.
+//!   devices and sessions; [`export`] the export of everything held about a user.
 //! * [`remembered`] is a bounded memory of successful checks (signatures found valid).
 //! * `client` (feature `client`) is a typed async client for security-svc.
 //!
 //! Everything here is plain serde: no database or web framework types.
 
+pub mod export;
 pub mod flex;
 pub mod problem;
 pub mod remembered;

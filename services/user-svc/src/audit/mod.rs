@@ -9,16 +9,20 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ring::digest;
 use serde::Serialize;
-use vottery_common::users::{AuditEntry, ChainBreak, ChainCheck};
+use vottery_common::users::AuditEntry;
 use vottery_server::db::Prepared;
 
 use crate::record::now_micros;
-use crate::schema::{vottery_audit_chain_heads as heads, vottery_audit_logs as logs};
+use crate::schema::vottery_audit_logs as logs;
 
 mod append;
+mod trail;
+mod verify;
 
 pub use append::Recorded;
 use append::{Appended, ChainEntry};
+pub use trail::Trail;
+pub use verify::verify_chain;
 
 /// The hash before the first row of every chain.
 const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -175,114 +179,6 @@ pub fn recording<'a, Q>(
         change,
         entry: entry(event)?,
     }))
-}
-
-/// Re-computes a user's chain and reports the first place it breaks.
-pub async fn verify_chain(conn: &mut AsyncPgConnection, user_id: i32) -> QueryResult<ChainCheck> {
-    let chain_key = i64::from(user_id);
-    let rows: Vec<AuditRow> = logs::table
-        .filter(logs::chain_key.eq(chain_key))
-        .order(logs::chain_seq.asc())
-        .select(AuditRow::as_select())
-        .load(conn)
-        .await?;
-    let head: Option<(i64, String)> = heads::table
-        .find(chain_key)
-        .select((heads::last_seq, heads::last_hash))
-        .first(conn)
-        .await
-        .optional()?;
-    Ok(check_chain(&rows, head))
-}
-
-/// Walks a chain's rows in order, each against the position and hash it must follow, and
-/// compares where the walk ends with the chain's head (its last position and hash).
-fn check_chain(rows: &[AuditRow], head: Option<(i64, String)>) -> ChainCheck {
-    let mut expected_seq = 1;
-    let mut prev = GENESIS.to_owned();
-    for row in rows {
-        if let Err(broken) = check_link(row, expected_seq, &prev) {
-            return broken;
-        }
-        prev = row.row_hash.clone().unwrap_or_default();
-        expected_seq += 1;
-    }
-    if let Some((last_seq, last_hash)) = head {
-        if last_seq >= expected_seq {
-            return broken(
-                expected_seq,
-                None,
-                "truncated",
-                format!("audit rows {expected_seq} to {last_seq} of this chain are missing"),
-            );
-        }
-        if last_hash != prev {
-            return broken(
-                expected_seq - 1,
-                rows.last().map(|row| row.id),
-                "edited",
-                "the last audit row was changed after it was written".into(),
-            );
-        }
-    }
-    ChainCheck {
-        valid: true,
-        checked: expected_seq - 1,
-        broken_at: None,
-    }
-}
-
-/// Checks that a row stands at `expected_seq` and follows the row hashed `prev`, unchanged.
-fn check_link(row: &AuditRow, expected_seq: i64, prev: &str) -> Result<(), ChainCheck> {
-    let seq = row.chain_seq.unwrap_or_default();
-    if seq != expected_seq {
-        let detail = if seq > expected_seq {
-            format!(
-                "audit rows {expected_seq} to {} of this chain are missing",
-                seq - 1
-            )
-        } else {
-            format!("audit row {seq} appears out of order")
-        };
-        return Err(broken(expected_seq, None, "missing", detail));
-    }
-    if row.prev_hash.as_deref() != Some(prev) {
-        return Err(broken(
-            seq,
-            Some(row.id),
-            "edited",
-            format!(
-                "audit row {seq} (id {}) does not follow the row before it",
-                row.id
-            ),
-        ));
-    }
-    if row.row_hash.as_deref() != Some(chain_hash(prev, &row.content()).as_str()) {
-        return Err(broken(
-            seq,
-            Some(row.id),
-            "edited",
-            format!(
-                "audit row {seq} (id {}) was changed after it was written",
-                row.id
-            ),
-        ));
-    }
-    Ok(())
-}
-
-/// A chain found broken at `chain_seq`, every row before it checked.
-fn broken(chain_seq: i64, audit_id: Option<i32>, kind: &str, detail: String) -> ChainCheck {
-    ChainCheck {
-        valid: false,
-        checked: chain_seq - 1,
-        broken_at: Some(ChainBreak {
-            chain_seq,
-            audit_id,
-            kind: kind.into(),
-            detail,
-        }),
-    }
 }
 
 /// A page of the audit rows concerning a user (newest first), with the total.

@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers that extract, call one use case and answer.
 
+pub mod export;
 pub mod extract;
 pub mod health;
 pub mod openapi;
@@ -89,6 +90,7 @@ pub async fn audited<T>(
 pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     sessions::configure(cfg);
+    export::configure(cfg);
     roles::configure(cfg);
     health::configure(cfg);
     openapi::configure(cfg);

@@ -223,6 +223,16 @@ impl Actor {
         }
     }
 
+    /// Exporting everything held about a user: one's own, or anyone's as a manager. A service
+    /// has no part in it.
+    pub fn may_export(&self, target: &Target) -> Result<(), ApiError> {
+        if self.is_self(target) {
+            return Ok(());
+        }
+        self.at_least(AdminRole::Manager, "exporting another user's data")
+            .map(|_| ())
+    }
+
     /// Ending sessions: one's own, or a lower rank's as a moderator or above.
     pub fn may_end_sessions(&self, target: &Target) -> Result<(), ApiError> {
         self.self_or_moderating(target, "ending another user's sessions")
@@ -410,6 +420,27 @@ mod tests {
         assert!(moderator.may_end_sessions(&peer).is_err());
         assert!(service.may_see_sessions(&peer).is_ok());
         assert!(service.may_end_sessions(&peer).is_err());
+    }
+
+    #[test]
+    fn exports_are_for_oneself_and_managers_only() {
+        let manager = user(1, Some(AdminRole::Manager));
+        assert!(user(2, None).may_export(&target(2, None)).is_ok());
+        assert!(
+            manager
+                .may_export(&target(2, Some(AdminRole::Manager)))
+                .is_ok()
+        );
+        assert!(
+            user(3, Some(AdminRole::Admin))
+                .may_export(&target(2, None))
+                .is_err()
+        );
+        assert!(
+            Actor::Service("auth".into())
+                .may_export(&target(2, None))
+                .is_err()
+        );
     }
 
     #[test]

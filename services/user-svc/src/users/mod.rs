@@ -1,5 +1,6 @@
 //! Users: reading, creating and changing them, with their PII encrypted, their records signed
-//! and every change audited; their devices and sessions, read and ended.
+//! and every change audited; their devices and sessions, read and ended; everything held about
+//! them, exported.
 
 pub mod actor;
 pub mod backfill;
@@ -9,6 +10,8 @@ mod create;
 pub mod db;
 mod delete;
 mod end_sessions;
+pub mod export;
+pub mod export_body;
 pub mod input;
 pub mod pii;
 mod read;

@@ -3,22 +3,33 @@
 
 use vottery_common::users::{AuditPage, UserPage, UserView};
 
+use super::actor::Contacts;
 use super::context::{Ctx, not_found, today};
 use super::db::{self as users_db, Filters};
 use super::input::{self, ListQuery};
 use super::view;
 use crate::audit;
 use crate::error::ApiError;
+use crate::record::UserRow;
 
 /// `GET /api/users/:id` and `/api/users/me`.
 pub async fn get(ctx: &Ctx<'_>, id: i32) -> Result<UserView, ApiError> {
     let (actor, target) = ctx.load(Some(id)).await?;
     let contacts = actor.may_view(id)?;
     let target = target.ok_or_else(|| not_found(id))?;
+    render_one(ctx, &target, contacts).await
+}
+
+/// One user as the API shows them: PII decrypted, the signature checked.
+pub(super) async fn render_one(
+    ctx: &Ctx<'_>,
+    target: &UserRow,
+    contacts: Contacts,
+) -> Result<UserView, ApiError> {
     let mut views = view::render(
         &ctx.state.vault,
         ctx.request_id(),
-        std::slice::from_ref(&target),
+        std::slice::from_ref(target),
         contacts,
         today(),
     )

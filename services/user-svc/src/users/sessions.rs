@@ -3,6 +3,9 @@
 //! never a token, a device fingerprint or a biometric's hash, public key or credential id.
 
 use chrono::NaiveDateTime;
+use diesel::QueryResult;
+use diesel_async::AsyncPgConnection;
+use vottery_common::export::ExportedBiometric;
 use vottery_common::sessions::{
     BiometricView, DevicePage, DeviceView, SessionDevice, SessionPage, SessionView,
 };
@@ -17,18 +20,43 @@ use crate::error::ApiError;
 pub async fn devices(ctx: &Ctx<'_>, id: i32, query: &str) -> Result<DevicePage, ApiError> {
     let page = allowed_page(ctx, id, query).await?;
     let mut conn = ctx.conn().await?;
-    let (rows, total) = sessions_db::device_page(&mut conn, id, page).await?;
-    let device_ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
-    let biometrics = sessions_db::biometrics_on(&mut conn, id, &device_ids).await?;
+    let (data, _, total) = device_views(&mut conn, id, page).await?;
     Ok(DevicePage {
-        data: rows
-            .into_iter()
-            .map(|row| device_view(row, &biometrics))
-            .collect(),
+        data,
         page: page.page,
         limit: page.limit,
         total,
     })
+}
+
+/// A page of a user's devices as shown, the biometrics enrolled on them, and the total.
+async fn device_views(
+    conn: &mut AsyncPgConnection,
+    id: i32,
+    page: PageOf,
+) -> QueryResult<(Vec<DeviceView>, Vec<BiometricRow>, i64)> {
+    let (rows, total) = sessions_db::device_page(conn, id, page).await?;
+    let device_ids: Vec<i32> = rows.iter().map(|row| row.id).collect();
+    let biometrics = sessions_db::biometrics_on(conn, id, &device_ids).await?;
+    let views = rows
+        .into_iter()
+        .map(|row| device_view(row, &biometrics))
+        .collect();
+    Ok((views, biometrics, total))
+}
+
+/// Every device, session and biometric of a user, as an export holds them.
+pub(super) async fn everything_recorded(
+    conn: &mut AsyncPgConnection,
+    id: i32,
+) -> QueryResult<(Vec<DeviceView>, Vec<SessionView>, Vec<ExportedBiometric>)> {
+    let (devices, biometrics, _) = device_views(conn, id, PageOf::ALL).await?;
+    let (sessions, _) = sessions_db::session_page(conn, id, PageOf::ALL).await?;
+    Ok((
+        devices,
+        sessions.into_iter().map(session_view).collect(),
+        biometrics.iter().map(exported_biometric).collect(),
+    ))
 }
 
 /// `GET /api/users/:id/sessions`.
@@ -79,6 +107,15 @@ fn device_view(row: DeviceRow, biometrics: &[BiometricRow]) -> DeviceView {
 fn biometric_view(row: &BiometricRow) -> BiometricView {
     BiometricView {
         biometric_type: row.biometric_type.clone(),
+        is_active: row.is_active == Some(true),
+        created_at: utc(row.created_at),
+    }
+}
+
+fn exported_biometric(row: &BiometricRow) -> ExportedBiometric {
+    ExportedBiometric {
+        biometric_type: row.biometric_type.clone(),
+        device_id: row.device_id,
         is_active: row.is_active == Some(true),
         created_at: utc(row.created_at),
     }

@@ -11,6 +11,7 @@ mod bad_input;
 mod batching;
 mod concurrency;
 mod encrypt_existing;
+mod export;
 mod gateway;
 mod integrity;
 mod migrations;

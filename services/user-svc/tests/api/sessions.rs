@@ -11,16 +11,16 @@ use crate::helpers::{SERVICE_TOKEN, TestApp, spawn_app};
 
 /// A device the customer's services recorded for a user, with its sessions and every secret
 /// they wrote (tokens, fingerprint, biometric hash, public key and credential id).
-struct Recorded<'a> {
+pub(crate) struct Recorded<'a> {
     app: &'a TestApp,
     user_id: i32,
-    device: i32,
+    pub(crate) device: i32,
     secrets: Vec<String>,
 }
 
 impl<'a> Recorded<'a> {
     /// A device with a fingerprint biometric enrolled on it.
-    async fn device(app: &'a TestApp, user_id: i32) -> Self {
+    pub(crate) async fn device(app: &'a TestApp, user_id: i32) -> Self {
         let fingerprint = format!("fp-{}", uuid::Uuid::new_v4().simple());
         app.exec(&format!(
             "INSERT INTO vottery_devices (user_id, device_fingerprint, device_type, browser_name, \
@@ -50,7 +50,11 @@ impl<'a> Recorded<'a> {
     }
 
     /// A device with sessions, each active or not and opened some hours ago.
-    async fn with_sessions(app: &'a TestApp, user_id: i32, sessions: &[(bool, u32)]) -> Self {
+    pub(crate) async fn with_sessions(
+        app: &'a TestApp,
+        user_id: i32,
+        sessions: &[(bool, u32)],
+    ) -> Self {
         let mut recorded = Self::device(app, user_id).await;
         for (active, hours_ago) in sessions {
             recorded.session(*active, *hours_ago).await;
@@ -59,7 +63,7 @@ impl<'a> Recorded<'a> {
     }
 
     /// A session on this device, opened `hours_ago`; returns its id.
-    async fn session(&mut self, active: bool, hours_ago: u32) -> i32 {
+    pub(crate) async fn session(&mut self, active: bool, hours_ago: u32) -> i32 {
         let token = format!("session-token-{}", uuid::Uuid::new_v4().simple());
         let refresh = format!("refresh-token-{}", uuid::Uuid::new_v4().simple());
         let (user_id, device) = (self.user_id, self.device);
@@ -83,7 +87,7 @@ impl<'a> Recorded<'a> {
     }
 
     /// Asserts that a text (an answer's raw body) contains none of the secrets written.
-    fn assert_hidden_in(&self, text: &str) {
+    pub(crate) fn assert_hidden_in(&self, text: &str) {
         for secret in &self.secrets {
             assert!(!text.contains(secret.as_str()), "{secret} leaked: {text}");
         }

@@ -19,6 +19,12 @@ pub struct PageOf {
 }
 
 impl PageOf {
+    /// Every row at once, for bounded sets (a user's devices and sessions).
+    pub const ALL: PageOf = PageOf {
+        page: 1,
+        limit: u32::MAX,
+    };
+
     fn offset(self) -> i64 {
         i64::from(self.page.saturating_sub(1)) * i64::from(self.limit)
     }
