@@ -11,6 +11,8 @@
 #                               run`), a threshold decryption with 3 of them, and the electionguard
 #                               reference doing the same arithmetic, with the ratios
 #                               (BENCH_GUARDIANS_CRITERION=0 reuses the last criterion results)
+#   scripts/bench.sh export     user-svc's export of a user with 100,000 audit rows: seconds and
+#                               peak memory growth (scripts/lib/bench_export.sh)
 #   scripts/bench.sh all        all of the above
 #
 # Each load runs BENCH_RUNS times (default 3) for BENCH_SECONDS (default 10) with
@@ -23,6 +25,8 @@ ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
 # shellcheck source=lib/provision.sh
 . scripts/lib/provision.sh
+# shellcheck source=lib/bench_export.sh
+. scripts/lib/bench_export.sh
 
 MODE=${1:-all}
 DURATION=${BENCH_SECONDS:-10}
@@ -246,6 +250,29 @@ bench_security() {
   kill "$SECURITY_PID" 2>/dev/null || true
 }
 
+# start_bench_users DB_URL LOG [VAR=VALUE ...] — bootstraps user 1 as a manager and starts a
+# release user-svc on $USERS_PORT against the security-svc on $SECURITY_PORT, with any extra
+# settings; sets USERS_PID and USERS_TOKEN (user 1's token).
+start_bench_users() {
+  local db=$1 log_file=$2
+  shift 2
+  local env=(
+    DATABASE_URL="$db"
+    USER_SVC__APPLICATION__PORT="$USERS_PORT"
+    USER_SVC__SECURITY__URL="http://127.0.0.1:$SECURITY_PORT"
+    USER_SVC__SECURITY__TOKEN="$USER_SVC_TOKEN"
+    USER_SVC__LOG__FILTER=warn
+    "$@"
+  )
+  env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
+  USERS_TOKEN=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
+  port_free "$USERS_PORT"
+  env "${env[@]}" ./target/release/user-svc >"$log_file" 2>&1 &
+  USERS_PID=$!
+  PIDS+=("$USERS_PID")
+  wait_http "http://127.0.0.1:$USERS_PORT/health/ready"
+}
+
 bench_users() {
   build_release
   local db; db=$(fresh_database vottery_bench_users)
@@ -254,25 +281,15 @@ bench_users() {
   create_key vottery-users-index hmac
   create_key vottery-users-records ed25519
   export DATABASE_URL_USERS=$db
-  local env=(
-    DATABASE_URL="$db"
-    USER_SVC__APPLICATION__PORT="$USERS_PORT"
-    USER_SVC__SECURITY__URL="http://127.0.0.1:$SECURITY_PORT"
-    USER_SVC__SECURITY__TOKEN="$USER_SVC_TOKEN"
-    USER_SVC__LOG__FILTER=warn
+  local extra=(
     USER_SVC__RATE_LIMIT__PER_IP_PER_MINUTE=1000000000
     USER_SVC__RATE_LIMIT__PER_USER_PER_MINUTE=1000000000
   )
   # BENCH_REMEMBERED_SIGNATURES=0 makes every read verify its records' signatures in full.
   [ -n "${BENCH_REMEMBERED_SIGNATURES:-}" ] &&
-    env+=(USER_SVC__SECURITY__REMEMBERED_SIGNATURES="$BENCH_REMEMBERED_SIGNATURES")
-  env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
-  local token; token=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
-  port_free "$USERS_PORT"
-  env "${env[@]}" ./target/release/user-svc >"$BENCH_DIR/user-svc.log" 2>&1 &
-  local users_pid=$!
-  PIDS+=("$users_pid")
-  wait_http "http://127.0.0.1:$USERS_PORT/health/ready"
+    extra+=(USER_SVC__SECURITY__REMEMBERED_SIGNATURES="$BENCH_REMEMBERED_SIGNATURES")
+  start_bench_users "$db" "$BENCH_DIR/user-svc.log" "${extra[@]}"
+  local users_pid=$USERS_PID token=$USERS_TOKEN
 
   local s="$BENCH_DIR/lua"; mkdir -p "$s"
   cat >"$s/create.lua" <<LUA
@@ -487,7 +504,8 @@ case "$MODE" in
   users) bench_users ;;
   crypto) bench_crypto ;;
   guardians) bench_guardians ;;
-  all) bench_security; RESULTS=""; bench_users; bench_crypto; bench_guardians ;;
-  *) die "usage: scripts/bench.sh [security|users|crypto|guardians|all]" ;;
+  export) bench_export ;;
+  all) bench_security; RESULTS=""; bench_users; bench_crypto; bench_guardians; bench_export ;;
+  *) die "usage: scripts/bench.sh [security|users|crypto|guardians|export|all]" ;;
 esac
 log "results: $BENCH_DIR/table.md"

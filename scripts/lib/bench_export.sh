@@ -11,29 +11,6 @@
 # vm_kb PID FIELD — a /proc/PID/status memory figure (VmHWM, VmRSS) in kB.
 vm_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
-# start_bench_users DB_URL LOG [VAR=VALUE ...] — bootstraps user 1 as a manager and starts a
-# release user-svc on $USERS_PORT against the security-svc on $SECURITY_PORT, with any extra
-# settings; sets USERS_PID and USERS_TOKEN (user 1's token).
-start_bench_users() {
-  local db=$1 log_file=$2
-  shift 2
-  local env=(
-    DATABASE_URL="$db"
-    USER_SVC__APPLICATION__PORT="$USERS_PORT"
-    USER_SVC__SECURITY__URL="http://127.0.0.1:$SECURITY_PORT"
-    USER_SVC__SECURITY__TOKEN="$USER_SVC_TOKEN"
-    USER_SVC__LOG__FILTER=warn
-    "$@"
-  )
-  env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
-  USERS_TOKEN=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
-  port_free "$USERS_PORT"
-  env "${env[@]}" ./target/release/user-svc >"$log_file" 2>&1 &
-  USERS_PID=$!
-  PIDS+=("$USERS_PID")
-  wait_http "http://127.0.0.1:$USERS_PORT/health/ready"
-}
-
 bench_export() {
   local rows=${BENCH_EXPORT_ROWS:-100000}
   build_release

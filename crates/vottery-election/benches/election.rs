@@ -10,7 +10,7 @@ use std::time::Duration;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use vottery_election::{
     ElGamalCiphertext, ElectionPolynomial, ElectionPublicKey, ElementModP, SecretModQ, ShareSet,
-    combine_election_public_keys, elgamal_encrypt, g_pow_p, generate_backup,
+    all_members, combine_election_public_keys, elgamal_encrypt, g_pow_p, generate_backup,
     partially_decrypt_batch, rand_q, verify_backup, verify_partial_batch, verify_share_sets,
 };
 
@@ -38,6 +38,12 @@ fn exponentiation(c: &mut Criterion) {
     });
     group.bench_function("residue check", |b| {
         b.iter(|| black_box(&base).is_valid_residue())
+    });
+    let elements: Vec<ElementModP> = (0..BATCH).map(|_| g_pow_p(&rand_q())).collect();
+    let refs: Vec<&ElementModP> = elements.iter().collect();
+    group.throughput(Throughput::Elements(BATCH as u64));
+    group.bench_function("membership of 100, batched", |b| {
+        b.iter(|| all_members(black_box(&refs)))
     });
     group.finish();
 }

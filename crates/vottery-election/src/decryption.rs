@@ -4,13 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
-use std::num::NonZeroUsize;
-use std::thread;
-
 use crate::elgamal::ElGamalCiphertext;
 use crate::exp::{self, Mont};
 use crate::group::{ElementModP, ElementModQ, SecretModQ, rand_q};
 use crate::key_ceremony::ElectionPublicKey;
+use crate::membership::all_members;
+use crate::parallel::in_parallel;
 use crate::polynomial::commitment_product;
 use crate::proofs::{ChaumPedersenProof, CiphertextChain, KeyChain};
 
@@ -61,31 +60,6 @@ pub fn partially_decrypt_batch(
     Ok(shares)
 }
 
-/// Runs `work` on contiguous chunks of `items`, one per available core, in order.
-fn in_parallel<T: Sync, R: Send>(items: &[T], work: impl Fn(usize, &[T]) -> R + Sync) -> Vec<R> {
-    let cores = thread::available_parallelism().map_or(1, NonZeroUsize::get);
-    let chunk_size = items.len().div_ceil(cores).max(1);
-    if items.len() <= 1 || cores == 1 {
-        return vec![work(0, items)];
-    }
-    thread::scope(|scope| {
-        let work = &work;
-        let handles: Vec<_> = items
-            .chunks(chunk_size)
-            .enumerate()
-            .map(|(n, chunk)| scope.spawn(move || work(n * chunk_size, chunk)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|handle| {
-                handle
-                    .join()
-                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-            })
-            .collect()
-    })
-}
-
 /// Checks one partial decryption against the guardian's key K (or a recovery key).
 pub fn verify_partial(
     ct: &ElGamalCiphertext,
@@ -112,19 +86,38 @@ pub fn verify_partial_batch(
         return Err(0);
     };
     let pairs: Vec<(&ElGamalCiphertext, &PartialDecryption)> = cts.iter().zip(shares).collect();
+    let chain = ciphertext_chains(cts);
     let failures = in_parallel(&pairs, |offset, chunk| {
         chunk
             .iter()
             .position(|(ct, share)| {
-                !share
-                    .proof
-                    .is_valid_with_key(ct, &key, &share.partial_decryption, ebh)
+                !chain(ct).is_some_and(|ct| {
+                    share
+                        .proof
+                        .is_valid_prepared(&ct, &key, &share.partial_decryption, ebh)
+                })
             })
             .map(|i| offset + i)
     });
     match failures.into_iter().flatten().min() {
         Some(index) => Err(index),
         None => Ok(()),
+    }
+}
+
+/// How to check each ciphertext of a batch: every β at once when the batch passes
+/// [`all_members`] (then α alone per ciphertext), else α and β of each, to find the bad one.
+fn ciphertext_chains(
+    cts: &[ElGamalCiphertext],
+) -> impl Fn(&ElGamalCiphertext) -> Option<CiphertextChain<'_>> + Sync {
+    let data: Vec<&ElementModP> = cts.iter().map(|ct| &ct.data).collect();
+    let data_are_members = all_members(&data);
+    move |ct| {
+        if data_are_members {
+            CiphertextChain::of_member_data(ct)
+        } else {
+            CiphertextChain::new(ct)
+        }
     }
 }
 
@@ -155,9 +148,10 @@ pub fn verify_share_sets(
         keys.push(KeyChain::new(share_set.key).ok_or((set, 0))?);
     }
     let indices: Vec<usize> = (0..cts.len()).collect();
+    let chain_of = ciphertext_chains(cts);
     let failures = in_parallel(&indices, |_, chunk| {
         for &i in chunk {
-            let Some(chain) = CiphertextChain::new(&cts[i]) else {
+            let Some(chain) = chain_of(&cts[i]) else {
                 return Some((0, i));
             };
             for (set, (share_set, key)) in sets.iter().zip(&keys).enumerate() {

@@ -38,6 +38,8 @@ mod exp;
 pub mod group;
 pub mod hash;
 pub mod key_ceremony;
+pub mod membership;
+mod parallel;
 pub mod polynomial;
 pub mod proofs;
 
@@ -58,6 +60,7 @@ pub use key_ceremony::{
     ProofError, combine_election_public_keys, decrypt_backup, generate_backup,
     generate_backup_with_nonce, verify_backup,
 };
+pub use membership::all_members;
 pub use polynomial::{
     ElectionPolynomial, compute_lagrange_coefficient, compute_polynomial_coordinate,
     verify_polynomial_coordinate,

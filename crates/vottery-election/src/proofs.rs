@@ -233,8 +233,14 @@ pub(crate) struct CiphertextChain<'a> {
 impl<'a> CiphertextChain<'a> {
     /// `None` unless both α and β are non-zero members of the order-q subgroup.
     pub(crate) fn new(ciphertext: &'a ElGamalCiphertext) -> Option<Self> {
-        let alpha = KeyChain::new(&ciphertext.pad)?;
         KeyChain::new(&ciphertext.data)?;
+        Self::of_member_data(ciphertext)
+    }
+
+    /// As [`CiphertextChain::new`] for a ciphertext whose β is already known to be a member
+    /// (checked with its batch): `None` unless α is a non-zero member.
+    pub(crate) fn of_member_data(ciphertext: &'a ElGamalCiphertext) -> Option<Self> {
+        let alpha = KeyChain::new(&ciphertext.pad)?;
         Some(CiphertextChain { ciphertext, alpha })
     }
 }

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 
 use vottery_common::guardians::{CreateGuardian, MAX_CIPHERTEXTS, MAX_GUARDIANS};
 use vottery_common::problem::FieldError;
-use vottery_election::{ElGamalCiphertext, ElectionPublicKey};
+use vottery_election::{ElGamalCiphertext, ElectionPublicKey, ElementModP, all_members};
 
 use super::error::GuardianError;
 use crate::keys::is_valid_key_name;
@@ -262,11 +262,16 @@ fn refusal(ciphertexts: &[ElGamalCiphertext], bad_data: Vec<usize>) -> GuardianE
     )
 }
 
-/// Refuses ciphertexts whose data is not in the group, naming every bad pad and data. The pads
-/// of valid-looking batches are checked by the partial decryption itself, which raises only
-/// group members to the secret; when it refuses one, [`pads_refused`] names them all.
+/// Refuses ciphertexts whose data is not in the group, naming every bad pad and data. The data
+/// are checked together ([`all_members`]), one by one only to name the bad ones; the pads of
+/// valid-looking batches are checked by the partial decryption itself, which raises only group
+/// members to the secret; when it refuses one, [`pads_refused`] names them all.
 /// CPU-bound: run it off the async runtime.
 pub fn check_data(ciphertexts: &[ElGamalCiphertext]) -> Result<(), GuardianError> {
+    let data: Vec<&ElementModP> = ciphertexts.iter().map(|ct| &ct.data).collect();
+    if all_members(&data) {
+        return Ok(());
+    }
     let bad_data = non_members(ciphertexts, Part::Data);
     if bad_data.is_empty() {
         Ok(())
