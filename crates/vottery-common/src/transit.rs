@@ -134,6 +134,43 @@ impl utoipa::PartialSchema for KeyType {
 #[cfg(feature = "openapi")]
 impl utoipa::ToSchema for KeyType {}
 
+/// Declares the schema of a string request field that must match a pattern.
+macro_rules! pattern_schema {
+    ($(#[$doc:meta])* $name:ident, $pattern:literal, $description:literal) => {
+        $(#[$doc])*
+        #[cfg(feature = "openapi")]
+        pub struct $name;
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::PartialSchema for $name {
+            fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+                utoipa::openapi::schema::ObjectBuilder::new()
+                    .schema_type(utoipa::openapi::schema::Type::String)
+                    .pattern(Some($pattern))
+                    .description(Some($description))
+                    .into()
+            }
+        }
+
+        #[cfg(feature = "openapi")]
+        impl utoipa::ToSchema for $name {}
+    };
+}
+
+pattern_schema!(
+    /// The schema of a base64 request field (standard alphabet, padded; unpadded is accepted too).
+    Base64,
+    "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?$",
+    "Bytes in base64."
+);
+
+pattern_schema!(
+    /// The schema of a `vault:v<N>:` value sent back to be checked (a signature or an HMAC).
+    VersionedValue,
+    "^vault:v[1-9][0-9]{0,8}:[A-Za-z0-9+/_-]+={0,2}$",
+    "`vault:v<N>:` and the value in base64 (URL-safe for JWS)."
+);
+
 // ---------------------------------------------------------------------------------------------
 // Key management
 
@@ -233,6 +270,7 @@ pub struct TrimRequest {
         deserialize_with = "flex::opt_i64",
         skip_serializing_if = "Option::is_none"
     )]
+    #[cfg_attr(feature = "openapi", schema(value_type = i64, minimum = 1, required = true))]
     pub min_available_version: Option<i64>,
 }
 
@@ -308,10 +346,13 @@ pub struct KeyList {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EncryptRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub plaintext: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub associated_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(
         default,
@@ -329,6 +370,7 @@ pub struct EncryptRequest {
     )]
     pub convergent_encryption: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub batch_input: Option<Vec<EncryptItem>>,
     #[serde(
         default,
@@ -343,10 +385,13 @@ pub struct EncryptRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EncryptItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64, required = true))]
     pub plaintext: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub associated_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(
         default,
@@ -387,10 +432,13 @@ pub struct DecryptRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub associated_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub batch_input: Option<Vec<DecryptItem>>,
     #[serde(
         default,
@@ -405,10 +453,13 @@ pub struct DecryptRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DecryptItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
     pub ciphertext: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub associated_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -440,8 +491,10 @@ pub struct RewrapRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ciphertext: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub associated_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(
         default,
@@ -450,6 +503,7 @@ pub struct RewrapRequest {
     )]
     pub key_version: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub batch_input: Option<Vec<RewrapItem>>,
 }
 
@@ -458,10 +512,13 @@ pub struct RewrapRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RewrapItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, required = true))]
     pub ciphertext: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub associated_data: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(
         default,
@@ -478,6 +535,7 @@ pub struct RewrapItem {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DataKeyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(
         default,
@@ -492,6 +550,7 @@ pub struct DataKeyRequest {
     )]
     pub key_version: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub associated_data: Option<String>,
 }
 
@@ -513,8 +572,10 @@ pub struct DataKey {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(
         default,
@@ -543,6 +604,7 @@ pub struct SignRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt_length: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub batch_input: Option<Vec<SignItem>>,
 }
 
@@ -551,8 +613,10 @@ pub struct SignRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SignItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64, required = true))]
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -590,12 +654,16 @@ pub struct SignResult {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = VersionedValue))]
     pub signature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = VersionedValue))]
     pub hmac: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash_algorithm: Option<String>,
@@ -614,6 +682,7 @@ pub struct VerifyRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub salt_length: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub batch_input: Option<Vec<VerifyItem>>,
 }
 
@@ -622,12 +691,16 @@ pub struct VerifyRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = VersionedValue))]
     pub signature: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = VersionedValue))]
     pub hmac: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub context: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -657,8 +730,13 @@ pub struct VerifyResult {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HmacRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64))]
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(sha2-(224|256|384|512)|sha3-(224|256|384|512))$")
+    )]
     pub algorithm: Option<String>,
     #[serde(
         default,
@@ -667,6 +745,7 @@ pub struct HmacRequest {
     )]
     pub key_version: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(min_items = 1))]
     pub batch_input: Option<Vec<HmacItem>>,
 }
 
@@ -675,6 +754,7 @@ pub struct HmacRequest {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HmacItem {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64, required = true))]
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,
@@ -714,11 +794,17 @@ pub struct BatchResults<T> {
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct HashRequest {
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = Base64, required = true))]
     pub input: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(pattern = "^(sha2-(224|256|384|512)|sha3-(224|256|384|512))$")
+    )]
     pub algorithm: Option<String>,
     /// `hex` (default) or `base64`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(hex|base64)$"))]
     pub format: Option<String>,
 }
 
@@ -741,6 +827,7 @@ pub struct RandomRequest {
     pub bytes: Option<i64>,
     /// `base64` (default) or `hex`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(pattern = "^(hex|base64)$"))]
     pub format: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,

@@ -5,7 +5,7 @@
 //! when it drifts and `UPDATE_OPENAPI=1 cargo test -p security-svc --test api openapi` rewrites it.
 
 use actix_web::{HttpResponse, web};
-use utoipa::openapi::path::ParameterIn;
+use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 use utoipa_swagger_ui::{Config, SwaggerUi};
@@ -13,18 +13,22 @@ use vottery_common::transit::{
     BatchResults, Ciphertext, DecryptResult, EncryptResult, Hmac, HmacResult, Plaintext,
     SignResult, Signature, Verification, VerifyResult,
 };
-use vottery_common::vault::VaultErrors;
+use vottery_common::vault::{VaultErrors, VaultResponse};
 
 use vottery_common::problem::Problem;
 
 use crate::guardians::routes as guardians;
+use crate::routes::segments::{
+    ByteCount, DataKeyKind, DigestName, EntropySource, ExportKind, KeyName, KeyVersion,
+    SignatureHashName,
+};
 use crate::routes::{crypt, health, keys, misc, sign, sys};
 
 #[derive(OpenApi)]
 #[openapi(
     info(
         title = "security-svc",
-        description = "Encryption as a service, wire-compatible with the Vault Transit API (paths, JSON fields, batch semantics, status codes, `vault:v<N>:` ciphertexts), behind a root key split into Shamir shares.\n\nErrors on `/v1` answer Vault's `{\"errors\": [...]}`. Every write route takes `POST` or `PUT`, as Vault does. Vault's `LIST` method is accepted wherever `GET ?list=true` is documented. Callers present a token as `X-Vault-Token` or `Authorization: Bearer`; a missing or wrong token, or an operation outside the token's policy, answers 403."
+        description = "Encryption as a service, wire-compatible with the Vault Transit API (paths, JSON fields, batch semantics, status codes, `vault:v<N>:` ciphertexts), behind a root key split into Shamir shares.\n\nErrors on `/v1` answer Vault's `{\"errors\": [...]}`; an encrypt or decrypt batch whose items fail answers 400 with its results instead, `{\"data\": {\"batch_results\": [...]}}`, each failed item carrying `error`. Every write route takes `POST` or `PUT`, as Vault does. Vault's `LIST` method is accepted wherever `GET ?list=true` is documented. Callers present a token as `X-Vault-Token` or `Authorization: Bearer`; a missing or wrong token, or an operation outside the token's policy, answers 403."
     ),
     paths(
         sys::init_status, sys::init, sys::seal_status, sys::unseal, sys::seal, sys::health,
@@ -43,7 +47,11 @@ use crate::routes::{crypt, health, keys, misc, sign, sys};
         (name = "guardians", description = "ElectionGuard guardians hosted by this instance: the key ceremony (create, backups, verifications, finalize) and partial decryptions, outside Vault's API. Errors are RFC 9457 problems naming each bad field. A token needs `guardian-ceremony` or `guardian-decrypt` on the guardian's name."),
         (name = "operations", description = "Health, metrics and this document, outside Vault's API."),
     ),
-    modifiers(&TokenSchemes, &OptionalSegments, &PathParameters, &UniqueOperationIds)
+    components(schemas(
+        Problem, KeyName, KeyVersion, DigestName, SignatureHashName, EntropySource, ByteCount,
+        ExportKind, DataKeyKind
+    )),
+    modifiers(&TokenSchemes, &OtherForms, &SignatureOrHmac, &UniqueOperationIds)
 )]
 pub struct ApiDoc;
 
@@ -92,13 +100,32 @@ pub enum HmacData {
     Batch(BatchResults<HmacResult>),
 }
 
+/// A refused encrypt: the whole request (`errors`), or a batch whose items failed, answered
+/// with every item's result.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum EncryptRefused {
+    Request(VaultErrors),
+    Items(VaultResponse<BatchResults<EncryptResult>>),
+}
+
+/// A refused decrypt: the whole request (`errors`), or a batch whose items failed, answered
+/// with every item's result.
+#[derive(ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum DecryptRefused {
+    Request(VaultErrors),
+    Items(VaultResponse<BatchResults<DecryptResult>>),
+}
+
 /// The failures every transit route may answer, in Vault's `{"errors": [...]}` shape.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // a schema only
 pub enum TransitErrors {
     /// A malformed request, or an operation that cannot be done (unknown key, a ciphertext that
-    /// does not open, an unsupported parameter); `errors` says why. A batch whose items fail
-    /// answers 400 with its `batch_results` instead, each failed item carrying `error`.
+    /// does not open, an unsupported parameter); `errors` says why.
     #[response(status = 400)]
     BadRequest(VaultErrors),
     /// No token, an unknown token, or an operation outside the token's policy.
@@ -175,11 +202,12 @@ impl Modify for TokenSchemes {
     }
 }
 
-/// The longer forms of routes with optional trailing segments (`sign/:name/:algorithm`): the
+/// Operations served by a handler that already documents another: the longer forms of routes
+/// with optional trailing segments (`sign/:name/:algorithm`), and `HEAD /v1/sys/health`. The
 /// `paths(...)` list takes one path per handler, so these are added here.
-struct OptionalSegments;
+struct OtherForms;
 
-impl Modify for OptionalSegments {
+impl Modify for OtherForms {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         fn add<P: utoipa::Path>(openapi: &mut utoipa::openapi::OpenApi) {
             openapi
@@ -193,28 +221,33 @@ impl Modify for OptionalSegments {
         add::<misc::RandomWithOne>(openapi);
         add::<misc::RandomWithTwo>(openapi);
         add::<misc::ExportVersion>(openapi);
+        add::<sys::HealthHead>(openapi);
     }
 }
 
-/// Routes with optional trailing segments share one handler and its path-parameter type; each
-/// documented path keeps only the parameters its template names, all required (OpenAPI's rule).
-struct PathParameters;
+/// A verify says what it checks: a single request carries a `signature`, an `hmac` or
+/// `batch_input`, and each item a `signature` or an `hmac`. A derive cannot state "one of these
+/// fields", so the rule is added to those schemas here.
+struct SignatureOrHmac;
 
-impl Modify for PathParameters {
+impl Modify for SignatureOrHmac {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        for (path, item) in openapi.paths.paths.iter_mut() {
-            for operation in operations_mut(item) {
-                if let Some(parameters) = operation.parameters.as_mut() {
-                    parameters.retain(|parameter| {
-                        parameter.parameter_in != ParameterIn::Path
-                            || path.contains(&format!("{{{}}}", parameter.name))
-                    });
-                    for parameter in parameters.iter_mut() {
-                        if parameter.parameter_in == ParameterIn::Path {
-                            parameter.required = utoipa::openapi::Required::True;
-                        }
-                    }
-                }
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        let rules: [(&str, &[&str]); 2] = [
+            ("VerifyRequest", &["signature", "hmac", "batch_input"]),
+            ("VerifyItem", &["signature", "hmac"]),
+        ];
+        for (name, fields) in rules {
+            if let Some(schema) = components.schemas.remove(name) {
+                let any_field = fields.iter().fold(AnyOfBuilder::new(), |any, field| {
+                    any.item(ObjectBuilder::new().required(*field))
+                });
+                let constrained = AllOfBuilder::new().item(schema).item(any_field);
+                components
+                    .schemas
+                    .insert(name.to_owned(), constrained.into());
             }
         }
     }
@@ -253,12 +286,6 @@ fn methods_mut(
     ]
     .into_iter()
     .filter_map(|(method, operation)| operation.map(|operation| (method, operation)))
-}
-
-fn operations_mut(
-    item: &mut utoipa::openapi::PathItem,
-) -> impl Iterator<Item = &mut utoipa::openapi::path::Operation> {
-    methods_mut(item).map(|(_, operation)| operation)
 }
 
 /// The document as checked in: pretty-printed, object keys sorted, ending in a newline.

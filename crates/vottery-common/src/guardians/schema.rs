@@ -62,8 +62,9 @@ impl PartialSchema for HexBytes {
 
 impl ToSchema for HexBytes {}
 
-/// An exponential ElGamal ciphertext (α, β) = (g^r, g^m·K^r).
+/// An exponential ElGamal ciphertext (α, β) = (g^r, g^m·K^r), named apart from transit's.
 #[derive(ToSchema)]
+#[schema(as = ElGamalCiphertext)]
 pub struct Ciphertext {
     /// α = g^r: a member of the group.
     pad: HexModP,
@@ -119,6 +120,7 @@ pub struct Backup {
 
 /// One guardian's verdict on one backup sent to it.
 #[derive(ToSchema)]
+#[schema(as = BackupVerification)]
 pub struct Verification {
     owner_id: String,
     designated_id: String,

@@ -21,6 +21,19 @@ pub enum HashAlgorithm {
 }
 
 impl HashAlgorithm {
+    /// Every algorithm, `None` first.
+    pub const ALL: [HashAlgorithm; 9] = [
+        HashAlgorithm::None,
+        HashAlgorithm::Sha2_224,
+        HashAlgorithm::Sha2_256,
+        HashAlgorithm::Sha2_384,
+        HashAlgorithm::Sha2_512,
+        HashAlgorithm::Sha3_224,
+        HashAlgorithm::Sha3_256,
+        HashAlgorithm::Sha3_384,
+        HashAlgorithm::Sha3_512,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             HashAlgorithm::None => "none",

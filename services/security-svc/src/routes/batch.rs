@@ -182,7 +182,8 @@ fn is_internal<T>(result: &Result<T, OpError>) -> bool {
 }
 
 /// Vault's status for an encrypt or decrypt batch: 200 when every item succeeded; otherwise 400
-/// (500 if only internal failures), or `partial_failure_response_code` when some succeeded.
+/// (500 if only internal failures), or `partial_failure_response_code` (a final status, 200 to
+/// 599) when some succeeded.
 fn batch_status<T>(
     results: &[Result<T, OpError>],
     partial_code: Option<i64>,
@@ -205,7 +206,7 @@ fn batch_status<T>(
             .ok()
             .and_then(|code| StatusCode::from_u16(code).ok())
         {
-            Some(status) if (1..=599).contains(&code) => status,
+            Some(status) if (200..=599).contains(&code) => status,
             _ => {
                 warnings.push("invalid HTTP response code override from partial_failure_response_code, reverting to 400".into());
                 StatusCode::BAD_REQUEST

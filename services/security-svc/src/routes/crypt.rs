@@ -7,14 +7,15 @@ use actix_web::{HttpResponse, web};
 use serde::Serialize;
 use serde_json::value::RawValue;
 use vottery_common::transit::{
-    Ciphertext, DataKey, DataKeyRequest, DecryptItem, DecryptRequest, DecryptResult, EncryptItem,
-    EncryptRequest, KeyType, Plaintext, RewrapItem, RewrapRequest,
+    BatchResults, Ciphertext, DataKey, DataKeyRequest, DecryptItem, DecryptRequest, DecryptResult,
+    EncryptItem, EncryptRequest, EncryptResult, KeyType, Plaintext, RewrapItem, RewrapRequest,
 };
 use vottery_common::vault::VaultResponse;
 use zeroize::Zeroizing;
 
 use super::batch::{Batch, FailedItems, ItemOutcome, item_count, key_ring};
 use super::refusal::Refusal;
+use super::segments::{DataKeyKind, KeyName};
 use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
@@ -314,9 +315,14 @@ async fn upsert(
 /// or `key_version`, and answers `vault:v<N>:<base64>`. Creates an `aes256-gcm96` key (or
 /// `type`) on first use when the caller may create keys. RSA keys encrypt with OAEP-SHA256.
 #[utoipa::path(method(post, put), path = "/v1/transit/encrypt/{name}", tag = "transit", operation_id = "encrypt",
-    params(("name" = String, Path, description = "The key ring's name")),
+    params(("name" = KeyName, Path)),
     request_body = EncryptRequest,
-    responses((status = 200, description = "The ciphertext, or the batch's results", body = VaultResponse<EncryptData>), crate::openapi::TransitErrors),
+    responses(
+        crate::openapi::TransitErrors,
+        (status = 200, description = "The ciphertext, or the batch's results", body = VaultResponse<EncryptData>),
+        (status = 400, description = "The request was refused (`errors` says why), or items of a batch failed: every item's result, each failed one carrying `error`", body = crate::openapi::EncryptRefused),
+        (status = "default", description = "The status `partial_failure_response_code` names, when some items of a batch failed and others succeeded", body = VaultResponse<BatchResults<EncryptResult>>),
+    ),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn encrypt(
     state: web::Data<AppState>,
@@ -354,9 +360,14 @@ pub async fn encrypt(
 /// Decrypts a `vault:v<N>:` ciphertext (or each item of `batch_input`) to base64 plaintext;
 /// `associated_data` and `context` must match the encryption's.
 #[utoipa::path(method(post, put), path = "/v1/transit/decrypt/{name}", tag = "transit", operation_id = "decrypt",
-    params(("name" = String, Path, description = "The key ring's name")),
+    params(("name" = KeyName, Path)),
     request_body = DecryptRequest,
-    responses((status = 200, description = "The plaintext, or the batch's results", body = VaultResponse<DecryptData>), crate::openapi::TransitErrors),
+    responses(
+        crate::openapi::TransitErrors,
+        (status = 200, description = "The plaintext, or the batch's results", body = VaultResponse<DecryptData>),
+        (status = 400, description = "The request was refused (`errors` says why), or items of a batch failed: every item's result, each failed one carrying `error`", body = crate::openapi::DecryptRefused),
+        (status = "default", description = "The status `partial_failure_response_code` names, when some items of a batch failed and others succeeded", body = VaultResponse<BatchResults<DecryptResult>>),
+    ),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn decrypt(
     state: web::Data<AppState>,
@@ -385,7 +396,7 @@ pub async fn decrypt(
 ///
 /// Uses the latest version, or `key_version`; the plaintext is never revealed.
 #[utoipa::path(method(post, put), path = "/v1/transit/rewrap/{name}", tag = "transit", operation_id = "rewrap",
-    params(("name" = String, Path, description = "The key ring's name")),
+    params(("name" = KeyName, Path)),
     request_body = RewrapRequest,
     responses((status = 200, description = "The new ciphertext, or the batch's results", body = VaultResponse<EncryptData>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -422,7 +433,7 @@ pub async fn rewrap(
 /// A random key of `bits` (128, 256 or 512); `plaintext` also returns it in the clear,
 /// `wrapped` only wrapped.
 #[utoipa::path(method(post, put), path = "/v1/transit/datakey/{kind}/{name}", tag = "transit", operation_id = "datakey",
-    params(("kind" = String, Path, description = "`plaintext` or `wrapped`"), ("name" = String, Path, description = "The key ring's name")),
+    params(("kind" = DataKeyKind, Path), ("name" = KeyName, Path)),
     request_body = DataKeyRequest,
     responses((status = 200, description = "The wrapped data key, and its plaintext when asked for", body = VaultResponse<DataKey>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]

@@ -7,6 +7,7 @@ use vottery_common::transit::{CreateKeyRequest, KeyConfigRequest, KeyInfo, KeyLi
 use vottery_common::vault::{VaultErrors, VaultResponse};
 
 use super::refusal::Refusal;
+use super::segments::KeyName;
 use super::{AppState, Authorized, VaultBody, measured, no_content, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
@@ -36,7 +37,7 @@ fn missing_as(refusal: Refusal) -> impl FnOnce(StoreError) -> VaultError {
 ///
 /// `aes256-gcm96` unless `type` says otherwise; creating an existing key answers it unchanged.
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "create_key",
-    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    params(("name" = KeyName, Path)),
     request_body = CreateKeyRequest,
     responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -61,7 +62,7 @@ pub async fn create(
 
 /// A key ring's configuration and versions, with the public keys of asymmetric types.
 #[utoipa::path(get, path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "read_key",
-    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    params(("name" = KeyName, Path)),
     responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>),
         (status = 404, description = "No such key (`errors` is empty)", body = VaultErrors), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -87,7 +88,7 @@ pub async fn read(
 
 /// Deletes a key ring and every version; only when its config allows deletion.
 #[utoipa::path(delete, path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "delete_key",
-    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    params(("name" = KeyName, Path)),
     responses((status = 204, description = "Deleted"), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn delete(
@@ -111,7 +112,7 @@ pub async fn delete(
 #[into_params(parameter_in = Query)]
 pub struct ListQuery {
     /// Must be `true`: a plain `GET` of the collection answers 405.
-    #[param(required = true)]
+    #[param(required = true, pattern = "^(true|1|t|True|TRUE)$")]
     list: Option<String>,
 }
 
@@ -153,7 +154,7 @@ pub async fn list(
 
 /// Changes a key ring's configuration; only the fields given change.
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/config", tag = "keys", operation_id = "configure_key",
-    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    params(("name" = KeyName, Path)),
     request_body = KeyConfigRequest,
     responses((status = 200, description = "The key ring; `warnings` names values that were adjusted", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -185,7 +186,7 @@ type NoFields = serde_json::Map<String, serde_json::Value>;
 
 /// Adds a new version and makes it the one that encrypts and signs.
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/rotate", tag = "keys", operation_id = "rotate_key",
-    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    params(("name" = KeyName, Path)),
     request_body(content = Object, description = "No fields; an empty body or `{}`", content_type = "application/json"),
     responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -209,7 +210,7 @@ pub async fn rotate(
 
 /// Deletes the versions below `min_available_version` for good.
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/trim", tag = "keys", operation_id = "trim_key",
-    params(("name" = String, Path, description = "The key ring's name: letters, digits, `_`, `-`, `.`")),
+    params(("name" = KeyName, Path)),
     request_body = TrimRequest,
     responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]

@@ -7,9 +7,10 @@ use ring::rand::{SecureRandom, SystemRandom};
 use serde::{Deserialize, Serialize};
 use vottery_common::transit::{HashRequest, HashSum, RandomBytes, RandomRequest};
 
-use vottery_common::vault::VaultResponse;
+use vottery_common::vault::{VaultErrors, VaultResponse};
 
 use super::refusal::Refusal;
+use super::segments::{ByteCount, DigestName, EntropySource, ExportKind, KeyName, KeyVersion};
 use super::{AppState, Authorized, VaultBody, measured, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
@@ -22,7 +23,7 @@ type Body<T> = Result<VaultBody<T>, VaultError>;
 
 /// `hash/:algorithm`, documented apart from [`hash`]'s `hash`.
 pub struct HashWithAlgorithm;
-/// `random/:source_or_bytes`, documented apart from [`random`]'s `random`.
+/// `random/:bytes` (or `random/:source`), documented apart from [`random`]'s `random`.
 pub struct RandomWithOne;
 /// `random/:source/:bytes`, documented apart from [`random`]'s `random`.
 pub struct RandomWithTwo;
@@ -30,7 +31,7 @@ pub struct RandomWithTwo;
 pub struct ExportVersion;
 
 /// The most random bytes one request may ask for (Vault's limit).
-const MAX_RANDOM_BYTES: i64 = 128 * 1024;
+pub const MAX_RANDOM_BYTES: i64 = 128 * 1024;
 
 fn encode(format: Option<&str>, bytes: &[u8], default: &str) -> Result<String, Refusal> {
     match format.unwrap_or(default) {
@@ -40,22 +41,19 @@ fn encode(format: Option<&str>, bytes: &[u8], default: &str) -> Result<String, R
     }
 }
 
-/// `hash` with an optional `/:algorithm` segment.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+/// `hash` with an optional `/:algorithm` segment, which overrides the body's.
+#[derive(Deserialize)]
 pub struct HashPath {
-    /// `sha2-224`, `sha2-256` (default), `sha2-384`, `sha2-512`, `sha3-*`; overrides the body's.
     algorithm: Option<String>,
 }
 
 /// The digest of base64 `input`, as `hex` (default) or `base64`.
 #[utoipa::path(method(post, put), path = "/v1/transit/hash", tag = "transit", operation_id = "hash",
-    params(HashPath),
     request_body = HashRequest,
     responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/hash/{algorithm}", tag = "transit", operation_id = "hash_with_algorithm", impl_for = HashWithAlgorithm,
-    params(HashPath),
+    params(("algorithm" = DigestName, Path)),
     request_body = HashRequest,
     responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -85,14 +83,12 @@ pub async fn hash(
     .await
 }
 
-/// `random` with up to two optional segments: `/:source/:bytes`, `/:source` or `/:bytes`.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+/// `random` with up to two optional segments: `/:source/:bytes`, or one that is either a
+/// source or the number of bytes (routed as `/:bytes`).
+#[derive(Deserialize)]
 pub struct RandomPath {
-    /// The entropy source (`platform`, `seal`, `all`), or the number of bytes.
-    first: Option<String>,
-    /// The number of bytes, after a source.
-    second: Option<String>,
+    source: Option<String>,
+    bytes: Option<String>,
 }
 
 fn is_source(segment: &str) -> bool {
@@ -101,17 +97,16 @@ fn is_source(segment: &str) -> bool {
 
 /// `bytes` (default 32, at most 131072) random bytes, as `base64` (default) or `hex`.
 #[utoipa::path(method(post, put), path = "/v1/transit/random", tag = "transit", operation_id = "random",
-    params(RandomPath),
     request_body = RandomRequest,
     responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-#[utoipa::path(method(post, put), path = "/v1/transit/random/{first}", tag = "transit", operation_id = "random_with_source_or_bytes", impl_for = RandomWithOne,
-    params(RandomPath),
+#[utoipa::path(method(post, put), path = "/v1/transit/random/{bytes}", tag = "transit", operation_id = "random_with_bytes", impl_for = RandomWithOne,
+    params(("bytes" = ByteCount, Path)),
     request_body = RandomRequest,
     responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-#[utoipa::path(method(post, put), path = "/v1/transit/random/{first}/{second}", tag = "transit", operation_id = "random_with_source_and_bytes", impl_for = RandomWithTwo,
-    params(RandomPath),
+#[utoipa::path(method(post, put), path = "/v1/transit/random/{source}/{bytes}", tag = "transit", operation_id = "random_with_source_and_bytes", impl_for = RandomWithTwo,
+    params(("source" = EntropySource, Path), ("bytes" = ByteCount, Path)),
     request_body = RandomRequest,
     responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -158,11 +153,11 @@ impl WantedBytes {
         body_source: Option<String>,
         bytes: Option<i64>,
     ) -> Result<Self, Refusal> {
-        let (source, url_bytes) = match (path.first, path.second) {
+        let (source, url_bytes) = match (path.source, path.bytes) {
+            (None, Some(source)) if is_source(&source) => (Some(source), None),
             (Some(source), bytes) if is_source(&source) => (Some(source), bytes),
-            (Some(bytes), None) => (None, Some(bytes)),
-            (Some(source), Some(_)) => return Err(Refusal::EntropySource(source)),
-            (None, _) => (None, None),
+            (Some(source), _) => return Err(Refusal::EntropySource(source)),
+            (None, bytes) => (None, bytes),
         };
         let source = source.or(body_source).unwrap_or_else(|| "platform".into());
         if !is_source(&source) {
@@ -185,15 +180,11 @@ impl WantedBytes {
     }
 }
 
-/// `export/:kind/:name` with an optional `/:version` segment.
-#[derive(Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+/// `export/:kind/:name` with an optional `/:version` segment (all versions when absent).
+#[derive(Deserialize)]
 pub struct ExportPath {
-    /// Only `public-key`; private key material is never exported.
     kind: String,
-    /// The key ring's name.
     name: String,
-    /// A version number, `v<N>` or `latest`; all versions when absent.
     version: Option<String>,
 }
 
@@ -209,12 +200,16 @@ pub struct Exported {
 
 /// The public keys of an asymmetric key ring, every version or one.
 #[utoipa::path(get, path = "/v1/transit/export/{kind}/{name}", tag = "transit", operation_id = "export",
-    params(ExportPath),
-    responses((status = 200, description = "The public keys", body = VaultResponse<Exported>), crate::openapi::TransitErrors),
+    params(("kind" = ExportKind, Path), ("name" = KeyName, Path)),
+    responses((status = 200, description = "The public keys", body = VaultResponse<Exported>),
+        (status = 404, description = "No key ring of that name (`errors` is empty)", body = VaultErrors),
+        crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(get, path = "/v1/transit/export/{kind}/{name}/{version}", tag = "transit", operation_id = "export_version", impl_for = ExportVersion,
-    params(ExportPath),
-    responses((status = 200, description = "The public key of that version", body = VaultResponse<Exported>), crate::openapi::TransitErrors),
+    params(("kind" = ExportKind, Path), ("name" = KeyName, Path), ("version" = KeyVersion, Path)),
+    responses((status = 200, description = "The public key of that version", body = VaultResponse<Exported>),
+        (status = 404, description = "No key ring of that name (`errors` is empty)", body = VaultErrors),
+        crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn export(
     state: web::Data<AppState>,
@@ -290,8 +285,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     }
     for path in [
         "/v1/transit/random",
-        "/v1/transit/random/{first}",
-        "/v1/transit/random/{first}/{second}",
+        "/v1/transit/random/{bytes}",
+        "/v1/transit/random/{source}/{bytes}",
     ] {
         cfg.service(
             web::resource(path)

@@ -7,6 +7,7 @@ pub mod health;
 pub mod keys;
 pub mod misc;
 pub mod refusal;
+pub mod segments;
 pub mod sign;
 pub mod sys;
 

@@ -9,6 +9,7 @@ use vottery_common::vault::VaultResponse;
 
 use super::batch::{Batch, FailedItems, ItemOutcome, item_count, key_ring};
 use super::refusal::Refusal;
+use super::segments::{DigestName, KeyName, SignatureHashName};
 use super::{AppState, Authorized, decode_field, measured};
 use crate::auth::Operation;
 use crate::error::VaultError;
@@ -25,13 +26,10 @@ use crate::openapi::{HmacData, SignData, VerifyData};
 type Auth = Result<Authorized, VaultError>;
 type Items<R> = Result<Batch<R>, VaultError>;
 
-/// `/:name` with an optional `/:algorithm` segment.
-#[derive(serde::Deserialize, utoipa::IntoParams)]
-#[into_params(parameter_in = Path)]
+/// `/:name` with an optional `/:algorithm` segment, which overrides the body's.
+#[derive(serde::Deserialize)]
 pub struct KeyPath {
-    /// The key ring's name.
     name: String,
-    /// The hash algorithm (`sha2-256`, `sha2-384`, `sha2-512`, ...); overrides the body's.
     algorithm: Option<String>,
 }
 
@@ -462,12 +460,12 @@ fn hmac_one(
 /// Signs base64 `input` (or each item of `batch_input`) with an ed25519, ECDSA or RSA key:
 /// `vault:v<N>:<signature>`. RSA uses `pss` or `pkcs1v15`; ECDSA marshals `asn1` or `jws`.
 #[utoipa::path(method(post, put), path = "/v1/transit/sign/{name}", tag = "transit", operation_id = "sign",
-    params(KeyPath),
+    params(("name" = KeyName, Path)),
     request_body = SignRequest,
     responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/sign/{name}/{algorithm}", tag = "transit", operation_id = "sign_with_algorithm", impl_for = SignWithAlgorithm,
-    params(KeyPath),
+    params(("name" = KeyName, Path), ("algorithm" = SignatureHashName, Path)),
     request_body = SignRequest,
     responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -499,12 +497,12 @@ pub async fn sign(
 ///
 /// Checks a `signature` or an `hmac` over base64 `input` (or each item of `batch_input`).
 #[utoipa::path(method(post, put), path = "/v1/transit/verify/{name}", tag = "transit", operation_id = "verify",
-    params(KeyPath),
+    params(("name" = KeyName, Path)),
     request_body = VerifyRequest,
     responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/verify/{name}/{algorithm}", tag = "transit", operation_id = "verify_with_algorithm", impl_for = VerifyWithAlgorithm,
-    params(KeyPath),
+    params(("name" = KeyName, Path), ("algorithm" = SignatureHashName, Path)),
     request_body = VerifyRequest,
     responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -539,12 +537,12 @@ pub async fn verify(
 /// The HMAC of base64 `input` (or each item of `batch_input`) under the named key:
 /// `vault:v<N>:<base64>`.
 #[utoipa::path(method(post, put), path = "/v1/transit/hmac/{name}", tag = "transit", operation_id = "hmac",
-    params(KeyPath),
+    params(("name" = KeyName, Path)),
     request_body = HmacRequest,
     responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/hmac/{name}/{algorithm}", tag = "transit", operation_id = "hmac_with_algorithm", impl_for = HmacWithAlgorithm,
-    params(KeyPath),
+    params(("name" = KeyName, Path), ("algorithm" = DigestName, Path)),
     request_body = HmacRequest,
     responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]

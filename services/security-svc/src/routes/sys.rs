@@ -217,24 +217,49 @@ pub struct HealthQuery {
     /// Accepted for compatibility; this service has no standbys.
     standbyok: Option<String>,
     /// Status when initialized and unsealed (default 200).
+    #[param(minimum = 200, maximum = 599)]
     activecode: Option<u16>,
     /// Status when sealed (default 503).
+    #[param(minimum = 200, maximum = 599)]
     sealedcode: Option<u16>,
     /// Status when not initialized (default 501).
+    #[param(minimum = 200, maximum = 599)]
     uninitcode: Option<u16>,
+}
+
+/// `HEAD /v1/sys/health`, documented apart from [`health`]'s `GET`.
+pub struct HealthHead;
+
+/// An override's status, when it is a final one (200 to 599): an informational status would
+/// leave the client waiting for the real answer.
+fn final_status(code: u16) -> Option<StatusCode> {
+    (200..=599)
+        .contains(&code)
+        .then(|| StatusCode::from_u16(code).ok())
+        .flatten()
 }
 
 /// Health for load balancers.
 ///
 /// The status code tells the state, the body the details. `HEAD` answers the same status
 /// without a body.
-#[utoipa::path(method(get, head), path = "/v1/sys/health", tag = "sys", operation_id = "health",
+#[utoipa::path(get, path = "/v1/sys/health", tag = "sys", operation_id = "health",
     params(HealthQuery),
     responses(
         (status = 200, description = "Initialized and unsealed", body = HealthStatus),
         (status = 501, description = "Not initialized", body = HealthStatus),
         (status = 503, description = "Sealed", body = HealthStatus),
         (status = 400, description = "A status-code override is not a valid status", body = VaultErrors),
+        (status = "default", description = "The status an override (`activecode`, `sealedcode`, `uninitcode`) names", body = HealthStatus),
+    ))]
+#[utoipa::path(head, path = "/v1/sys/health", tag = "sys", operation_id = "health_head", impl_for = HealthHead,
+    params(HealthQuery),
+    responses(
+        (status = 200, description = "Initialized and unsealed"),
+        (status = 501, description = "Not initialized"),
+        (status = 503, description = "Sealed"),
+        (status = 400, description = "A status-code override is not a valid status"),
+        (status = "default", description = "The status an override (`activecode`, `sealedcode`, `uninitcode`) names"),
     ))]
 pub async fn health(
     state: web::Data<AppState>,
@@ -252,7 +277,7 @@ pub async fn health(
     } else {
         query.activecode.unwrap_or(200)
     };
-    let status = StatusCode::from_u16(code).map_err(|_| VaultError {
+    let status = final_status(code).ok_or(VaultError {
         status: StatusCode::BAD_REQUEST,
         errors: Vec::new(),
         retry_after: None,

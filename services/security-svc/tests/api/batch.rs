@@ -182,20 +182,22 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
         .await;
     assert_eq!(partial.status(), 207, "{}", partial.text);
     assert_eq!(results(&partial).len(), 4);
-    let invalid_code = app
-        .post(
-            "/v1/transit/encrypt/batch-derived",
-            ADMIN,
-            json!({"batch_input": items, "partial_failure_response_code": 600}),
-        )
-        .await;
-    assert_eq!(invalid_code.status(), 400);
-    assert!(
-        invalid_code
-            .warnings()
-            .iter()
-            .any(|warning| warning.contains("partial_failure_response_code"))
-    );
+    for code in [100, 600] {
+        let invalid_code = app
+            .post(
+                "/v1/transit/encrypt/batch-derived",
+                ADMIN,
+                json!({"batch_input": items, "partial_failure_response_code": code}),
+            )
+            .await;
+        assert_eq!(invalid_code.status(), 400, "{code}");
+        assert!(
+            invalid_code
+                .warnings()
+                .iter()
+                .any(|warning| warning.contains("partial_failure_response_code"))
+        );
+    }
     // When every item fails, the override does not apply.
     let all_bad = app
         .post(

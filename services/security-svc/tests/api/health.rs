@@ -72,9 +72,11 @@ async fn sys_health_answers_501_503_200_through_the_seal_lifecycle() {
     assert_eq!(head.status(), 203);
     assert!(head.text.is_empty());
 
-    app.get("/v1/sys/health?activecode=abc", NO_TOKEN)
-        .await
-        .assert_empty_error(400);
+    for code in ["abc", "100", "199", "600"] {
+        app.get(&format!("/v1/sys/health?activecode={code}"), NO_TOKEN)
+            .await
+            .assert_empty_error(400);
+    }
 }
 
 #[tokio::test]

@@ -74,6 +74,42 @@ fn the_openapi_document_matches_the_checked_in_file() {
     }
 }
 
+/// Every `$ref` in `value`, with where it was found.
+fn references(value: &Value, at: &str, found: &mut Vec<(String, String)>) {
+    match value {
+        Value::Object(map) => {
+            for (key, value) in map {
+                match (key.as_str(), value) {
+                    ("$ref", Value::String(target)) => found.push((target.clone(), at.to_owned())),
+                    _ => references(value, &format!("{at}/{key}"), found),
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (index, item) in items.iter().enumerate() {
+                references(item, &format!("{at}/{index}"), found);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[test]
+fn every_schema_the_document_refers_to_is_in_it() {
+    let document = document();
+    let mut found = Vec::new();
+    references(&document, "", &mut found);
+    let missing: Vec<_> = found
+        .iter()
+        .filter(|(target, _)| {
+            let pointer = target.trim_start_matches('#');
+            document.pointer(pointer).is_none()
+        })
+        .collect();
+    assert!(found.len() > 50, "the scan found {found:?}");
+    assert!(missing.is_empty(), "references to nothing: {missing:?}");
+}
+
 /// The path literals inside each `configure` function of the route modules.
 fn registered_paths(dir: &Path) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
@@ -132,8 +168,8 @@ fn concrete(path: &str) -> String {
         .replace("{algorithm}", "sha2-256")
         .replace("{kind}", "public-key")
         .replace("{version}", "1")
-        .replace("{first}", "platform")
-        .replace("{second}", "16")
+        .replace("{source}", "platform")
+        .replace("{bytes}", "16")
         .replace("{guardian}", "probe-guardian")
 }
 
