@@ -91,13 +91,14 @@ fn bit(bytes: &[u8; 32], index: usize) -> u8 {
 }
 
 /// The entry at `index`, reading every entry so the index leaves no trace in time or address.
+/// Only the numbers are selected: every entry shares the group's parameters.
 fn ct_lookup(table: &[Mont], index: u8) -> Mont {
-    let mut selected = table[0];
+    let mut selected = *table[0].as_montgomery();
     for (j, entry) in table.iter().enumerate().skip(1) {
         let hit = (j as u8).ct_eq(&index);
-        selected.conditional_assign(entry, hit);
+        selected.conditional_assign(entry.as_montgomery(), hit);
     }
-    selected
+    Mont::from_montgomery(selected, GROUP.params)
 }
 
 /// g^e for a secret e: one constant-time lookup and multiplication per window.
