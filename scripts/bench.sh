@@ -25,6 +25,8 @@ ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
 # shellcheck source=lib/provision.sh
 . scripts/lib/provision.sh
+# shellcheck source=lib/stack.sh
+. scripts/lib/stack.sh
 # shellcheck source=lib/bench_export.sh
 . scripts/lib/bench_export.sh
 
@@ -43,27 +45,18 @@ ADMIN_TOKEN=bench-security-admin-token
 USER_SVC_TOKEN=bench-user-svc-token
 mkdir -p "$BENCH_DIR"
 
-PIDS=()
-cleanup() {
-  for pid in "${PIDS[@]:-}"; do
-    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
-  done
-  wait 2>/dev/null || true
-}
-trap cleanup EXIT INT TERM
+trap stop_stack EXIT INT TERM
 
-wait_http() { # URL — waits up to 60 s for a 2xx
-  for _ in $(seq 1 600); do
-    curl -fs -o /dev/null "$1" && return 0
-    sleep 0.1
-  done
-  die "$1 did not come up"
+# tracked NAME LOG URL — the process just started in the background is stopped on exit and
+# waited for until URL answers (stack.sh's wait_http).
+tracked() {
+  local pid=$!
+  STACK_PIDS+=("$pid")
+  wait_http "$3" "$pid" "$1" "$2" 60
 }
 
 port_free() { # PORT — refuses to start when something already listens there (it would be measured)
-  if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then
-    die "port $1 is already in use; stop what listens there, or set BENCH_*_PORT"
-  fi
+  ! port_in_use "$1" || die "port $1 is already in use; stop what listens there, or set BENCH_*_PORT"
 }
 
 # rss_sampler PID FILE — writes the peak VmRSS (kB) seen while it runs.
@@ -139,10 +132,9 @@ LUA
 }
 
 fresh_database() { # NAME -> prints its URL
-  local admin=$DATABASE_URL name=$1
-  psql "$admin" -qc "DROP DATABASE IF EXISTS $name WITH (FORCE)" >/dev/null 2>&1 || true
-  psql "$admin" -qc "CREATE DATABASE $name" >/dev/null
-  echo "${admin%/*}/$name"
+  drop_database "$DATABASE_URL" "$1"
+  ensure_database "$DATABASE_URL" "$1"
+  database_url "$DATABASE_URL" "$1"
 }
 
 build_release() { # [SERVICE ...] — both services when none is named
@@ -178,8 +170,7 @@ run_security() {
   SECURITY_SVC__AUTH__TOKENS__USER_SVC__SECRET=$USER_SVC_TOKEN \
     ./target/release/security-svc >"$BENCH_DIR/security-svc.log" 2>&1 &
   SECURITY_PID=$!
-  PIDS+=("$SECURITY_PID")
-  wait_http "http://127.0.0.1:$SECURITY_PORT/health/ready"
+  tracked security-svc "$BENCH_DIR/security-svc.log" "http://127.0.0.1:$SECURITY_PORT/health/ready"
 }
 
 create_key() { # NAME TYPE
@@ -191,7 +182,7 @@ transit() { # PATH BODY -> response
   curl -fs -H "X-Vault-Token: $ADMIN_TOKEN" -X POST "http://127.0.0.1:$SECURITY_PORT/v1/transit/$1" -d "$2"
 }
 
-field() { sed -E "s/.*\"$1\":\"([^\"]+)\".*/\1/"; }
+field() { jq -r --arg name "$1" '.data[$name]'; }
 
 bench_security() {
   build_release
@@ -222,10 +213,9 @@ bench_security() {
   post_script "$s/batch.lua" "{\"batch_input\":[$batch]}" X-Vault-Token "$ADMIN_TOKEN"
 
   port_free "$CEILING_PORT"
-  ./target/release/examples/ceiling "$CEILING_PORT" >/dev/null 2>&1 &
+  ./target/release/examples/ceiling "$CEILING_PORT" >"$BENCH_DIR/ceiling.log" 2>&1 &
   local ceiling=$!
-  PIDS+=("$ceiling")
-  wait_http "http://127.0.0.1:$CEILING_PORT/"
+  tracked ceiling "$BENCH_DIR/ceiling.log" "http://127.0.0.1:$CEILING_PORT/"
 
   local base="http://127.0.0.1:$SECURITY_PORT/v1/transit"
   table_header "security-svc"
@@ -269,17 +259,23 @@ start_bench_users() {
   port_free "$USERS_PORT"
   env "${env[@]}" ./target/release/user-svc >"$log_file" 2>&1 &
   USERS_PID=$!
-  PIDS+=("$USERS_PID")
-  wait_http "http://127.0.0.1:$USERS_PORT/health/ready"
+  tracked user-svc "$log_file" "http://127.0.0.1:$USERS_PORT/health/ready"
 }
 
-bench_users() {
+# users_database NAME — a fresh database with security-svc started on it and user-svc's three
+# transit keys created; prints nothing, sets USERS_DB.
+users_database() {
   build_release
-  local db; db=$(fresh_database vottery_bench_users)
-  start_security "$db"
+  USERS_DB=$(fresh_database "$1")
+  start_security "$USERS_DB"
   create_key vottery-users-pii aes256-gcm96
   create_key vottery-users-index hmac
   create_key vottery-users-records ed25519
+}
+
+bench_users() {
+  users_database vottery_bench_users
+  local db=$USERS_DB
   export DATABASE_URL_USERS=$db
   local extra=(
     USER_SVC__RATE_LIMIT__PER_IP_PER_MINUTE=1000000000
@@ -374,8 +370,7 @@ start_guardian() {
     SECURITY_SVC__AUTH__TOKENS__TRUSTEE__OPERATIONS=guardian-ceremony,guardian-decrypt \
     SECURITY_SVC__AUTH__TOKENS__TRUSTEE__KEYS="g$index-*" \
     ./target/release/security-svc >"$BENCH_DIR/guardian-$index.log" 2>&1 &
-  PIDS+=($!)
-  wait_http "http://127.0.0.1:$port/health/ready"
+  tracked "guardian $index" "$BENCH_DIR/guardian-$index.log" "http://127.0.0.1:$port/health/ready"
 }
 
 now() { date +%s.%N; }

@@ -4,21 +4,16 @@
 # downloads (median reported; target < 2 s), and the growth of the service's peak resident
 # memory (VmHWM) over the first download, measured right after a warm-up read (target
 # < 20 MB). Each document is checked: it parses, holds every row, and its chain is valid.
-# Sourced by scripts/bench.sh; uses its helpers (fresh_database, build_release,
-# start_security, create_key, port_free, wait_http, median, log, die) and $BENCH_DIR, $PIDS,
-# $RUNS, $SECURITY_PORT, $USERS_PORT, $USER_SVC_TOKEN.
+# Sourced by scripts/bench.sh; uses its helpers (users_database, start_bench_users, median,
+# log, die) and $BENCH_DIR, $RUNS, $USERS_PORT.
 
 # vm_kb PID FIELD — a /proc/PID/status memory figure (VmHWM, VmRSS) in kB.
 vm_kb() { awk -v f="$2:" '$1 == f {print $2}' "/proc/$1/status"; }
 
 bench_export() {
   local rows=${BENCH_EXPORT_ROWS:-100000}
-  build_release
-  local db; db=$(fresh_database vottery_bench_export)
-  start_security "$db"
-  create_key vottery-users-pii aes256-gcm96
-  create_key vottery-users-index hmac
-  create_key vottery-users-records ed25519
+  users_database vottery_bench_export
+  local db=$USERS_DB
   start_bench_users "$db" "$BENCH_DIR/user-svc-export.log"
   local pid=$USERS_PID token=$USERS_TOKEN
   log "appending $rows chained audit rows to user 1"
