@@ -79,6 +79,7 @@ done
 
 command -v curl >/dev/null 2>&1 || apt_install curl
 ensure_postgres
+ensure_nats
 ADMIN_DATABASE_URL=$DATABASE_URL
 DEV_DATABASE_URL=$(database_url "$ADMIN_DATABASE_URL" "$DEV_DB")
 
@@ -108,6 +109,7 @@ export USER_SVC__APPLICATION__PORT=$USER_SVC_PORT
 export USER_SVC__APPLICATION__TRUSTED_PROXIES=127.0.0.1/32,::1/128
 export USER_SVC__DATABASE__URL=$DEV_DATABASE_URL
 export USER_SVC__SECURITY__URL=$SECURITY_URL
+export USER_SVC__EVENTS__NATS_URL=$NATS_URL
 
 log "migrating"
 security_svc migrate >>"$LOG_DIR/security-svc.log" 2>&1 || die "security-svc migrate failed; see $LOG_DIR/security-svc.log"
@@ -150,6 +152,7 @@ DEV_MANAGER_ID=$MANAGER_ID
 DEV_MANAGER_JWT=$MANAGER_JWT
 DEV_JWT_SECRET=$USER_SVC__AUTH__JWT_SECRET
 DATABASE_URL=$DEV_DATABASE_URL
+NATS_URL=$NATS_URL
 EOF
   [ -n "$GATEWAY_URL" ] && echo "GATEWAY_URL=$GATEWAY_URL" >>"$DEV_ENV"
   true
@@ -181,7 +184,9 @@ Try it:
   curl -s -X POST "\$SECURITY_SVC_URL/v1/transit/encrypt/vottery-users-pii" -H "X-Vault-Token: \$SECURITY_SVC_ADMIN_TOKEN" -d '{"plaintext":"aGVsbG8="}'
   curl -s -X POST "\$SECURITY_SVC_URL/v1/guardians/dev-guardian" -H "X-Vault-Token: \$SECURITY_SVC_TRUSTEE_TOKEN" -H 'Content-Type: application/json' -d '{"ceremony_id":"dev","sequence_order":1,"number_of_guardians":1,"quorum":1}'
 
-A three-guardian ceremony and a tally: README.md, "Guardians".
+User-change events: GET \$USER_SVC_URL/api/events with \$USER_SVC_SERVICE_TOKEN, or stream
+VOTTERY_USERS on \$NATS_URL (docs/events.md). A three-guardian ceremony and a tally: README.md,
+"Guardians".
 
 EOF
 

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check the project has: formatting, clippy with warnings denied, and all
-# test suites against a real PostgreSQL and Redis (provisioned when none is configured).
+# test suites against a real PostgreSQL, Redis and NATS with JetStream (provisioned when none is
+# configured), the generated-client and schemathesis contracts, and the README's guardians
+# walkthrough.
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
@@ -9,6 +11,7 @@ cd "$ROOT_DIR"
 
 ensure_postgres
 ensure_redis
+ensure_nats
 ensure_nginx
 ensure_electionguard
 
@@ -27,6 +30,9 @@ done
 
 log "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+
+log "contracts: generated clients and schemathesis against the OpenAPI documents"
+scripts/contracts.sh
 
 log "the README's guardians walkthrough, as written"
 scripts/guardians/walkthrough.sh

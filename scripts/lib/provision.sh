@@ -138,6 +138,32 @@ ensure_redis() {
   export REDIS_URL
 }
 
+# ensure_nats — exports NATS_URL pointing at a NATS server with JetStream that answers: NATS_URL
+# when it answers, else the machine's at 127.0.0.1:4222, else a private one (Debian's
+# nats-server, installed when missing) with its store under $DATA_DIR/nats.
+ensure_nats() {
+  local answers='u=${0#nats://}; exec 3<>"/dev/tcp/${u%:*}/${u##*:}" && head -c 4 <&3 | grep -q INFO'
+  if [ -n "${NATS_URL:-}" ] && timeout 2 bash -c "$answers" "$NATS_URL" 2>/dev/null; then
+    log "NATS: using NATS_URL"
+  elif timeout 2 bash -c "$answers" "nats://127.0.0.1:4222" 2>/dev/null; then
+    NATS_URL="nats://127.0.0.1:4222"
+    log "NATS: using the machine's server"
+  else
+    command -v nats-server >/dev/null 2>&1 || apt_install nats-server
+    local port=${PRIVATE_NATS_PORT:-54222}
+    NATS_URL="nats://127.0.0.1:$port"
+    if ! timeout 2 bash -c "$answers" "$NATS_URL" 2>/dev/null; then
+      mkdir -p "$DATA_DIR/nats"
+      log "NATS: starting a private server with JetStream on 127.0.0.1:$port"
+      nohup nats-server -a 127.0.0.1 -p "$port" -js -sd "$DATA_DIR/nats" \
+        -l "$DATA_DIR/nats/server.log" -P "$DATA_DIR/nats/nats.pid" >/dev/null 2>&1 &
+      for _ in $(seq 1 50); do timeout 2 bash -c "$answers" "$NATS_URL" 2>/dev/null && break; sleep 0.1; done
+      timeout 2 bash -c "$answers" "$NATS_URL" 2>/dev/null || die "NATS at $NATS_URL does not answer"
+    fi
+  fi
+  export NATS_URL
+}
+
 # --- nginx ----------------------------------------------------------------------
 
 # ensure_nginx — makes sure Debian's nginx binary is present (not started).

@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use base64::Engine;
 use reqwest::StatusCode;
 use secrecy::{ExposeSecret, SecretString};
 use serde::Serialize;
@@ -12,10 +13,10 @@ use serde::de::DeserializeOwned;
 use crate::SERVER_KEEP_ALIVE;
 use crate::sys::SealStatus;
 use crate::transit::{
-    BatchResults, CreateKeyRequest, DecryptItem, DecryptRequest, DecryptResult, EncryptItem,
-    EncryptRequest, EncryptResult, HmacItem, HmacRequest, HmacResult, KeyConfigRequest, KeyInfo,
-    RewrapItem, RewrapRequest, SignItem, SignRequest, SignResult, VerifyItem, VerifyRequest,
-    VerifyResult,
+    BatchResults, ContextDestroyed, CreateKeyRequest, DecryptItem, DecryptRequest, DecryptResult,
+    DestroyContextRequest, EncryptItem, EncryptRequest, EncryptResult, HmacItem, HmacRequest,
+    HmacResult, KeyConfigRequest, KeyInfo, RewrapItem, RewrapRequest, SignItem, SignRequest,
+    SignResult, VerifyItem, VerifyRequest, VerifyResult,
 };
 use crate::vault::{SEALED_MESSAGE, VaultErrors, VaultResponse};
 
@@ -306,6 +307,20 @@ impl Call<'_> {
     ) -> Result<KeyInfo, ClientError> {
         self.post(&format!("/v1/transit/keys/{name}"), request)
             .await
+    }
+
+    /// Destroys the data key of one `context` (raw bytes) of a `context_keys` key, for good.
+    pub async fn destroy_context(&self, key: &str, context: &[u8]) -> Result<(), ClientError> {
+        let request = DestroyContextRequest {
+            context: Some(base64::engine::general_purpose::STANDARD.encode(context)),
+        };
+        let _: ContextDestroyed = self
+            .post(
+                &format!("/v1/transit/keys/{key}/contexts/destroy"),
+                &request,
+            )
+            .await?;
+        Ok(())
     }
 
     pub async fn read_key(&self, name: &str) -> Result<KeyInfo, ClientError> {

@@ -4,12 +4,14 @@
 //! * [`problem`] is the RFC 9457 error body both services answer with outside that surface.
 //! * `guardians` (feature `guardians`) holds the bodies of security-svc's guardian routes.
 //! * [`users`] holds user-svc's request and response bodies; [`sessions`] those of a user's
-//!   devices and sessions; [`export`] the export of everything held about a user.
+//!   devices and sessions; [`export`] the export of everything held about a user; [`events`]
+//!   the CloudEvents user-svc publishes about changes to users.
 //! * [`remembered`] is a bounded memory of successful checks (signatures found valid).
 //! * `client` (feature `client`) is a typed async client for security-svc.
 //!
 //! Everything here is plain serde: no database or web framework types.
 
+pub mod events;
 pub mod export;
 pub mod flex;
 pub mod problem;

@@ -217,6 +217,14 @@ pub struct CreateKeyRequest {
         skip_serializing_if = "Option::is_none"
     )]
     pub key_size: Option<i64>,
+    /// Each distinct `context` gets its own random data key that can be destroyed on its own
+    /// (`POST /v1/transit/keys/:name/contexts/destroy`). AEAD types only; not with `derived`.
+    #[serde(
+        default,
+        deserialize_with = "flex::opt_bool",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub context_keys: Option<bool>,
 }
 
 /// `POST /v1/transit/keys/:name/config`: only the fields given change.
@@ -326,9 +334,30 @@ pub struct KeyInfo {
     pub key_size: Option<u32>,
     #[serde(default)]
     pub convergent_encryption: bool,
+    /// Whether each context has its own destroyable data key.
+    #[serde(default)]
+    pub context_keys: bool,
     /// Version number (as text) to its entry; absent for HMAC keys.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub keys: Option<BTreeMap<String, KeyVersionEntry>>,
+}
+
+/// `POST /v1/transit/keys/:name/contexts/destroy`: the context whose data key goes for good.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct DestroyContextRequest {
+    /// The context, base64, exactly as sent with encrypt and decrypt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte, required = true))]
+    pub context: Option<String>,
+}
+
+/// The answer to a context's destruction (the same when it was destroyed before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct ContextDestroyed {
+    /// Always `true`: the context's data key no longer exists.
+    pub destroyed: bool,
 }
 
 /// `LIST /v1/transit/keys`.

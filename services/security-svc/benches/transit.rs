@@ -4,11 +4,15 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use security_svc::keys::contexts::{ContextHasher, ContextKeyCache};
 use security_svc::keys::hash::HashAlgorithm;
 use security_svc::keys::material::VersionMaterial;
 use security_svc::keys::ops::{self, CipherInputs, KeyFlags, Marshaling, RsaPadding, SignOptions};
+use security_svc::seal::barrier::RootKey;
 use std::hint::black_box;
+use std::sync::Arc;
 use vottery_common::transit::KeyType;
+use zeroize::Zeroizing;
 
 const FLAGS: KeyFlags = KeyFlags {
     derived: false,
@@ -36,7 +40,7 @@ fn encryption(c: &mut Criterion) {
     let aad = b"vottery_users:42:sngine_email";
     let inputs = CipherInputs {
         associated_data: Some(aad),
-        context: None,
+        ..CipherInputs::default()
     };
     let sealed = ops::encrypt(&aes, FLAGS, &plaintext, inputs).expect("setup");
 
@@ -70,6 +74,48 @@ fn encryption(c: &mut Criterion) {
     });
 }
 
+/// A value sealed and opened again: with the key as stored, and with a context's data key
+/// found in the cache (the context hashed, the cache looked up, the key derived per value).
+fn context_keys(c: &mut Criterion) {
+    let aes = material(KeyType::Aes256Gcm96);
+    let plaintext = [7u8; 64];
+    let aad = b"vottery_users:42:sngine_email";
+    let plain_inputs = CipherInputs {
+        associated_data: Some(aad),
+        ..CipherInputs::default()
+    };
+    let hasher = ContextHasher::new(&RootKey::from_bytes(Zeroizing::new([3u8; 32])));
+    let cache = ContextKeyCache::new(10_000);
+    for user in 0..10_000u32 {
+        let hash = hasher.hash("vottery-users-pii", user.to_string().as_bytes());
+        cache.put(hash, Arc::new(Zeroizing::new([user as u8; 32])), 1);
+    }
+    let mut group = c.benchmark_group("context keys");
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("plain key: encrypt + decrypt 64 B", |b| {
+        b.iter(|| {
+            let sealed =
+                ops::encrypt(&aes, FLAGS, black_box(&plaintext), plain_inputs).expect("encrypt");
+            ops::decrypt(&aes, FLAGS, &sealed, plain_inputs).expect("decrypt")
+        })
+    });
+    group.bench_function("cached context key: encrypt + decrypt 64 B", |b| {
+        b.iter(|| {
+            let context = black_box(b"4242");
+            let hash = hasher.hash("vottery-users-pii", context);
+            let key = cache.get(hash, 1).expect("cached");
+            let inputs = CipherInputs {
+                context: Some(context),
+                data_key: Some(&key),
+                ..plain_inputs
+            };
+            let sealed = ops::encrypt(&aes, FLAGS, black_box(&plaintext), inputs).expect("encrypt");
+            ops::decrypt(&aes, FLAGS, &sealed, inputs).expect("decrypt")
+        })
+    });
+    group.finish();
+}
+
 fn signatures(c: &mut Criterion) {
     let digest = [9u8; 32];
     for key_type in [KeyType::Ed25519, KeyType::EcdsaP256, KeyType::Rsa2048] {
@@ -86,5 +132,5 @@ fn signatures(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, encryption, signatures);
+criterion_group!(benches, encryption, context_keys, signatures);
 criterion_main!(benches);

@@ -38,10 +38,12 @@ pub enum Operation {
     GuardianCeremony,
     /// Partial and compensated decryptions by a guardian (the key is the guardian's name).
     GuardianDecrypt,
+    /// Destroying one context's data key of a `context_keys` key.
+    DestroyContext,
 }
 
 impl Operation {
-    pub const ALL: [Operation; 20] = [
+    pub const ALL: [Operation; 21] = [
         Operation::Create,
         Operation::Read,
         Operation::List,
@@ -62,6 +64,7 @@ impl Operation {
         Operation::Seal,
         Operation::GuardianCeremony,
         Operation::GuardianDecrypt,
+        Operation::DestroyContext,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -86,6 +89,7 @@ impl Operation {
             Operation::Seal => "seal",
             Operation::GuardianCeremony => "guardian-ceremony",
             Operation::GuardianDecrypt => "guardian-decrypt",
+            Operation::DestroyContext => "destroy-context",
         }
     }
 

@@ -54,6 +54,8 @@ pub struct TransitSettings {
     pub max_batch_items: usize,
     pub max_cached_keys: usize,
     pub remembered_signatures: usize,
+    /// Most unwrapped context data keys kept in memory (least recently used evicted).
+    pub context_key_cache: usize,
     #[serde(deserialize_with = "list_or_csv")]
     pub bootstrap_keys: Vec<String>,
 }

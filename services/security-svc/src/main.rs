@@ -103,6 +103,7 @@ async fn operator_init(settings: Settings, args: InitArgs) -> Result<(), String>
         security_svc::keys::store::StoreSettings {
             max_cached_keys: 1,
             remembered_signatures: 0,
+            context_key_cache: 0,
         },
     );
     let initialized = seal

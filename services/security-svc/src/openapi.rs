@@ -22,7 +22,7 @@ use crate::routes::segments::{
     ByteCount, DataKeyKind, DigestName, EntropySource, ExportKind, KeyName, KeyVersion,
     SignatureHashName,
 };
-use crate::routes::{crypt, health, keys, misc, sign, sys};
+use crate::routes::{contexts, crypt, health, keys, misc, sign, sys};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -33,6 +33,7 @@ use crate::routes::{crypt, health, keys, misc, sign, sys};
     paths(
         sys::init_status, sys::init, sys::seal_status, sys::unseal, sys::seal, sys::health,
         keys::list, keys::read, keys::create, keys::delete, keys::config, keys::rotate, keys::trim,
+        contexts::destroy_context,
         crypt::encrypt, crypt::decrypt, crypt::rewrap, crypt::datakey,
         sign::sign, sign::verify, sign::hmac, misc::hash, misc::random, misc::export,
         guardians::create_guardian, guardians::read_guardian, guardians::share_backups,
@@ -42,7 +43,7 @@ use crate::routes::{crypt, health, keys, misc, sign, sys};
     ),
     tags(
         (name = "sys", description = "Initialisation, unseal and seal, as Vault's `/v1/sys`."),
-        (name = "keys", description = "Transit key rings: create, read, list, configure, rotate, trim, delete."),
+        (name = "keys", description = "Transit key rings: create, read, list, configure, rotate, trim, delete; and, for keys created with `context_keys`, destroying one context's data key (crypto-shredding)."),
         (name = "transit", description = "Transit operations: encrypt, decrypt, rewrap, data keys, sign, verify, HMAC, hash, random bytes."),
         (name = "guardians", description = "ElectionGuard guardians hosted by this instance: the key ceremony (create, backups, verifications, finalize) and partial decryptions, outside Vault's API. Errors are RFC 9457 problems naming each bad field. A token needs `guardian-ceremony` or `guardian-decrypt` on the guardian's name."),
         (name = "operations", description = "Health, metrics and this document, outside Vault's API."),

@@ -30,6 +30,18 @@ diesel::table! {
         generation -> Int8,
         created_at -> Timestamptz,
         updated_at -> Timestamptz,
+        context_keys -> Bool,
+    }
+}
+
+diesel::table! {
+    vottery_security_context_keys (key_name, context_hash) {
+        key_name -> Text,
+        context_hash -> Bytea,
+        version -> Int4,
+        wrapped_key -> Nullable<Bytea>,
+        destroyed_at -> Nullable<Timestamptz>,
+        created_at -> Timestamptz,
     }
 }
 

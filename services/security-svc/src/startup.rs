@@ -76,6 +76,7 @@ impl Application {
             StoreSettings {
                 max_cached_keys: settings.transit.max_cached_keys,
                 remembered_signatures: settings.transit.remembered_signatures,
+                context_key_cache: settings.transit.context_key_cache,
             },
         );
         if let Err(error) = seal.sync_config().await {

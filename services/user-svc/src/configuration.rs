@@ -22,6 +22,7 @@ pub struct Settings {
     pub security: SecuritySettings,
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
+    pub events: EventSettings,
     pub log: LogSettings,
 }
 
@@ -90,6 +91,28 @@ pub struct RateLimitSettings {
     pub per_ip_per_minute: u32,
     pub per_user_per_minute: u32,
     pub redis_url: String,
+}
+
+/// User events: the relay of the outbox to NATS JetStream, and how long relayed rows are kept.
+#[derive(Debug, Clone, Deserialize)]
+pub struct EventSettings {
+    /// The NATS server (`nats://host:4222`); empty turns the relay off (the feed still works).
+    pub nats_url: String,
+    /// Outbox rows published per round.
+    pub batch_size: u32,
+    /// The pause between rounds that found nothing left to publish, in ms.
+    pub poll_interval_ms: u64,
+    /// How long a publish waits for JetStream's acknowledgement, in ms.
+    pub publish_timeout_ms: u64,
+    /// Relayed rows older than this are pruned from the outbox, in hours.
+    pub retention_hours: u64,
+}
+
+impl EventSettings {
+    /// Whether a relay runs.
+    pub fn relays(&self) -> bool {
+        !self.nats_url.trim().is_empty()
+    }
 }
 
 const MIN_PRODUCTION_SECRET: usize = 32;

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod configuration;
 pub mod domain;
 pub mod error;
+pub mod events;
 pub mod ratelimit;
 pub mod record;
 pub mod routes;

@@ -17,6 +17,8 @@ use vottery_server::problem::JsonBodyLimit;
 use crate::auth::Authenticator;
 use crate::configuration::Settings;
 use crate::error::ApiError;
+use crate::events::metrics::RelayMetrics;
+use crate::events::relay;
 use crate::ratelimit::{RateLimiter, limit_by_address, spawn_housekeeping};
 use crate::routes;
 use crate::users::totals::ListTotals;
@@ -33,6 +35,8 @@ pub struct AppState {
     pub limiter: RateLimiter,
     pub trusted_proxies: Vec<ipnet::IpNet>,
     pub totals: ListTotals,
+    /// The event relay's measures, when `events.nats_url` turns it on.
+    pub relay: Option<Arc<RelayMetrics>>,
 }
 
 /// The service could not start.
@@ -94,6 +98,7 @@ impl AppState {
             totals: ListTotals::new(Duration::from_millis(
                 settings.application.list_total_cache_ms,
             )),
+            relay: settings.events.relays().then(Arc::default),
         })
     }
 }
@@ -129,7 +134,12 @@ impl Application {
         .listen(listener)?
         .run();
         let shared: Arc<AppState> = state.into_inner();
-        let tasks = vec![spawn_housekeeping(shared)];
+        let mut tasks = Vec::new();
+        if let Some(metrics) = &shared.relay {
+            let events = settings.events.clone();
+            tasks.push(relay::spawn(shared.pool.clone(), events, metrics.clone()));
+        }
+        tasks.push(spawn_housekeeping(shared));
         Ok(Self {
             port,
             server,

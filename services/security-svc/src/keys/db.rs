@@ -27,6 +27,7 @@ pub struct KeyRow {
     pub generation: i64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    pub context_keys: bool,
 }
 
 /// A row of `vottery_security_key_versions`: material sealed under the root key.

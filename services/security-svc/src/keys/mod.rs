@@ -1,5 +1,6 @@
 //! Transit key rings: named, versioned keys and the rules for which version serves what.
 
+pub mod contexts;
 pub mod db;
 mod fresh;
 pub mod hash;
@@ -35,6 +36,8 @@ pub struct KeyConfig {
     pub min_encryption_version: u32,
     pub min_available_version: u32,
     pub auto_rotate_period_secs: i64,
+    /// Each context gets its own destroyable data key (see [`contexts`]).
+    pub context_keys: bool,
     /// Bumped by every stored change; caches compare it.
     pub generation: i64,
 }
@@ -218,6 +221,7 @@ impl KeyRing {
             kdf: config.derived.then(|| "hkdf_sha256".to_owned()),
             key_size: config.key_size.filter(|_| key_type == KeyType::Hmac),
             convergent_encryption: config.convergent_encryption,
+            context_keys: config.context_keys,
             keys,
         }
     }
@@ -275,6 +279,7 @@ mod tests {
                 min_encryption_version: 0,
                 min_available_version: 0,
                 auto_rotate_period_secs: 0,
+                context_keys: false,
                 generation: 1,
             },
             versions,

@@ -20,6 +20,7 @@ pub struct NewKey {
     pub allow_plaintext_backup: bool,
     pub auto_rotate_period_secs: i64,
     pub key_size: Option<u32>,
+    pub context_keys: bool,
 }
 
 impl NewKey {
@@ -33,6 +34,7 @@ impl NewKey {
             allow_plaintext_backup: false,
             auto_rotate_period_secs: 0,
             key_size: None,
+            context_keys: false,
         }
     }
 
@@ -81,8 +83,18 @@ pub fn new_key(request: &CreateKeyRequest) -> Result<NewKey, String> {
         (_, 0) => None,
         (other, _) => return Err(format!("key_size is not valid for algorithm {other}")),
     };
+    let context_keys = request.context_keys.unwrap_or(false);
+    if context_keys && !key_type.is_aead() {
+        return Err(format!(
+            "context_keys is not supported for keys of type {key_type}"
+        ));
+    }
+    if context_keys && derived {
+        return Err("context_keys cannot be combined with derived".into());
+    }
     Ok(NewKey {
         key_type,
+        context_keys,
         derived,
         convergent_encryption: convergent,
         exportable: request.exportable.unwrap_or(false),
@@ -231,6 +243,7 @@ mod tests {
             min_encryption_version: 0,
             min_available_version: 0,
             auto_rotate_period_secs: 0,
+            context_keys: false,
             generation: 1,
         }
     }

@@ -14,6 +14,7 @@ use vottery_common::transit::{KeyConfigRequest, KeyType};
 use vottery_server::db::{DbPool, is_unavailable};
 use zeroize::Zeroizing;
 
+use super::contexts::{self, ContextHasher, ContextKeyCache, ContextState};
 use super::db::{self, KeyRow, VersionRow};
 use super::material::{MaterialError, VersionMaterial};
 use super::rules::{self, NewKey};
@@ -60,6 +61,8 @@ pub struct StoreSettings {
     pub max_cached_keys: usize,
     /// Most valid signatures remembered per generation (see [`VerifiedSignatures`]); 0: none.
     pub remembered_signatures: usize,
+    /// Most unwrapped context data keys kept in memory (see [`super::contexts`]); 0: none.
+    pub context_key_cache: usize,
 }
 
 /// The unsealed keys of one instance.
@@ -69,6 +72,7 @@ pub struct KeyStore {
     settings: StoreSettings,
     rings: RwLock<HashMap<String, Arc<KeyRing>>>,
     verified: VerifiedSignatures,
+    contexts: ContextState,
 }
 
 impl std::fmt::Debug for KeyStore {
@@ -95,6 +99,7 @@ fn key_config(row: &KeyRow) -> Result<KeyConfig, StoreError> {
         min_encryption_version: row.min_encryption_version as u32,
         min_available_version: row.min_available_version as u32,
         auto_rotate_period_secs: row.auto_rotate_period_secs,
+        context_keys: row.context_keys,
         generation: row.generation,
     })
 }
@@ -167,13 +172,23 @@ impl FreshVersion {
 
 impl KeyStore {
     pub fn new(root: RootKey, pool: DbPool, settings: StoreSettings) -> Self {
+        let contexts = ContextState {
+            hasher: ContextHasher::new(&root),
+            cache: ContextKeyCache::new(settings.context_key_cache),
+        };
         Self {
             root: Arc::new(root),
             pool,
             settings,
             rings: RwLock::new(HashMap::new()),
             verified: VerifiedSignatures::new(settings.remembered_signatures),
+            contexts,
         }
+    }
+
+    /// The context-key hasher and cache of this instance.
+    pub fn context_state(&self) -> &ContextState {
+        &self.contexts
     }
 
     /// The signatures this instance has found valid while unsealed.
@@ -272,6 +287,7 @@ impl KeyStore {
             generation: now.timestamp_micros(),
             created_at: now,
             updated_at: now,
+            context_keys: spec.context_keys,
         };
         let first = fresh.row(&self.root, name, 1)?;
         let mut conn = self.connection().await?;
@@ -351,6 +367,13 @@ impl KeyStore {
                 .ok_or(StoreError::NotFound)?;
             let change =
                 rules::trim(&key_config(&row)?, min_available).map_err(StoreError::Rejected)?;
+            let min_available = change.min_available_version;
+            let still_wrapped = contexts::db::wrapped_below(conn, name, min_available).await?;
+            if still_wrapped > 0 {
+                return Err(StoreError::Rejected(format!(
+                    "cannot trim below version {min_available}: {still_wrapped} context keys are wrapped under older versions"
+                )));
+            }
             db::delete_versions_below(conn, name, change.min_available_version).await?;
             db::update_settings(conn, name, &change).await?;
             Ok(())

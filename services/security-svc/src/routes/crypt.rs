@@ -19,6 +19,7 @@ use super::segments::{DataKeyKind, KeyName};
 use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
+use crate::keys::contexts::{ContextKey, ContextKeys, ContextUse};
 use crate::keys::ops::{self, CipherInputs, OpError, SealingKeys};
 use crate::keys::rules::NewKey;
 use crate::keys::wire::{ValueKind, decode_b64, encode_b64, parse_versioned, versioned_b64};
@@ -135,16 +136,24 @@ impl ItemOutcome for Opened {
     }
 }
 
-/// An item's `context` and `associated_data`, decoded from base64.
+/// An item's `context` and `associated_data`, decoded from base64, and the context's data key
+/// when the key ring has context keys.
 struct Decoded {
     context: Option<Vec<u8>>,
     associated_data: Option<Vec<u8>>,
+    data_key: Option<ContextKey>,
 }
 
 impl Decoded {
-    fn of(context: Option<&str>, associated_data: Option<&str>) -> Result<Self, OpError> {
+    fn of(
+        contexts: &ContextKeys,
+        context: Option<&str>,
+        associated_data: Option<&str>,
+    ) -> Result<Self, OpError> {
+        let context = decode_field("context", context).map_err(OpError::User)?;
         Ok(Self {
-            context: decode_field("context", context).map_err(OpError::User)?,
+            data_key: contexts.key_for(context.as_deref())?,
+            context,
             associated_data: decode_field("associated_data", associated_data)
                 .map_err(OpError::User)?,
         })
@@ -154,7 +163,28 @@ impl Decoded {
         CipherInputs {
             associated_data: self.associated_data.as_deref(),
             context: self.context.as_deref(),
+            data_key: self.data_key.as_deref().map(|key| &**key),
         }
+    }
+}
+
+/// The request's items as the key ring sees them: its keys, and its contexts' data keys.
+struct Keys {
+    ring: Arc<KeyRing>,
+    contexts: ContextKeys,
+}
+
+impl Keys {
+    /// The ring with the data keys of the `contexts` a request names (none for keys without
+    /// context keys).
+    async fn of<'a>(
+        auth: &Authorized,
+        ring: Arc<KeyRing>,
+        contexts: impl IntoIterator<Item = Option<&'a str>>,
+        usage: ContextUse,
+    ) -> Result<Self, VaultError> {
+        let contexts = auth.store.context_keys(&ring, contexts, usage).await?;
+        Ok(Self { ring, contexts })
     }
 }
 
@@ -183,20 +213,20 @@ fn seal(
 }
 
 /// Encrypts one item.
-fn encrypt_one(
-    ring: &KeyRing,
-    keys: &mut SealingKeys,
-    item: &EncryptItem,
-) -> Result<Sealed, OpError> {
+fn encrypt_one(with: &Keys, keys: &mut SealingKeys, item: &EncryptItem) -> Result<Sealed, OpError> {
     let plaintext = item.plaintext.as_deref().ok_or(Refusal::MissingPlaintext)?;
     let plaintext = Zeroizing::new(decode_b64(plaintext).map_err(|_| Refusal::PlaintextNotBase64)?);
-    let inputs = Decoded::of(item.context.as_deref(), item.associated_data.as_deref())?;
-    seal(ring, keys, item.key_version, &plaintext, &inputs).map(Sealed)
+    let inputs = Decoded::of(
+        &with.contexts,
+        item.context.as_deref(),
+        item.associated_data.as_deref(),
+    )?;
+    seal(&with.ring, keys, item.key_version, &plaintext, &inputs).map(Sealed)
 }
 
 /// Opens one ciphertext, and answers the decoded inputs it was opened with.
 fn open_one(
-    ring: &KeyRing,
+    with: &Keys,
     ciphertext: Option<&str>,
     context: Option<&str>,
     associated_data: Option<&str>,
@@ -206,16 +236,23 @@ fn open_one(
         .ok_or(Refusal::MissingCiphertext)?;
     let parsed = parse_versioned(ciphertext, ValueKind::Ciphertext).map_err(OpError::User)?;
     let payload = decode_b64(parsed.payload).map_err(|_| Refusal::CiphertextNotBase64)?;
-    let inputs = Decoded::of(context, associated_data)?;
-    let version = ring.version_to_open(Incoming::Ciphertext, parsed.version)?;
-    let plaintext = ops::decrypt(&version.material, ring.flags(), &payload, inputs.inputs())?;
+    let version = with
+        .ring
+        .version_to_open(Incoming::Ciphertext, parsed.version)?;
+    let inputs = Decoded::of(&with.contexts, context, associated_data)?;
+    let plaintext = ops::decrypt(
+        &version.material,
+        with.ring.flags(),
+        &payload,
+        inputs.inputs(),
+    )?;
     Ok((plaintext, inputs))
 }
 
 /// Decrypts one item.
-fn decrypt_one(ring: &KeyRing, item: &DecryptItem) -> Result<Opened, OpError> {
+fn decrypt_one(with: &Keys, item: &DecryptItem) -> Result<Opened, OpError> {
     let (plaintext, _) = open_one(
-        ring,
+        with,
         item.ciphertext.as_deref(),
         item.context.as_deref(),
         item.associated_data.as_deref(),
@@ -224,18 +261,14 @@ fn decrypt_one(ring: &KeyRing, item: &DecryptItem) -> Result<Opened, OpError> {
 }
 
 /// Re-encrypts one item with the version it asks for, never revealing the plaintext.
-fn rewrap_one(
-    ring: &KeyRing,
-    keys: &mut SealingKeys,
-    item: &RewrapItem,
-) -> Result<Sealed, OpError> {
+fn rewrap_one(with: &Keys, keys: &mut SealingKeys, item: &RewrapItem) -> Result<Sealed, OpError> {
     let (plaintext, inputs) = open_one(
-        ring,
+        with,
         item.ciphertext.as_deref(),
         item.context.as_deref(),
         item.associated_data.as_deref(),
     )?;
-    seal(ring, keys, item.key_version, &plaintext, &inputs).map(Sealed)
+    seal(&with.ring, keys, item.key_version, &plaintext, &inputs).map(Sealed)
 }
 
 /// `/datakey/:kind`: whether the answer carries the key in the clear too.
@@ -256,17 +289,14 @@ fn data_key_bits(bits: Option<i64>) -> Result<usize, Refusal> {
 }
 
 /// Wraps a data key under the version the request asks for.
-fn wrap_data_key(
-    ring: &KeyRing,
-    request: &DataKeyRequest,
-    key: &[u8],
-) -> Result<Ciphertext, OpError> {
+fn wrap_data_key(with: &Keys, request: &DataKeyRequest, key: &[u8]) -> Result<Ciphertext, OpError> {
     let inputs = Decoded::of(
+        &with.contexts,
         request.context.as_deref(),
         request.associated_data.as_deref(),
     )?;
     let mut keys = SealingKeys::default();
-    seal(ring, &mut keys, request.key_version, key, &inputs)
+    seal(&with.ring, &mut keys, request.key_version, key, &inputs)
 }
 
 /// The version a ciphertext names, if it is readable.
@@ -346,10 +376,12 @@ pub async fn encrypt(
         };
         let requested = body.items.iter().map(|item| item.key_version);
         let ring = auth.store.fresh_for_requested(ring, requested).await?;
+        let contexts = body.items.iter().map(|item| item.context.as_deref());
+        let with = Keys::of(&auth, ring, contexts, ContextUse::Create).await?;
         let failed = FailedItems::SetStatus(body.request.partial_failure_response_code);
         let mut keys = SealingKeys::default();
         body.answer(&auth.request_id, failed, |item| {
-            encrypt_one(&ring, &mut keys, item)
+            encrypt_one(&with, &mut keys, item)
         })
     })
     .await
@@ -386,8 +418,10 @@ pub async fn decrypt(
         let ciphertexts = body.items.iter().map(|item| item.ciphertext.as_deref());
         let versions = ciphertexts.filter_map(ciphertext_version);
         let ring = auth.store.fresh_for_values(ring, versions).await?;
+        let contexts = body.items.iter().map(|item| item.context.as_deref());
+        let with = Keys::of(&auth, ring, contexts, ContextUse::Read).await?;
         let failed = FailedItems::SetStatus(body.request.partial_failure_response_code);
-        body.answer(&auth.request_id, failed, |item| decrypt_one(&ring, item))
+        body.answer(&auth.request_id, failed, |item| decrypt_one(&with, item))
     })
     .await
 }
@@ -418,11 +452,13 @@ pub async fn rewrap(
         let ring = auth.store.fresh_for_values(ring, versions).await?;
         let requested = body.items.iter().map(|item| item.key_version);
         let ring = auth.store.fresh_for_requested(ring, requested).await?;
+        let contexts = body.items.iter().map(|item| item.context.as_deref());
+        let with = Keys::of(&auth, ring, contexts, ContextUse::Read).await?;
         let mut keys = SealingKeys::default();
         body.answer(
             &auth.request_id,
             FailedItems::InternalFailsRequest,
-            |item| rewrap_one(&ring, &mut keys, item),
+            |item| rewrap_one(&with, &mut keys, item),
         )
     })
     .await
@@ -455,8 +491,10 @@ pub async fn datakey(
             .store
             .fresh_for_requested(ring, [request.key_version])
             .await?;
+        let contexts = [request.context.as_deref()];
+        let with = Keys::of(&auth, ring, contexts, ContextUse::Create).await?;
         let key = ops::data_key(bits)?;
-        let wrapped = wrap_data_key(&ring, &request, &key)?;
+        let wrapped = wrap_data_key(&with, &request, &key)?;
         let data = DataKey {
             plaintext: include_plaintext.then(|| encode_b64(&key)),
             ciphertext: wrapped.ciphertext,

@@ -2,6 +2,7 @@
 //! envelopes; `/health`, `/metrics` and `/openapi.json` are the service's own.
 
 pub mod batch;
+pub mod contexts;
 pub mod crypt;
 pub mod health;
 pub mod keys;
@@ -233,6 +234,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     crypt::configure(cfg);
     sign::configure(cfg);
     keys::configure(cfg);
+    contexts::configure(cfg);
     sys::configure(cfg);
     crate::guardians::routes::configure(cfg);
     misc::configure(cfg);

@@ -60,6 +60,14 @@ pub enum Refusal {
     #[error("invalid bit length")]
     DataKeyBits,
 
+    // Context keys
+    #[error("missing 'context' to destroy")]
+    MissingContextToDestroy,
+    #[error("failed to base64-decode context")]
+    ContextNotBase64,
+    #[error("key {0} was not created with context_keys; its contexts have no keys of their own")]
+    WithoutContextKeys(String),
+
     // Sign, verify, HMAC
     #[error("missing input")]
     MissingInput,

@@ -7,6 +7,7 @@ mod helpers;
 
 mod bad_input;
 mod batch;
+mod context_keys;
 mod crypt;
 mod guardians;
 mod health;

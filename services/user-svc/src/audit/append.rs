@@ -10,7 +10,9 @@
 //! Attached to a change with [`super::recording`], the append goes in the same statement as
 //! the change: `WITH changed AS (<change> RETURNING …), head AS (…), logged AS (…) SELECT * FROM
 //! changed`. It appends only when the change touched a row. The head moves only after the
-//! change has taken its row's lock, so every write takes the user's row before the chain.
+//! change has taken its row's lock, so every write takes the user's row before the chain. A
+//! change's user events follow as `evented AS (INSERT INTO vottery_user_events … FROM head)`
+//! (see [`crate::events::outbox`]), so they are written exactly when the audit row is.
 
 use chrono::NaiveDateTime;
 use diesel::pg::Pg;
@@ -19,6 +21,7 @@ use diesel::sql_types::{BigInt, Binary, Bool, Inet, Integer, Jsonb, Nullable, Te
 use diesel::{QueryResult, result::Error};
 
 use super::{AuditEvent, ChainedContent, GENESIS, format_time};
+use crate::events::outbox::OutboxBatch;
 
 /// An event's audit row, ready to be appended to its chain.
 #[derive(Debug)]
@@ -36,6 +39,8 @@ pub struct ChainEntry<'a> {
     /// The canonical content up to the value of `chain_seq`, and from after it.
     content_before_seq: Vec<u8>,
     content_after_seq: Vec<u8>,
+    /// The change's events, inserted into the outbox with the row.
+    events: Option<OutboxBatch>,
 }
 
 impl<'a> ChainEntry<'a> {
@@ -74,6 +79,7 @@ impl<'a> ChainEntry<'a> {
             request_id: &event.request.request_id,
             content_before_seq,
             content_after_seq,
+            events: OutboxBatch::of(&event.events)?,
         })
     }
 
@@ -151,6 +157,14 @@ impl<'a> ChainEntry<'a> {
         out.push_sql(", chain_key, last_seq, prev_hash, last_hash FROM head");
         Ok(())
     }
+
+    /// `, evented AS (…)`: the change's events in the outbox, when it has any.
+    fn walk_events<'b>(&'b self, out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        match &self.events {
+            Some(events) => events.walk_ast(out),
+            None => Ok(()),
+        }
+    }
 }
 
 /// The hash a new row links to.
@@ -203,6 +217,7 @@ impl QueryFragment<Pg> for Appended<'_> {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
         out.push_sql("WITH ");
         self.0.walk_head(out.reborrow(), "")?;
+        self.0.walk_events(out.reborrow())?;
         out.push_sql(" ");
         self.0.walk_row(out.reborrow())
     }
@@ -226,7 +241,9 @@ impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Recorded<'_, Q> {
             .walk_head(out.reborrow(), " FROM changed LIMIT 1")?;
         out.push_sql(", logged AS (");
         self.entry.walk_row(out.reborrow())?;
-        out.push_sql(") SELECT * FROM changed");
+        out.push_sql(")");
+        self.entry.walk_events(out.reborrow())?;
+        out.push_sql(" SELECT * FROM changed");
         Ok(())
     }
 }
@@ -311,6 +328,7 @@ mod tests {
             reason: Some("forbidden".into()),
             facts: None,
             request: &request,
+            events: Vec::new(),
         };
         let entry = ChainEntry::new(
             &event,

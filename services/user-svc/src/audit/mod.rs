@@ -9,6 +9,7 @@ use diesel::prelude::*;
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use ring::digest;
 use serde::Serialize;
+use vottery_common::events::UserEvent;
 use vottery_common::users::AuditEntry;
 use vottery_server::db::Prepared;
 
@@ -52,6 +53,8 @@ pub struct AuditEvent<'a> {
     /// Non-personal facts about the change (a status move, a role change).
     pub facts: Option<serde_json::Value>,
     pub request: &'a RequestMeta,
+    /// The events the change publishes, written to the outbox in the same statement.
+    pub events: Vec<UserEvent>,
 }
 
 #[derive(Debug, Clone, Queryable, Selectable)]

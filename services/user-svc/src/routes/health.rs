@@ -80,9 +80,12 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
 /// Prometheus metrics.
 #[utoipa::path(get, path = "/metrics", tag = "operations", operation_id = "metrics",
     responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
-pub async fn metrics(http: web::Data<HttpMetrics>) -> HttpResponse {
+pub async fn metrics(http: web::Data<HttpMetrics>, state: web::Data<AppState>) -> HttpResponse {
     let mut text = String::with_capacity(16 * 1024);
     http.render(&mut text);
+    if let Some(relay) = &state.relay {
+        relay.render(&mut text);
+    }
     HttpResponse::Ok()
         .insert_header((CONTENT_TYPE, PROMETHEUS_TEXT))
         .body(text)

@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers that extract, call one use case and answer.
 
+pub mod events;
 pub mod export;
 pub mod extract;
 pub mod health;
@@ -91,6 +92,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
     sessions::configure(cfg);
     export::configure(cfg);
+    events::configure(cfg);
     roles::configure(cfg);
     health::configure(cfg);
     openapi::configure(cfg);

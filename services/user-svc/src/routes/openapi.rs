@@ -10,7 +10,7 @@ use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 use vottery_common::problem::Problem;
 
-use super::{export, health, roles, sessions, users};
+use super::{events, export, health, roles, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -21,12 +21,13 @@ use super::{export, health, roles, sessions, users};
     paths(
         users::create, users::list, users::me, users::get, users::profile, users::status,
         users::role, users::delete, users::audit, export::export, sessions::devices, sessions::sessions,
-        sessions::end_session, sessions::end_sessions, roles::roles, health::live,
+        sessions::end_session, sessions::end_sessions, events::events, roles::roles, health::live,
         health::ready, health::metrics, spec
     ),
     tags(
         (name = "users", description = "Users and their profiles, status, roles and audit trail, and the export of everything held about a user."),
         (name = "sessions", description = "A user's devices and sessions, as the auth- and biometric-services recorded them, without tokens or biometric secrets; `{id}` may be `me`."),
+        (name = "events", description = "User events (CloudEvents 1.0) in commit order: ids, field names and transitions, never personal values. The same events NATS JetStream carries when the relay is on."),
         (name = "roles", description = "The admin hierarchy and its rules."),
         (name = "operations", description = "Health, metrics and this document."),
     ),

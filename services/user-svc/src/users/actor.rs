@@ -294,6 +294,16 @@ impl Actor {
         }
     }
 
+    /// Reading the event feed: a service, or auditor and above.
+    pub fn may_read_events(&self) -> Result<(), ApiError> {
+        match self {
+            Actor::Service(_) => Ok(()),
+            Actor::User { .. } => self
+                .at_least(AdminRole::Auditor, "reading the event feed")
+                .map(|_| ()),
+        }
+    }
+
     /// Reading audit trails: auditor and above.
     pub fn may_read_audit(&self) -> Result<(), ApiError> {
         self.at_least(AdminRole::Auditor, "reading the audit trail")

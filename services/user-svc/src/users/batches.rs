@@ -266,6 +266,7 @@ pub(super) async fn sign_and_write(
             reason: None,
             facts: None,
             request: meta,
+            events: Vec::new(),
         };
         let stored =
             users_db::update_if_version(conn, row.id, row.owned.row_version, &owned, &event)

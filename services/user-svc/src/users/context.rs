@@ -95,6 +95,7 @@ impl Ctx<'_> {
             reason: None,
             facts: None,
             request: self.meta,
+            events: Vec::new(),
         }
     }
 
@@ -122,6 +123,7 @@ impl Ctx<'_> {
             reason: Some(reason),
             facts: None,
             request: self.meta,
+            events: Vec::new(),
         };
         let result = async {
             let mut conn = self.conn().await?;

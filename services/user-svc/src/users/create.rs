@@ -3,11 +3,13 @@
 //! record, under an id reserved first because its ciphertexts are bound to it.
 
 use serde_json::Value;
+use vottery_common::events::UserEventType;
 use vottery_common::users::UserView;
 
 use super::actor::{Actor, Contacts};
 use super::context::{Ctx, today};
 use super::db::{self as users_db, Reservation};
+use super::events::{self, Outcome};
 use super::input::{self, NewUser};
 use super::pii::{Pii, set_column};
 use super::update::{apply_profile, profile_pii};
@@ -203,7 +205,7 @@ async fn store_new(
         "subscription_status".to_owned(),
     ];
     changed_fields.extend(new.profile.changed_fields());
-    let event = AuditEvent {
+    let mut event = AuditEvent {
         user_id: Some(row.id),
         actor_id: actor.user_id(),
         actor_label: &actor.label(),
@@ -213,7 +215,13 @@ async fn store_new(
         reason: None,
         facts: None,
         request: ctx.meta,
+        events: Vec::new(),
     };
+    let outcome = Outcome {
+        version: Some(row.owned.row_version),
+        ..Outcome::default()
+    };
+    events::publish(&mut event, UserEventType::Created, outcome);
     let mut conn = ctx.conn().await?;
     users_db::insert(&mut conn, row, &event)
         .await

@@ -4,11 +4,13 @@
 
 use diesel_async::AsyncConnection;
 use serde_json::json;
+use vottery_common::events::UserEventType;
 
 use super::actor::Target;
 use super::context::Ctx;
 use super::db as users_db;
 use super::end_sessions::end_all_with;
+use super::events::{self, Outcome};
 use super::write::{check_if_match, keep_a_manager};
 use crate::audit::{self, AuditEvent};
 use crate::domain::roles::AdminRole;
@@ -41,6 +43,7 @@ pub async fn delete(ctx: &Ctx<'_>, id: i32, if_match: Option<i64>) -> Result<(),
         {
             return Err(moved_on);
         }
+        events::publish(&mut event, UserEventType::Deleted, Outcome::default());
         Ok(audit::append(conn, &event).await?)
     })
     .await?;

@@ -4,11 +4,13 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::{Value, json};
+use vottery_common::events::UserEventType;
 use vottery_common::sessions::SessionsEnded;
 
 use super::actor::{Actor, Target};
 use super::context::Ctx;
 use super::db::{self as users_db, sessions as sessions_db};
+use super::events::{self, Outcome};
 use crate::audit::{self, AuditEvent};
 use crate::error::ApiError;
 
@@ -22,11 +24,13 @@ pub async fn end_session(ctx: &Ctx<'_>, id: i32, session_id: i32) -> Result<(), 
         let was_active = sessions_db::end_one(conn, id, session_id)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("user {id} has no session {session_id}")))?;
-        let facts = json!({"session_id": session_id, "sessions_ended": i64::from(was_active)});
-        let event = AuditEvent {
+        let ended = i64::from(was_active);
+        let facts = json!({"session_id": session_id, "sessions_ended": ended});
+        let mut event = AuditEvent {
             facts: Some(facts),
             ..ctx.audit_event(&actor, &label, id, "session.end")
         };
+        publish_revoked(&mut event, ended);
         Ok(audit::append(conn, &event).await?)
     })
     .await
@@ -40,10 +44,11 @@ pub async fn end_sessions(ctx: &Ctx<'_>, id: i32) -> Result<SessionsEnded, ApiEr
     conn.transaction::<_, ApiError, _>(async |conn| {
         let sessions_ended = sessions_db::end_all(conn, id).await?;
         let facts = json!({ "sessions_ended": sessions_ended });
-        let event = AuditEvent {
+        let mut event = AuditEvent {
             facts: Some(facts),
             ..ctx.audit_event(&actor, &label, id, "sessions.end")
         };
+        publish_revoked(&mut event, sessions_ended);
         audit::append(conn, &event).await?;
         Ok(SessionsEnded { sessions_ended })
     })
@@ -69,7 +74,19 @@ pub(super) async fn end_all_with(
     };
     facts.insert("sessions_ended".into(), json!(ended));
     event.facts = Some(Value::Object(facts));
+    publish_revoked(event, ended);
     Ok(true)
+}
+
+/// Adds the `sessions_revoked` event to a change that ended sessions; none when it ended none.
+fn publish_revoked(event: &mut AuditEvent<'_>, ended: i64) {
+    if ended > 0 {
+        let outcome = Outcome {
+            sessions_ended: Some(ended),
+            ..Outcome::default()
+        };
+        events::publish(event, UserEventType::SessionsRevoked, outcome);
+    }
 }
 
 /// The actor, once the user is found (404) and the actor may end their sessions (403).

@@ -11,6 +11,7 @@ use crate::domain::profile;
 use crate::domain::roles::{AdminRole, SubscriptionStatus, UserType};
 use crate::domain::status::Status;
 use crate::error::ApiError;
+use crate::events::feed::{self, Cursor, FeedQuery};
 
 /// A field that may be absent (unchanged), `null` (cleared) or set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -524,6 +525,36 @@ fn set_filter<T>(
 }
 
 /// `application/x-www-form-urlencoded` pairs, percent-decoded.
+/// `GET /api/events`: `after` (a cursor the feed gave out) and `limit`.
+pub fn feed_query(query: &str) -> Result<FeedQuery, ApiError> {
+    let mut parsed = FeedQuery {
+        after: Cursor::default(),
+        limit: feed::DEFAULT_LIMIT,
+    };
+    let mut errors = Vec::new();
+    for (key, value) in form_pairs(query) {
+        match key.as_str() {
+            "after" => match Cursor::decode(&value) {
+                Some(cursor) => parsed.after = cursor,
+                None => errors.push(FieldError::new(
+                    "after",
+                    "must be a `next` cursor of this feed",
+                )),
+            },
+            "limit" => {
+                parsed.limit = page_number("limit", &value, Some(feed::MAX_LIMIT), &mut errors)
+                    .unwrap_or(feed::DEFAULT_LIMIT)
+            }
+            other => errors.push(FieldError::new(other, "unknown query parameter")),
+        }
+    }
+    if errors.is_empty() {
+        Ok(parsed)
+    } else {
+        Err(ApiError::Validation(errors))
+    }
+}
+
 fn form_pairs(query: &str) -> Vec<(String, String)> {
     serde_urlencoded::from_str(query).unwrap_or_default()
 }

@@ -2,10 +2,12 @@
 //! change against the row as read; [`super::write`] encrypts, signs and stores it.
 
 use serde_json::{Value, json};
+use vottery_common::events::{Transition, UserEventType};
 use vottery_common::users::UserView;
 
 use super::actor::Target;
 use super::context::{Ctx, today};
+use super::events::transition;
 use super::input::{self, Change, ProfileChanges, RoleChanges};
 use super::write::{Write, write_user};
 use crate::domain::roles::AdminRole;
@@ -35,6 +37,8 @@ pub async fn update_profile(
             owned,
             removes_a_manager: false,
             ends_sessions: false,
+            event: UserEventType::ProfileChanged,
+            transition: None,
         })
     })
     .await
@@ -103,6 +107,8 @@ pub async fn update_status(
             removes_a_manager: target_info.role == Some(AdminRole::Manager)
                 && wanted == Status::Suspended,
             ends_sessions: wanted == Status::Suspended,
+            event: UserEventType::StatusChanged,
+            transition: transition(Some(target_info.status.as_str()), Some(wanted.as_str())),
         })
     })
     .await
@@ -127,6 +133,8 @@ pub async fn update_role(
             owned: apply_roles(target, &changes),
             removes_a_manager: demotes_a_manager(&info, changes.admin_role),
             ends_sessions: false,
+            event: UserEventType::RoleChanged,
+            transition: role_transition(target, changes.admin_role),
         })
     })
     .await
@@ -156,12 +164,18 @@ fn apply_roles(target: &UserRow, changes: &RoleChanges) -> OwnedColumns {
 
 /// The audit facts of a role change: the admin role before and after, when it changes.
 fn role_facts(target: &UserRow, granted: Change<AdminRole>) -> Option<Value> {
+    role_transition(target, granted)
+        .map(|moved| json!({"admin_role": {"from": moved.from, "to": moved.to}}))
+}
+
+/// The admin role before and after a role change, when it changes.
+fn role_transition(target: &UserRow, granted: Change<AdminRole>) -> Option<Transition> {
     let to = match granted {
         Change::Keep => return None,
         Change::Clear => None,
         Change::Set(role) => Some(role.as_str()),
     };
-    Some(json!({"admin_role": {"from": target.owned.admin_role, "to": to}}))
+    transition(target.owned.admin_role.as_ref().map(Stored::as_str), to)
 }
 
 /// Whether a role change takes the manager role away from a manager.

@@ -5,6 +5,7 @@
 
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use serde_json::Value;
+use vottery_common::events::{Transition, UserEventType};
 use vottery_common::problem::FieldError;
 use vottery_common::users::UserView;
 
@@ -12,6 +13,7 @@ use super::actor::{Actor, Contacts};
 use super::context::{Ctx, today};
 use super::db::{self as users_db, Duplicate};
 use super::end_sessions::end_all_with;
+use super::events::{self, Outcome};
 use super::pii::{IndexedContact, Pii, is_legacy, legacy_values, sealed_fields, set_column};
 use super::view::{self, Integrity};
 use crate::audit::AuditEvent;
@@ -39,6 +41,9 @@ pub(super) struct Write {
     /// The write suspends the user: all their sessions end in the write's own transaction, and
     /// its audit record says how many.
     pub ends_sessions: bool,
+    /// The event the write publishes, and the transition it reports.
+    pub event: UserEventType,
+    pub transition: Option<Transition>,
 }
 
 /// Runs a write with optimistic concurrency: the plan is made against the current row, and
@@ -279,11 +284,17 @@ async fn store(
     owned: &OwnedColumns,
 ) -> Result<Option<UserRow>, ApiError> {
     let label = actor.label();
-    let event = AuditEvent {
+    let mut event = AuditEvent {
         changed_fields: write.changed_fields.clone(),
         facts: write.facts.clone(),
         ..ctx.audit_event(actor, &label, target.id, write.action)
     };
+    let outcome = Outcome {
+        version: Some(owned.row_version),
+        transition: write.transition.clone(),
+        sessions_ended: None,
+    };
+    events::publish(&mut event, write.event, outcome);
     let expected = target.owned.row_version;
     let update = async |conn: &mut AsyncPgConnection, event: &AuditEvent<'_>| {
         users_db::update_if_version(conn, target.id, expected, owned, event)

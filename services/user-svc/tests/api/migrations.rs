@@ -383,6 +383,7 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
             "vottery_devices",
             "vottery_otps",
             "vottery_sessions",
+            "vottery_user_events",
             "vottery_users",
             "vottery_webauthn_challenges",
         ]
@@ -404,6 +405,7 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
         include_str!(
             "../../../../migrations/user-svc/2026-11-29-210000_audit_head_prev_hash/up.sql"
         ),
+        include_str!("../../../../migrations/user-svc/2026-12-06-020000_user_events/up.sql"),
     ] {
         conn.batch_execute(sql)
             .await
@@ -427,6 +429,6 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
         "SELECT version FROM __diesel_schema_migrations ORDER BY version",
     )
     .await;
-    assert_eq!(migrations.len(), 4, "{migrations:?}");
+    assert_eq!(migrations.len(), 5, "{migrations:?}");
     drop((one, two));
 }

@@ -28,17 +28,21 @@ fn authentication_failed(key_type: KeyType) -> OpError {
     })
 }
 
-/// The AEAD key of a version for one request: the stored key, or one derived from the context
-/// (with the HMAC key convergent encryption draws its nonce from).
+/// The AEAD key of a version for one request: the stored key, one derived from the context's
+/// data key, or one derived from the context (with the HMAC key convergent encryption draws its
+/// nonce from).
 fn aead_keys(
     material: &VersionMaterial,
     flags: KeyFlags,
-    context: Option<&[u8]>,
+    inputs: CipherInputs<'_>,
 ) -> Result<(Key, Option<Key>), OpError> {
     let Secret::Aead(key) = &material.secret else {
         return Err(OpError::Internal("not an AEAD key".into()));
     };
-    match require_context(flags, context)? {
+    if let Some(data_key) = inputs.data_key {
+        return Ok((derive::<KEY_LEN>(data_key, key.as_ref())?, None));
+    }
+    match require_context(flags, inputs.context)? {
         None => Ok((key.clone(), None)),
         Some(context) if flags.convergent => {
             let both = derive::<{ 2 * KEY_LEN }>(key.as_ref(), context)?;
@@ -99,8 +103,9 @@ pub(super) fn seal(
     inputs: CipherInputs<'_>,
 ) -> Result<Vec<u8>, OpError> {
     let key_type = material.key_type;
-    let (key, convergent_mac) = aead_keys(material, flags, inputs.context)?;
-    let as_stored = convergent_mac.is_none() && inputs.context.is_none();
+    let (key, convergent_mac) = aead_keys(material, flags, inputs)?;
+    let as_stored =
+        convergent_mac.is_none() && inputs.context.is_none() && inputs.data_key.is_none();
     let nonce: [u8; NONCE_LEN] = match convergent_mac {
         Some(mac_key) => {
             let mac = ring_hmac::sign(
@@ -145,7 +150,7 @@ pub(super) fn open(
     if payload.len() < NONCE_LEN + TAG_LEN {
         return Err(OpError::user("invalid ciphertext length"));
     }
-    let (key, _) = aead_keys(material, flags, inputs.context)?;
+    let (key, _) = aead_keys(material, flags, inputs)?;
     let opening = LessSafeKey::new(
         UnboundKey::new(aead_algorithm(key_type), key.as_ref())
             .map_err(|_| OpError::Internal("bad AEAD key".into()))?,

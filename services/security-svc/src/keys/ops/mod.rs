@@ -49,6 +49,9 @@ pub struct CipherInputs<'a> {
     pub associated_data: Option<&'a [u8]>,
     /// The derivation context; required for derived keys, ignored otherwise.
     pub context: Option<&'a [u8]>,
+    /// The context's own data key, for keys with context keys: sealing uses a key derived
+    /// from it and the version's key.
+    pub data_key: Option<&'a [u8; KEY_LEN]>,
 }
 
 /// How a key ring is configured, as far as the operations care.

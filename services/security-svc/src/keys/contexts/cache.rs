@@ -1,0 +1,154 @@
+//! A bounded least-recently-used map of unwrapped context data keys. Each key is wiped when the
+//! last holder drops it: on eviction here, once no request still uses it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use zeroize::Zeroizing;
+
+use super::ContextHash;
+use crate::keys::material::KEY_LEN;
+
+/// A context's plain data key, wiped when the last reference goes.
+pub type ContextKey = Arc<Zeroizing<[u8; KEY_LEN]>>;
+
+struct Entry {
+    key: ContextKey,
+    /// The key ring's generation when the entry was read from storage.
+    generation: i64,
+    used: u64,
+}
+
+#[derive(Default)]
+struct Lru {
+    tick: u64,
+    entries: HashMap<ContextHash, Entry>,
+    by_use: BTreeMap<u64, ContextHash>,
+}
+
+impl Lru {
+    fn touch(&mut self, hash: ContextHash) -> Option<&Entry> {
+        self.tick += 1;
+        let tick = self.tick;
+        let entry = self.entries.get_mut(&hash)?;
+        self.by_use.remove(&entry.used);
+        entry.used = tick;
+        self.by_use.insert(tick, hash);
+        Some(entry)
+    }
+
+    fn remove(&mut self, hash: &ContextHash) {
+        if let Some(entry) = self.entries.remove(hash) {
+            self.by_use.remove(&entry.used);
+        }
+    }
+
+    fn evict_oldest(&mut self) {
+        if let Some((_, hash)) = self.by_use.pop_first() {
+            self.entries.remove(&hash);
+        }
+    }
+}
+
+/// The unwrapped context keys of one instance, at most `capacity` of them.
+pub struct ContextKeyCache {
+    capacity: usize,
+    lru: Mutex<Lru>,
+}
+
+impl ContextKeyCache {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            lru: Mutex::new(Lru::default()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Lru> {
+        self.lru.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The cached key, if it was read from storage no earlier than ring generation `generation`
+    /// (a destruction anywhere bumps the generation, so older entries are read again).
+    pub fn get(&self, hash: ContextHash, generation: i64) -> Option<ContextKey> {
+        let mut lru = self.lock();
+        let entry = lru.touch(hash)?;
+        (entry.generation >= generation).then(|| entry.key.clone())
+    }
+
+    /// Remembers a key, evicting the least recently used one when full.
+    pub fn put(&self, hash: ContextHash, key: ContextKey, generation: i64) {
+        if self.capacity == 0 {
+            return;
+        }
+        let mut lru = self.lock();
+        lru.remove(&hash);
+        while lru.entries.len() >= self.capacity {
+            lru.evict_oldest();
+        }
+        lru.tick += 1;
+        let used = lru.tick;
+        lru.by_use.insert(used, hash);
+        lru.entries.insert(
+            hash,
+            Entry {
+                key,
+                generation,
+                used,
+            },
+        );
+    }
+
+    /// Forgets a key (destroyed).
+    pub fn remove(&self, hash: &ContextHash) {
+        self.lock().remove(hash);
+    }
+
+    /// How many keys are held.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    /// Whether no key is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> ContextKey {
+        Arc::new(Zeroizing::new([byte; KEY_LEN]))
+    }
+
+    fn hash(byte: u8) -> ContextHash {
+        ContextHash([byte; 32])
+    }
+
+    #[test]
+    fn the_least_recently_used_key_is_evicted_first() {
+        let cache = ContextKeyCache::new(2);
+        cache.put(hash(1), key(1), 1);
+        cache.put(hash(2), key(2), 1);
+        assert!(cache.get(hash(1), 1).is_some());
+        cache.put(hash(3), key(3), 1);
+        assert_eq!(cache.len(), 2);
+        assert!(cache.get(hash(2), 1).is_none());
+        assert!(cache.get(hash(1), 1).is_some() && cache.get(hash(3), 1).is_some());
+    }
+
+    #[test]
+    fn entries_older_than_the_ring_are_not_served() {
+        let cache = ContextKeyCache::new(4);
+        cache.put(hash(1), key(1), 5);
+        assert!(cache.get(hash(1), 5).is_some());
+        assert!(cache.get(hash(1), 6).is_none());
+        cache.remove(&hash(1));
+        assert!(cache.get(hash(1), 5).is_none());
+        let none = ContextKeyCache::new(0);
+        none.put(hash(1), key(1), 1);
+        assert!(none.is_empty());
+    }
+}

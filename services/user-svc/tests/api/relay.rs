@@ -1,0 +1,245 @@
+//! The relay of user events to a real NATS JetStream server (`NATS_URL`, which
+//! `scripts/test.sh` provides): every event reaches stream `VOTTERY_USERS` once, in order for
+//! each user, with its id as `Nats-Msg-Id`; while NATS cannot be reached the events wait in the
+//! outbox and the failures are counted, and they all arrive once a relay reaches it.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use async_nats::jetstream::{self, consumer, stream};
+use futures_util::StreamExt;
+use reqwest::Method;
+use serde_json::{Value, json};
+
+use crate::helpers::{TestApp, closed_port, spawn_app};
+
+/// The NATS server the tests publish to.
+fn nats_url() -> String {
+    std::env::var("NATS_URL").unwrap_or_else(|_| {
+        panic!(
+            "NATS_URL is not set: the relay tests need a NATS server with JetStream \
+             (scripts/test.sh starts one; or export NATS_URL=nats://127.0.0.1:4222)"
+        )
+    })
+}
+
+/// The stream's next sequence number: where this test's messages start.
+async fn stream_start(url: &str) -> (jetstream::Context, u64) {
+    let client = async_nats::connect(url).await.expect("NATS answers");
+    let context = jetstream::new(client);
+    let mut stream = context
+        .get_or_create_stream(stream::Config {
+            name: "VOTTERY_USERS".into(),
+            subjects: vec!["vottery.users.>".into()],
+            ..Default::default()
+        })
+        .await
+        .expect("the stream exists");
+    let last = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
+    (context, last + 1)
+}
+
+/// Some users created and changed: several events each.
+async fn write_users(app: &TestApp, count: usize) {
+    for _ in 0..count {
+        let user = app.create_user().await;
+        app.put(
+            &format!("/api/users/{}/profile", user.id),
+            &user.token,
+            json!({"city": "Leeds"}),
+        )
+        .await
+        .expect(200);
+        app.set_status(user.id, "active").await;
+    }
+}
+
+/// Every outbox row's id and subject, in sequence order.
+async fn outbox(app: &TestApp) -> Vec<(String, String)> {
+    app.rows("SELECT id::text AS id, subject::text AS subject FROM vottery_user_events ORDER BY sequence")
+        .await
+        .iter()
+        .map(|row| (row["id"].as_str().unwrap().to_owned(), row["subject"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+async fn unpublished(app: &TestApp) -> i64 {
+    app.count("SELECT count(*) FROM vottery_user_events WHERE published_at IS NULL")
+        .await
+}
+
+/// Waits until the outbox is fully relayed.
+async fn until_relayed(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while unpublished(app).await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the outbox was not relayed in time"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A message of the stream: its id header, the event, its subject.
+struct Received {
+    msg_id: String,
+    event: Value,
+    subject: String,
+}
+
+/// The stream's messages from `start` whose id is in `ids`, until all arrived or 20 s passed.
+async fn receive(context: &jetstream::Context, start: u64, ids: &HashSet<String>) -> Vec<Received> {
+    let stream = context
+        .get_stream("VOTTERY_USERS")
+        .await
+        .expect("the stream");
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                start_sequence: start,
+            },
+            ack_policy: consumer::AckPolicy::None,
+            inactive_threshold: Duration::from_secs(30),
+            ..Default::default()
+        })
+        .await
+        .expect("a consumer");
+    let mut messages = consumer.messages().await.expect("messages");
+    let mut received = Vec::new();
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while seen.len() < ids.len() && Instant::now() < deadline {
+        let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(1), messages.next()).await
+        else {
+            continue;
+        };
+        let message = message.expect("a message");
+        let msg_id = message
+            .headers
+            .as_ref()
+            .and_then(|headers| headers.get("Nats-Msg-Id"))
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        if !ids.contains(&msg_id) {
+            continue;
+        }
+        seen.insert(msg_id.clone());
+        received.push(Received {
+            msg_id,
+            event: serde_json::from_slice(&message.payload).expect("the payload is JSON"),
+            subject: message.subject.to_string(),
+        });
+    }
+    received
+}
+
+/// Every outbox event arrived exactly once, with its id as `Nats-Msg-Id`, on its type's
+/// subject, and each user's events in outbox order.
+fn assert_delivered(outbox: &[(String, String)], received: &[Received]) {
+    assert_eq!(received.len(), outbox.len(), "each event arrives once");
+    let mut per_user: HashMap<&str, Vec<&str>> = HashMap::new();
+    for message in received {
+        assert_eq!(message.event["id"], message.msg_id.as_str());
+        let suffix = message.event["type"]
+            .as_str()
+            .unwrap()
+            .rsplit('.')
+            .next()
+            .unwrap();
+        assert_eq!(message.subject, format!("vottery.users.{suffix}"));
+        per_user
+            .entry(message.event["subject"].as_str().unwrap())
+            .or_default()
+            .push(message.msg_id.as_str());
+    }
+    for (user, ids) in per_user {
+        let expected: Vec<&str> = outbox
+            .iter()
+            .filter(|(_, subject)| subject == user)
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(ids, expected, "user {user}'s events in order");
+    }
+}
+
+#[tokio::test]
+async fn two_relaying_instances_deliver_every_event_once_in_order_per_user() {
+    let url = nats_url();
+    let (context, start) = stream_start(&url).await;
+    let app = spawn_app().await;
+    write_users(&app, 4).await;
+    for _ in 0..2 {
+        app.start_instance(|settings| {
+            settings.events.nats_url = nats_url();
+            settings.events.poll_interval_ms = 20;
+            settings.events.batch_size = 3;
+        })
+        .await;
+    }
+    write_users(&app, 3).await;
+    until_relayed(&app).await;
+
+    let outbox = outbox(&app).await;
+    let ids: HashSet<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
+    assert_eq!(ids.len(), 1 + 7 * 3);
+    assert_delivered(&outbox, &receive(&context, start, &ids).await);
+}
+
+#[tokio::test]
+async fn events_wait_while_nats_is_unreachable_and_all_arrive_once_it_is_reached() {
+    let url = nats_url();
+    let (context, start) = stream_start(&url).await;
+    let app = spawn_app().await;
+    let dead = app
+        .start_instance(|settings| {
+            settings.events.nats_url = format!("nats://127.0.0.1:{}", closed_port());
+            settings.events.publish_timeout_ms = 300;
+            settings.events.poll_interval_ms = 20;
+        })
+        .await;
+    write_users(&app, 3).await;
+    let errors = async || {
+        let reply = app.call_at(&dead, Method::GET, "/metrics").send().await;
+        metric(&reply.text, "user_events_publish_errors_total")
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while errors().await < 2.0 {
+        assert!(Instant::now() < deadline, "publish errors are not counted");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let outbox = outbox(&app).await;
+    assert_eq!(
+        unpublished(&app).await,
+        outbox.len() as i64,
+        "nothing is marked sent"
+    );
+    let metrics = app
+        .call_at(&dead, Method::GET, "/metrics")
+        .send()
+        .await
+        .text;
+    assert_eq!(
+        metric(&metrics, "user_events_outbox_depth"),
+        outbox.len() as f64
+    );
+    assert!(metric(&metrics, "user_events_relay_lag_seconds") > 0.0);
+
+    app.start_instance(|settings| settings.events.nats_url = nats_url())
+        .await;
+    until_relayed(&app).await;
+    let ids: HashSet<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
+    assert_delivered(&outbox, &receive(&context, start, &ids).await);
+}
+
+/// A metric's value in the Prometheus text.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in {text}"))
+}
