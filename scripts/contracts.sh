@@ -131,9 +131,11 @@ from security_svc_client.models import CreateKeyRequest, EncryptRequest, KeyConf
 
 url, token = sys.argv[1:]
 client = AuthenticatedClient(base_url=url, token=token)
-keys = [("contracts-aes", KeyType.AES256_GCM96), ("contracts-ed25519", KeyType.ED25519), ("contracts-trim", KeyType.AES256_GCM96)]
-for name, key_type in keys:
-    created = create_key.sync_detailed(name, client=client, body=CreateKeyRequest(type_=key_type))
+keys = [("contracts-aes", KeyType.AES256_GCM96, False), ("contracts-ed25519", KeyType.ED25519, False),
+        ("contracts-trim", KeyType.AES256_GCM96, False), ("contracts-contexts", KeyType.AES256_GCM96, True)]
+for name, key_type, context_keys in keys:
+    body = CreateKeyRequest(type_=key_type, context_keys=context_keys)
+    created = create_key.sync_detailed(name, client=client, body=body)
     assert created.status_code == 200, created
 configured = configure_key.sync_detailed("contracts-trim", client=client, body=KeyConfigRequest(min_encryption_version=1))
 assert configured.status_code == 200, configured
@@ -146,7 +148,7 @@ PYTHON
 }
 
 # schemathesis_config CIPHERTEXT — generated data the service mostly refuses fails the run.
-# The transit data routes and trim name the keys call_through_client made (a random name is
+# The transit data routes, trim and context destruction name the keys call_through_client made (a random name is
 # refused, as Vault refuses it); decrypt and rewrap are also sent its ciphertext. Whether a
 # ciphertext opens (only under the key that made it) and whether a key may be trimmed or
 # deleted (its versions and configuration) is state, not the request: refusals there are no
@@ -173,6 +175,10 @@ warnings = false
 [[operations]]
 include-path-regex = "^/v1/transit/(sign|verify|export/[^/]+)/"
 parameters = { "path.name" = "contracts-ed25519" }
+
+[[operations]]
+include-path-regex = "^/v1/transit/keys/[^/]+/contexts/destroy$"
+parameters = { "path.name" = "contracts-contexts" }
 
 [[operations]]
 include-path = "/v1/transit/keys/{name}"

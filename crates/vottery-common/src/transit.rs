@@ -165,6 +165,13 @@ pattern_schema!(
 );
 
 pattern_schema!(
+    /// The schema of a base64 request field that must not be empty (a context to destroy).
+    NonEmptyBase64,
+    "^([A-Za-z0-9+/]{4})*([A-Za-z0-9+/]{4}|[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)$",
+    "At least one byte, in base64."
+);
+
+pattern_schema!(
     /// The schema of a `vault:v<N>:` value sent back to be checked (a signature or an HMAC).
     VersionedValue,
     "^vault:v[1-9][0-9]{0,8}:[A-Za-z0-9+/_-]+={0,2}$",
@@ -348,7 +355,10 @@ pub struct KeyInfo {
 pub struct DestroyContextRequest {
     /// The context, base64, exactly as sent with encrypt and decrypt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "openapi", schema(value_type = String, format = Byte, required = true))]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(value_type = NonEmptyBase64, required = true)
+    )]
     pub context: Option<String>,
 }
 

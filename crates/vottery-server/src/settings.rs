@@ -35,6 +35,22 @@ pub enum Environment {
     Production,
 }
 
+/// Secrets shorter than this are development secrets, which production refuses.
+pub const MIN_PRODUCTION_SECRET: usize = 32;
+
+/// A secret production refuses: a `dev-` one, or one shorter than [`MIN_PRODUCTION_SECRET`].
+pub fn is_development_secret(secret: &str) -> bool {
+    secret.starts_with("dev-") || secret.len() < MIN_PRODUCTION_SECRET
+}
+
+/// `T` from `defaults` (TOML) alone, without a file or the environment (tests start from these).
+pub fn defaults<T: DeserializeOwned>(defaults: &str) -> Result<T, config::ConfigError> {
+    config::Config::builder()
+        .add_source(config::File::from_str(defaults, config::FileFormat::Toml))
+        .build()?
+        .try_deserialize()
+}
+
 /// Loads `T` from `defaults` (TOML), the optional file and the environment.
 pub fn load<T: DeserializeOwned>(prefix: &str, defaults: &str) -> Result<T, config::ConfigError> {
     let mut builder = config::Config::builder()

@@ -8,7 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use vottery_common::transit::KeyType;
 use vottery_server::db::DatabaseSettings;
-use vottery_server::settings::{Environment, list_or_csv};
+use vottery_server::settings::{
+    Environment, MIN_PRODUCTION_SECRET, is_development_secret, list_or_csv,
+};
 use vottery_server::telemetry::LogSettings;
 
 /// The prefix of this service's environment variables.
@@ -100,9 +102,6 @@ pub struct TokenSettings {
     pub keys: Vec<String>,
 }
 
-/// Token secrets shorter than this are refused in production.
-const MIN_PRODUCTION_SECRET: usize = 24;
-
 impl Settings {
     /// Loads the layered settings.
     pub fn load() -> Result<Self, config::ConfigError> {
@@ -111,10 +110,7 @@ impl Settings {
 
     /// The defaults alone (tests start from these).
     pub fn defaults() -> Result<Self, config::ConfigError> {
-        config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .build()?
-            .try_deserialize()
+        vottery_server::settings::defaults(DEFAULTS)
     }
 
     /// Refuses development secrets and shortcuts in production.
@@ -134,7 +130,7 @@ impl Settings {
             if secret.is_empty() {
                 continue;
             }
-            if secret.starts_with("dev-") || secret.len() < MIN_PRODUCTION_SECRET {
+            if is_development_secret(secret) {
                 return Err(format!(
                     "auth.tokens.{name}.secret is a development secret; set SECURITY_SVC__AUTH__TOKENS__{}__SECRET to at least {MIN_PRODUCTION_SECRET} random characters",
                     name.to_uppercase()

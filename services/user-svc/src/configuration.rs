@@ -8,7 +8,9 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use vottery_common::client::ClientSettings;
 use vottery_server::db::DatabaseSettings;
-use vottery_server::settings::{Environment, list_or_csv};
+use vottery_server::settings::{
+    Environment, MIN_PRODUCTION_SECRET, is_development_secret, list_or_csv,
+};
 use vottery_server::telemetry::LogSettings;
 
 pub const ENV_PREFIX: &str = "USER_SVC";
@@ -115,12 +117,6 @@ impl EventSettings {
     }
 }
 
-const MIN_PRODUCTION_SECRET: usize = 32;
-
-fn is_dev_secret(secret: &str) -> bool {
-    secret.starts_with("dev-") || secret.len() < MIN_PRODUCTION_SECRET
-}
-
 impl Settings {
     pub fn load() -> Result<Self, config::ConfigError> {
         vottery_server::settings::load(ENV_PREFIX, DEFAULTS)
@@ -128,10 +124,7 @@ impl Settings {
 
     /// The defaults alone (tests start from these).
     pub fn defaults() -> Result<Self, config::ConfigError> {
-        config::Config::builder()
-            .add_source(config::File::from_str(DEFAULTS, config::FileFormat::Toml))
-            .build()?
-            .try_deserialize()
+        vottery_server::settings::defaults(DEFAULTS)
     }
 
     /// Refuses development secrets in production.
@@ -139,19 +132,21 @@ impl Settings {
         if self.environment != Environment::Production {
             return Ok(());
         }
-        if self.auth.algorithm == "HS256" && is_dev_secret(self.auth.jwt_secret.expose_secret()) {
+        if self.auth.algorithm == "HS256"
+            && is_development_secret(self.auth.jwt_secret.expose_secret())
+        {
             return Err(format!(
                 "auth.jwt_secret is a development secret; set USER_SVC__AUTH__JWT_SECRET to at least {MIN_PRODUCTION_SECRET} random characters"
             ));
         }
-        if is_dev_secret(self.security.token.expose_secret()) {
+        if is_development_secret(self.security.token.expose_secret()) {
             return Err(
                 "security.token is a development token; set USER_SVC__SECURITY__TOKEN".into(),
             );
         }
         for (name, token) in &self.auth.service_tokens {
             let secret = token.secret.expose_secret();
-            if !secret.is_empty() && is_dev_secret(secret) {
+            if !secret.is_empty() && is_development_secret(secret) {
                 return Err(format!(
                     "auth.service_tokens.{name}.secret is a development secret; set USER_SVC__AUTH__SERVICE_TOKENS__{}__SECRET",
                     name.to_uppercase()
