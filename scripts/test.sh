@@ -14,6 +14,7 @@ ensure_redis
 ensure_nats
 ensure_nginx
 ensure_electionguard
+ensure_cloudevents
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -214,3 +214,35 @@ ensure_electionguard() {
   log "ElectionGuard: using $ELECTIONGUARD_PYTHON"
   export ELECTIONGUARD_PYTHON
 }
+
+# --- CloudEvents SDK (Python) ----------------------------------------------------
+
+CLOUDEVENTS_VERSION=2.2.0
+
+cloudevents_answers() { # PYTHON
+  [ -x "$1" ] && "$1" -c 'import importlib.metadata as m, sys; sys.exit(m.version("cloudevents") != sys.argv[1])' \
+    "$CLOUDEVENTS_VERSION" >/dev/null 2>&1
+}
+
+# ensure_cloudevents — exports CLOUDEVENTS_PYTHON, a Python 3 with the `cloudevents` SDK
+# (the consumer the event tests parse the feed with), in a venv under .data/.
+ensure_cloudevents() {
+  local venv="$DATA_DIR/venv-cloudevents"
+  if [ -n "${CLOUDEVENTS_PYTHON:-}" ] && cloudevents_answers "$CLOUDEVENTS_PYTHON"; then
+    log "CloudEvents: using CLOUDEVENTS_PYTHON"
+    export CLOUDEVENTS_PYTHON
+    return 0
+  fi
+  if ! cloudevents_answers "$venv/bin/python"; then
+    command -v python3 >/dev/null 2>&1 || die "no python3 for the cloudevents SDK"
+    log "CloudEvents: creating $venv with $(command -v python3)"
+    mkdir -p "$DATA_DIR"
+    python3 -m venv "$venv" || die "python3 -m venv $venv failed"
+    "$venv/bin/python" -m pip install -q "cloudevents==$CLOUDEVENTS_VERSION" >/dev/null \
+      || die "pip install cloudevents==$CLOUDEVENTS_VERSION failed"
+    cloudevents_answers "$venv/bin/python" || die "cloudevents $CLOUDEVENTS_VERSION is not importable in $venv"
+  fi
+  CLOUDEVENTS_PYTHON="$venv/bin/python"
+  log "CloudEvents: using $CLOUDEVENTS_PYTHON"
+  export CLOUDEVENTS_PYTHON
+}

@@ -1,6 +1,9 @@
 //! The container stack and the native one must run the same thing: deploy/docker-compose.yml
 //! and the services' Dockerfiles on one side, scripts/dev.sh on the other, both reading their
-//! settings from deploy/env/*.env. Each test names the file to fix when they drift.
+//! settings from deploy/env/*.env. The Kubernetes manifests in deploy/k8s must give the
+//! services only settings they know, NATS with JetStream must be where user-svc relays its
+//! events, and both gateways must route the same user API. Each test names the file to fix when
+//! they drift.
 
 // Test helpers: a panic with the message is the failure report.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -9,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use secrecy::ExposeSecret;
+use serde::Deserialize as _;
 use serde_yaml_ng::Value;
 
 /// One of the two services, as both stacks run it.
@@ -896,6 +900,320 @@ fn glob(pattern: &str, name: &str) -> bool {
                 return false;
             };
             (0..=rest.len()).any(|start| rest.is_char_boundary(start) && glob(tail, &rest[start..]))
+        }
+    }
+}
+
+// --- NATS -----------------------------------------------------------------------------------
+
+/// The NATS server's default client port.
+const NATS_CLIENT_PORT: u16 = 4222;
+
+/// `nats://host:port` as (host, port); the port defaults to NATS's own.
+fn nats_address(source: &str, url: &str) -> (String, u16) {
+    let address = url
+        .strip_prefix("nats://")
+        .unwrap_or_else(|| panic!("{source}: {url:?} is not a nats:// URL"));
+    match address.rsplit_once(':') {
+        Some((host, port)) => (
+            host.to_owned(),
+            port.parse()
+                .unwrap_or_else(|_| panic!("{source}: {url:?} has no port number")),
+        ),
+        None => (address.to_owned(), NATS_CLIENT_PORT),
+    }
+}
+
+/// Checks that `arguments` start nats-server with JetStream and returns its store directory
+/// (`-sd`/`--store_dir`) and client port (`-p`/`--port`, else the default).
+fn nats_server_arguments(source: &str, arguments: &[String]) -> (String, u16) {
+    assert!(
+        arguments
+            .iter()
+            .any(|argument| argument == "-js" || argument == "--jetstream"),
+        "{source} runs NATS without JetStream (-js): {arguments:?}"
+    );
+    let value_of = |flags: [&str; 2]| {
+        arguments
+            .iter()
+            .position(|argument| flags.contains(&argument.as_str()))
+            .map(|index| {
+                arguments
+                    .get(index + 1)
+                    .unwrap_or_else(|| panic!("{source}: {} has no value", arguments[index]))
+                    .clone()
+            })
+    };
+    let store = value_of(["-sd", "--store_dir"]).unwrap_or_else(|| {
+        panic!(
+            "{source}: NATS needs a store directory (-sd) on a volume, else JetStream keeps its \
+             streams in /tmp"
+        )
+    });
+    let port = value_of(["-p", "--port"]).map_or(NATS_CLIENT_PORT, |port| {
+        port.parse()
+            .unwrap_or_else(|_| panic!("{source}: NATS port {port:?}"))
+    });
+    (store, port)
+}
+
+fn is_nats_image(image: &str) -> bool {
+    image.starts_with("nats:") && image != "nats:latest"
+}
+
+#[test]
+fn compose_user_svc_relays_to_a_jetstream_nats_in_the_stack() {
+    let compose = compose();
+    let services = compose_services(&compose);
+    let key = format!("{}__EVENTS__NATS_URL", USERS.prefix);
+    assert!(
+        !env_file(&USERS.env_file()).contains_key(&key),
+        "{} must not set {key}: each runner sets the address itself",
+        USERS.env_file()
+    );
+    assert!(
+        dev_exports(&dev_scripts(), &USERS).contains(&key),
+        "scripts/dev.sh must export {key}, as compose sets it"
+    );
+    for (name, definition) in services_running(&services, &USERS) {
+        if strings(&definition["command"]) != ["serve"] {
+            continue;
+        }
+        let environment = compose_environment(definition);
+        let url = environment.get(&key).unwrap_or_else(|| {
+            panic!("compose service {name} must relay its events to NATS ({key})")
+        });
+        let source = format!("compose service {name} ({key})");
+        let (host, port) = nats_address(&source, url);
+        let nats = services
+            .get(&host)
+            .unwrap_or_else(|| panic!("{source}: {url} names {host}, which is no compose service"));
+        let image = nats["image"].as_str().unwrap_or_default();
+        assert!(
+            is_nats_image(image),
+            "compose service {host} must run a pinned official NATS image, not {image:?}"
+        );
+        let (store, listens) = nats_server_arguments(
+            &format!("compose service {host}"),
+            &strings(&nats["command"]),
+        );
+        assert_eq!(
+            port, listens,
+            "{source}: {url} is not the port compose service {host} listens on"
+        );
+        let named_volumes = compose["volumes"].as_mapping();
+        assert!(
+            strings(&nats["volumes"]).iter().any(|volume| {
+                let mut parts = volume.split(':');
+                let (volume_name, target) = (parts.next().unwrap_or_default(), parts.next());
+                target == Some(store.as_str())
+                    && named_volumes.is_some_and(|volumes| volumes.contains_key(volume_name))
+            }),
+            "compose service {host} must keep its JetStream store ({store}) on a named volume"
+        );
+        assert!(
+            !nats["healthcheck"]["test"].is_null(),
+            "compose service {host} needs a health check for {name} to wait on"
+        );
+        assert_eq!(
+            nats["healthcheck"]["test"][0].as_str(),
+            Some("CMD"),
+            "compose service {host}: the health check runs a command without a shell, as the \
+             others do"
+        );
+        assert_eq!(
+            definition["depends_on"][host.as_str()]["condition"].as_str(),
+            Some("service_healthy"),
+            "compose service {name} must wait for {host} to be healthy"
+        );
+    }
+}
+
+/// Every document of the resources deploy/k8s/kustomization.yaml lists.
+fn kustomization() -> Vec<(String, Value)> {
+    let kustomization: Value = serde_yaml_ng::from_str(&read("deploy/k8s/kustomization.yaml"))
+        .expect("deploy/k8s/kustomization.yaml is not YAML");
+    let mut documents = Vec::new();
+    for resource in strings(&kustomization["resources"]) {
+        let path = format!("deploy/k8s/{resource}");
+        let text = read(&path);
+        for document in serde_yaml_ng::Deserializer::from_str(&text) {
+            let value = Value::deserialize(document)
+                .unwrap_or_else(|error| panic!("{path} is not YAML: {error}"));
+            if !value.is_null() {
+                documents.push((path.clone(), value));
+            }
+        }
+    }
+    documents
+}
+
+fn k8s_object<'a>(documents: &'a [(String, Value)], kind: &str, name: &str) -> &'a Value {
+    documents
+        .iter()
+        .map(|(_, value)| value)
+        .find(|value| {
+            value["kind"].as_str() == Some(kind) && value["metadata"]["name"].as_str() == Some(name)
+        })
+        .unwrap_or_else(|| panic!("deploy/k8s/kustomization.yaml has no {kind} {name}"))
+}
+
+#[test]
+fn every_setting_in_a_k8s_configmap_is_one_of_the_services_settings() {
+    let documents = kustomization();
+    for service in SERVICES {
+        let config_map = k8s_object(&documents, "ConfigMap", &format!("{}-config", service.name));
+        let keys: Vec<String> = config_map["data"]
+            .as_mapping()
+            .expect("a ConfigMap with data")
+            .keys()
+            .map(|key| key.as_str().expect("a ConfigMap key").to_owned())
+            .collect();
+        assert_known_settings(
+            service,
+            &format!("deploy/k8s ConfigMap {}-config", service.name),
+            keys.iter(),
+        );
+    }
+}
+
+#[test]
+fn k8s_user_svc_relays_to_a_jetstream_nats_service_in_the_kustomization() {
+    let documents = kustomization();
+    let key = format!("{}__EVENTS__NATS_URL", USERS.prefix);
+    let config_map = k8s_object(&documents, "ConfigMap", &format!("{}-config", USERS.name));
+    let url = config_map["data"][key.as_str()]
+        .as_str()
+        .unwrap_or_else(|| panic!("deploy/k8s ConfigMap {}-config must set {key}", USERS.name));
+    let source = format!("deploy/k8s ConfigMap {}-config ({key})", USERS.name);
+    let (host, port) = nats_address(&source, url);
+    // The Service's name, or its name qualified with the namespace.
+    let name = ["", ".vottery", ".vottery.svc", ".vottery.svc.cluster.local"]
+        .iter()
+        .find_map(|suffix| host.strip_suffix(suffix).filter(|name| !name.contains('.')))
+        .unwrap_or_else(|| panic!("{source}: {url} names no Service of the vottery namespace"));
+    let service = k8s_object(&documents, "Service", name);
+    let service_port = service["spec"]["ports"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|entry| entry["port"].as_u64() == Some(u64::from(port)))
+        .unwrap_or_else(|| panic!("{source}: Service {host} has no port {port}"));
+    let selector = service["spec"]["selector"]
+        .as_mapping()
+        .unwrap_or_else(|| panic!("Service {host} has no selector"));
+
+    let workload = documents
+        .iter()
+        .map(|(_, value)| value)
+        .find(|value| {
+            matches!(value["kind"].as_str(), Some("StatefulSet" | "Deployment"))
+                && selector.iter().all(|(label, wanted)| {
+                    &value["spec"]["template"]["metadata"]["labels"][label] == wanted
+                })
+        })
+        .unwrap_or_else(|| panic!("Service {host} selects no StatefulSet or Deployment"));
+    let workload_name = workload["metadata"]["name"].as_str().unwrap_or_default();
+    let pod = &workload["spec"]["template"]["spec"];
+    let container = pod["containers"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|container| is_nats_image(container["image"].as_str().unwrap_or_default()))
+        .unwrap_or_else(|| {
+            panic!("{workload_name}, behind Service {host}, runs no pinned official NATS image")
+        });
+    let (store, listens) = nats_server_arguments(
+        &format!("deploy/k8s {workload_name}"),
+        &strings(&container["args"]),
+    );
+    let target = &service_port["targetPort"];
+    let target_port = container["ports"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|entry| &entry["name"] == target || &entry["containerPort"] == target)
+        .and_then(|entry| entry["containerPort"].as_u64());
+    assert_eq!(
+        target_port,
+        Some(u64::from(listens)),
+        "Service {host} port {port} must reach the port NATS listens on in {workload_name}"
+    );
+
+    let mount = container["volumeMounts"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .find(|mount| mount["mountPath"].as_str() == Some(store.as_str()))
+        .unwrap_or_else(|| {
+            panic!("{workload_name}: the JetStream store {store} must be on a volume")
+        });
+    let volume = mount["name"].as_str().unwrap_or_default();
+    let claimed = workload["spec"]["volumeClaimTemplates"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .any(|claim| claim["metadata"]["name"].as_str() == Some(volume));
+    let declared = pod["volumes"]
+        .as_sequence()
+        .into_iter()
+        .flatten()
+        .any(|declared| declared["name"].as_str() == Some(volume));
+    assert!(
+        claimed || declared,
+        "{workload_name} mounts volume {volume}, which it neither claims nor declares"
+    );
+}
+
+/// The paths a gateway configuration proxies to user-svc (`location [=] PATH { proxy_pass
+/// http://user_svc; }`), with their match operator.
+fn routes_to_user_svc(source: &str, configuration: &str) -> BTreeSet<String> {
+    let mut routes = BTreeSet::new();
+    let mut location: Option<String> = None;
+    for line in configuration.lines() {
+        let line = line.trim();
+        if let Some(rest) = line.strip_prefix("location ") {
+            location = Some(rest.trim_end_matches('{').trim().to_owned());
+        } else if line == "}" {
+            location = None;
+        } else if line.starts_with("proxy_pass ") {
+            let where_ = location
+                .clone()
+                .unwrap_or_else(|| panic!("{source}: proxy_pass outside a location"));
+            if line == "proxy_pass http://user_svc;" {
+                routes.insert(where_);
+            }
+        }
+    }
+    routes
+}
+
+#[test]
+fn the_gateways_route_the_event_feed_like_the_rest_of_the_user_api() {
+    let documents = kustomization();
+    let config_map = k8s_object(&documents, "ConfigMap", "gateway-config");
+    let k8s_template = config_map["data"]["default.conf.template"]
+        .as_str()
+        .expect("deploy/k8s ConfigMap gateway-config has no default.conf.template")
+        .to_owned();
+    for (source, configuration) in [
+        (
+            "deploy/gateway/templates/default.conf.template",
+            read("deploy/gateway/templates/default.conf.template"),
+        ),
+        ("deploy/k8s/gateway/configmap.yaml", k8s_template),
+    ] {
+        let routes = routes_to_user_svc(source, &configuration);
+        for route in [
+            "= /api/users",
+            "/api/users/",
+            "= /api/roles",
+            "= /api/events",
+        ] {
+            assert!(
+                routes.contains(route),
+                "{source} must route `location {route}` to user-svc (it routes {routes:?})"
+            );
         }
     }
 }

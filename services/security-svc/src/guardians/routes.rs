@@ -87,6 +87,30 @@ where
     result.map_err(|error| error.to_problem().for_request(req))
 }
 
+/// What every guardian route is given before its body: the service, the request, the caller and
+/// the `{guardian}` segment.
+type Call = (
+    web::Data<AppState>,
+    HttpRequest,
+    Auth,
+    web::Path<GuardianPath>,
+);
+
+/// Answers one guardian route: the caller must hold `operation` on the guardian, then `step`
+/// runs with the key store and the guardian's name; metrics count `items`.
+async fn answer<F, Fut>(call: Call, operation: Operation, items: usize, step: F) -> Answer
+where
+    F: FnOnce(Arc<KeyStore>, GuardianName) -> Fut,
+    Fut: Future<Output = Result<HttpResponse, GuardianError>>,
+{
+    let (state, req, auth, path) = call;
+    run(&state, &req, operation, items, async {
+        let (keys, name) = authorize(auth, &path, operation)?;
+        step(keys, name).await
+    })
+    .await
+}
+
 /// Creates a guardian.
 ///
 /// Makes the guardian's secret polynomial of degree `quorum − 1` (sealed under the instance's
@@ -98,22 +122,20 @@ where
               (status = 200, description = "The guardian already existed with these parameters", body = GuardianStatus),
               GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn create_guardian(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-    body: Body<CreateGuardian>,
-) -> Answer {
-    run(&state, &req, Operation::GuardianCeremony, 1, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianCeremony)?;
-        let (status, outcome) = create::create(&keys, &name, body?.0).await?;
-        let code = match outcome {
-            Creation::Created => StatusCode::CREATED,
-            Creation::Existing => StatusCode::OK,
-        };
-        json(code, &status)
-    })
+pub async fn create_guardian(call: Call, body: Body<CreateGuardian>) -> Answer {
+    answer(
+        call,
+        Operation::GuardianCeremony,
+        1,
+        async move |keys, name| {
+            let (status, outcome) = create::create(&keys, &name, body?.0).await?;
+            let code = match outcome {
+                Creation::Created => StatusCode::CREATED,
+                Creation::Existing => StatusCode::OK,
+            };
+            json(code, &status)
+        },
+    )
     .await
 }
 
@@ -122,17 +144,16 @@ pub async fn create_guardian(
     params(GuardianPath),
     responses((status = 200, description = "The guardian", body = GuardianStatus), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn read_guardian(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-) -> Answer {
-    run(&state, &req, Operation::GuardianCeremony, 1, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianCeremony)?;
-        let guardian = super::guardian::Guardian::load(&keys, &name).await?;
-        json(StatusCode::OK, &guardian.status())
-    })
+pub async fn read_guardian(call: Call) -> Answer {
+    answer(
+        call,
+        Operation::GuardianCeremony,
+        1,
+        async move |keys, name| {
+            let guardian = super::guardian::Guardian::load(&keys, &name).await?;
+            json(StatusCode::OK, &guardian.status())
+        },
+    )
     .await
 }
 
@@ -146,20 +167,18 @@ pub async fn read_guardian(
     params(GuardianPath), request_body = ShareBackups,
     responses((status = 200, description = "One backup per other guardian", body = BackupsAnswer), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn share_backups(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-    body: Body<ShareBackups>,
-) -> Answer {
-    run(&state, &req, Operation::GuardianCeremony, 1, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianCeremony)?;
-        json(
-            StatusCode::OK,
-            &backups::share(&keys, &name, body?.0).await?,
-        )
-    })
+pub async fn share_backups(call: Call, body: Body<ShareBackups>) -> Answer {
+    answer(
+        call,
+        Operation::GuardianCeremony,
+        1,
+        async move |keys, name| {
+            json(
+                StatusCode::OK,
+                &backups::share(&keys, &name, body?.0).await?,
+            )
+        },
+    )
     .await
 }
 
@@ -172,20 +191,18 @@ pub async fn share_backups(
     params(GuardianPath), request_body = VerifyBackups,
     responses((status = 200, description = "A verification per backup", body = VerificationsAnswer), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn verify_backups(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-    body: Body<VerifyBackups>,
-) -> Answer {
-    run(&state, &req, Operation::GuardianCeremony, 1, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianCeremony)?;
-        json(
-            StatusCode::OK,
-            &verify::verify(&keys, &name, body?.0).await?,
-        )
-    })
+pub async fn verify_backups(call: Call, body: Body<VerifyBackups>) -> Answer {
+    answer(
+        call,
+        Operation::GuardianCeremony,
+        1,
+        async move |keys, name| {
+            json(
+                StatusCode::OK,
+                &verify::verify(&keys, &name, body?.0).await?,
+            )
+        },
+    )
     .await
 }
 
@@ -198,20 +215,18 @@ pub async fn verify_backups(
     params(GuardianPath), request_body = Finalize,
     responses((status = 200, description = "The signed ceremony record", body = CeremonyRecord), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn finalize_guardian(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-    body: Body<Finalize>,
-) -> Answer {
-    run(&state, &req, Operation::GuardianCeremony, 1, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianCeremony)?;
-        json(
-            StatusCode::OK,
-            &finalize::finalize(&keys, &name, body?.0).await?,
-        )
-    })
+pub async fn finalize_guardian(call: Call, body: Body<Finalize>) -> Answer {
+    answer(
+        call,
+        Operation::GuardianCeremony,
+        1,
+        async move |keys, name| {
+            json(
+                StatusCode::OK,
+                &finalize::finalize(&keys, &name, body?.0).await?,
+            )
+        },
+    )
     .await
 }
 
@@ -220,19 +235,18 @@ pub async fn finalize_guardian(
     params(GuardianPath),
     responses((status = 200, description = "The signed ceremony record", body = CeremonyRecord), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn read_ceremony(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-) -> Answer {
-    run(&state, &req, Operation::GuardianCeremony, 1, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianCeremony)?;
-        json(
-            StatusCode::OK,
-            &finalize::ceremony_record(&keys, &name).await?,
-        )
-    })
+pub async fn read_ceremony(call: Call) -> Answer {
+    answer(
+        call,
+        Operation::GuardianCeremony,
+        1,
+        async move |keys, name| {
+            json(
+                StatusCode::OK,
+                &finalize::ceremony_record(&keys, &name).await?,
+            )
+        },
+    )
     .await
 }
 
@@ -249,21 +263,19 @@ fn items<T>(body: &Body<T>, count: impl Fn(&T) -> usize) -> usize {
     params(GuardianPath), request_body = DecryptShares,
     responses((status = 200, description = "A partial decryption per ciphertext", body = DecryptionShares), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn decrypt_shares(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-    body: Body<DecryptShares>,
-) -> Answer {
+pub async fn decrypt_shares(call: Call, body: Body<DecryptShares>) -> Answer {
     let count = items(&body, |body| body.ciphertexts.len());
-    run(&state, &req, Operation::GuardianDecrypt, count, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianDecrypt)?;
-        json(
-            StatusCode::OK,
-            &decrypt::decrypt(&keys, &name, body?.0).await?,
-        )
-    })
+    answer(
+        call,
+        Operation::GuardianDecrypt,
+        count,
+        async move |keys, name| {
+            json(
+                StatusCode::OK,
+                &decrypt::decrypt(&keys, &name, body?.0).await?,
+            )
+        },
+    )
     .await
 }
 
@@ -275,21 +287,19 @@ pub async fn decrypt_shares(
     params(GuardianPath), request_body = CompensateShares,
     responses((status = 200, description = "A compensated partial decryption per ciphertext", body = CompensatedShares), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
-pub async fn compensate_shares(
-    state: web::Data<AppState>,
-    req: HttpRequest,
-    auth: Auth,
-    path: web::Path<GuardianPath>,
-    body: Body<CompensateShares>,
-) -> Answer {
+pub async fn compensate_shares(call: Call, body: Body<CompensateShares>) -> Answer {
     let count = items(&body, |body| body.ciphertexts.len());
-    run(&state, &req, Operation::GuardianDecrypt, count, async {
-        let (keys, name) = authorize(auth, &path, Operation::GuardianDecrypt)?;
-        json(
-            StatusCode::OK,
-            &decrypt::compensate(&keys, &name, body?.0).await?,
-        )
-    })
+    answer(
+        call,
+        Operation::GuardianDecrypt,
+        count,
+        async move |keys, name| {
+            json(
+                StatusCode::OK,
+                &decrypt::compensate(&keys, &name, body?.0).await?,
+            )
+        },
+    )
     .await
 }
 

@@ -8,7 +8,7 @@ use diesel_async::SimpleAsyncConnection;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{SERVICE_TOKEN, TestApp, spawn_app};
+use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, spawn_app};
 use crate::sessions::Recorded;
 
 /// One page of the feed, read with `token`.
@@ -20,7 +20,7 @@ async fn feed_page(app: &TestApp, token: &str, query: &str) -> Value {
 }
 
 /// Every event the feed serves now, paging with the service token.
-async fn all_events(app: &TestApp) -> Vec<Value> {
+pub(crate) async fn all_events(app: &TestApp) -> Vec<Value> {
     let mut events = Vec::new();
     let mut query = "?limit=1000".to_owned();
     loop {
@@ -36,7 +36,7 @@ async fn all_events(app: &TestApp) -> Vec<Value> {
 
 /// The events about `user_id`, once the feed serves at least `expected` of them (it serves an
 /// event when every transaction running before it has ended, anywhere on the server).
-async fn events_of(app: &TestApp, user_id: i32, expected: usize) -> Vec<Value> {
+pub(crate) async fn events_of(app: &TestApp, user_id: i32, expected: usize) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let events: Vec<Value> = all_events(app)
@@ -70,13 +70,12 @@ fn assert_envelope(event: &Value, user_id: i32) {
     chrono::DateTime::parse_from_rfc3339(event["time"].as_str().unwrap()).unwrap();
 }
 
-#[tokio::test]
-async fn each_change_publishes_exactly_its_event_with_ids_field_names_and_transitions() {
-    let app = spawn_app().await;
+/// A user created, then with a city set by themself, activated and made an editor: one event
+/// of each of those kinds.
+pub(crate) async fn created_edited_activated_and_promoted(app: &TestApp) -> TestUser {
     let user = app.create_user().await;
-    let path = format!("/api/users/{}", user.id);
     app.put(
-        &format!("{path}/profile"),
+        &format!("/api/users/{}/profile", user.id),
         &user.token,
         json!({"city": "Leeds"}),
     )
@@ -84,6 +83,14 @@ async fn each_change_publishes_exactly_its_event_with_ids_field_names_and_transi
     .expect(200);
     app.set_status(user.id, "active").await;
     app.set_role(user.id, Some("editor")).await;
+    user
+}
+
+#[tokio::test]
+async fn each_change_publishes_exactly_its_event_with_ids_field_names_and_transitions() {
+    let app = spawn_app().await;
+    let user = created_edited_activated_and_promoted(&app).await;
+    let path = format!("/api/users/{}", user.id);
     Recorded::with_sessions(&app, user.id, &[(true, 1), (true, 2)]).await;
     app.call(Method::DELETE, &format!("{path}/sessions"))
         .token(&user.token)

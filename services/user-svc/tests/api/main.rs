@@ -9,6 +9,7 @@ mod audit;
 mod auth;
 mod bad_input;
 mod batching;
+mod cloudevents;
 mod concurrency;
 mod encrypt_existing;
 mod events;
