@@ -86,23 +86,51 @@ pub fn verify_partial_batch(
         return Err(0);
     };
     let pairs: Vec<(&ElGamalCiphertext, &PartialDecryption)> = cts.iter().zip(shares).collect();
-    let chain = ciphertext_chains(cts);
+    let valid = share_check(cts, &[shares], ebh);
     let failures = in_parallel(&pairs, |offset, chunk| {
         chunk
             .iter()
-            .position(|(ct, share)| {
-                !chain(ct).is_some_and(|ct| {
-                    share
-                        .proof
-                        .is_valid_prepared(&ct, &key, &share.partial_decryption, ebh)
-                })
-            })
+            .position(|(ct, share)| !valid(ct, share, &key))
             .map(|i| offset + i)
     });
     match failures.into_iter().flatten().min() {
         Some(index) => Err(index),
         None => Ok(()),
     }
+}
+
+/// Whether a share is valid for its ciphertext under a key.
+type ShareCheck<'a> =
+    Box<dyn Fn(&ElGamalCiphertext, &PartialDecryption, &KeyChain) -> bool + Sync + 'a>;
+
+/// How to check one share against its ciphertext and key. When every α, β and M of the batch
+/// pass [`all_members`] together, each proof is checked without a subgroup check of its own;
+/// otherwise each ciphertext and share is checked in full, which finds the bad one.
+fn share_check<'a>(
+    cts: &'a [ElGamalCiphertext],
+    sets: &[&[PartialDecryption]],
+    ebh: &'a ElementModQ,
+) -> ShareCheck<'a> {
+    let mut elements: Vec<&ElementModP> = cts.iter().flat_map(|ct| [&ct.pad, &ct.data]).collect();
+    elements.extend(
+        sets.iter()
+            .flat_map(|shares| shares.iter().map(|share| &share.partial_decryption)),
+    );
+    if all_members(&elements) {
+        return Box::new(move |ct, share, key| {
+            share
+                .proof
+                .is_valid_for_members(ct, key, &share.partial_decryption, ebh)
+        });
+    }
+    let chain = ciphertext_chains(cts);
+    Box::new(move |ct, share, key| {
+        chain(ct).is_some_and(|ct| {
+            share
+                .proof
+                .is_valid_prepared(&ct, key, &share.partial_decryption, ebh)
+        })
+    })
 }
 
 /// How to check each ciphertext of a batch: every β at once when the batch passes
@@ -148,23 +176,16 @@ pub fn verify_share_sets(
         keys.push(KeyChain::new(share_set.key).ok_or((set, 0))?);
     }
     let indices: Vec<usize> = (0..cts.len()).collect();
-    let chain_of = ciphertext_chains(cts);
+    let all_shares: Vec<&[PartialDecryption]> = sets.iter().map(|set| set.shares).collect();
+    let valid = share_check(cts, &all_shares, ebh);
     let failures = in_parallel(&indices, |_, chunk| {
-        for &i in chunk {
-            let Some(chain) = chain_of(&cts[i]) else {
-                return Some((0, i));
-            };
-            for (set, (share_set, key)) in sets.iter().zip(&keys).enumerate() {
-                let share = &share_set.shares[i];
-                if !share
-                    .proof
-                    .is_valid_prepared(&chain, key, &share.partial_decryption, ebh)
-                {
-                    return Some((set, i));
-                }
-            }
-        }
-        None
+        chunk.iter().find_map(|&i| {
+            let bad = sets
+                .iter()
+                .zip(&keys)
+                .position(|(share_set, key)| !valid(&cts[i], &share_set.shares[i], key))?;
+            Some((bad, i))
+        })
     });
     match failures
         .into_iter()

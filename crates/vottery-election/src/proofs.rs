@@ -3,6 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::constants::Q;
 use crate::elgamal::ElGamalCiphertext;
 use crate::exp::{self, Mont, SquareChain};
 use crate::group::{ElementModP, ElementModQ, SecretModQ};
@@ -221,6 +222,44 @@ impl ChaumPedersenProof {
             return false;
         };
         ct.alpha.pow(&self.response) == self.data.to_mont().mul(&m_chain.pow(&self.challenge))
+    }
+}
+
+impl ChaumPedersenProof {
+    /// [`ChaumPedersenProof::is_valid_with_key`] when α, β and M are already known to be members
+    /// (checked with their batch): the challenge recomputed, g^v = a·K^c, and α^v·M^(q−c) = b,
+    /// which is α^v = b·M^c for a member M, with the squarings of α and M shared.
+    pub(crate) fn is_valid_for_members(
+        &self,
+        ct: &ElGamalCiphertext,
+        key: &KeyChain,
+        m: &ElementModP,
+        extended_base_hash: &ElementModQ,
+    ) -> bool {
+        if !self.challenge.is_in_bounds()
+            || !self.response.is_in_bounds()
+            || !extended_base_hash.is_in_bounds()
+        {
+            return false;
+        }
+        let challenge = hash_elems(&[
+            Hashable::Q(extended_base_hash),
+            Hashable::P(&ct.pad),
+            Hashable::P(&ct.data),
+            Hashable::P(&self.pad),
+            Hashable::P(&self.data),
+            Hashable::P(m),
+        ]);
+        if challenge != self.challenge {
+            return false;
+        }
+        let g_v = exp::g_pow_vartime(&self.response.0);
+        if g_v != self.pad.to_mont().mul(&key.pow(&self.challenge)) {
+            return false;
+        }
+        let minus_c = Q.wrapping_sub(&self.challenge.0);
+        exp::pow2_vartime(&ct.pad.to_mont(), &self.response.0, &m.to_mont(), &minus_c)
+            == self.data.to_mont()
     }
 }
 
