@@ -197,25 +197,7 @@ impl ChaumPedersenProof {
         m: &ElementModP,
         extended_base_hash: &ElementModQ,
     ) -> bool {
-        if !self.challenge.is_in_bounds()
-            || !self.response.is_in_bounds()
-            || !extended_base_hash.is_in_bounds()
-        {
-            return false;
-        }
-        let challenge = hash_elems(&[
-            Hashable::Q(extended_base_hash),
-            Hashable::P(&ct.ciphertext.pad),
-            Hashable::P(&ct.ciphertext.data),
-            Hashable::P(&self.pad),
-            Hashable::P(&self.data),
-            Hashable::P(m),
-        ]);
-        if challenge != self.challenge {
-            return false;
-        }
-        let g_v = exp::g_pow_vartime(&self.response.0);
-        if g_v != self.pad.to_mont().mul(&key.pow(&self.challenge)) {
+        if !self.holds_for_key(ct.ciphertext, key, m, extended_base_hash) {
             return false;
         }
         let Some(m_chain) = KeyChain::new(m) else {
@@ -223,13 +205,27 @@ impl ChaumPedersenProof {
         };
         ct.alpha.pow(&self.response) == self.data.to_mont().mul(&m_chain.pow(&self.challenge))
     }
-}
 
-impl ChaumPedersenProof {
     /// [`ChaumPedersenProof::is_valid_with_key`] when α, β and M are already known to be members
-    /// (checked with their batch): the challenge recomputed, g^v = a·K^c, and α^v·M^(q−c) = b,
-    /// which is α^v = b·M^c for a member M, with the squarings of α and M shared.
+    /// (checked with their batch): α^v·M^(q−c) = b, which is α^v = b·M^c for a member M, with
+    /// the squarings of α and M shared.
     pub(crate) fn is_valid_for_members(
+        &self,
+        ct: &ElGamalCiphertext,
+        key: &KeyChain,
+        m: &ElementModP,
+        extended_base_hash: &ElementModQ,
+    ) -> bool {
+        if !self.holds_for_key(ct, key, m, extended_base_hash) {
+            return false;
+        }
+        let minus_c = Q.wrapping_sub(&self.challenge.0);
+        exp::pow2_vartime(&ct.pad.to_mont(), &self.response.0, &m.to_mont(), &minus_c)
+            == self.data.to_mont()
+    }
+
+    /// The first half of a check: c and v below q, the challenge recomputed, and g^v = a·K^c.
+    fn holds_for_key(
         &self,
         ct: &ElGamalCiphertext,
         key: &KeyChain,
@@ -250,16 +246,9 @@ impl ChaumPedersenProof {
             Hashable::P(&self.data),
             Hashable::P(m),
         ]);
-        if challenge != self.challenge {
-            return false;
-        }
-        let g_v = exp::g_pow_vartime(&self.response.0);
-        if g_v != self.pad.to_mont().mul(&key.pow(&self.challenge)) {
-            return false;
-        }
-        let minus_c = Q.wrapping_sub(&self.challenge.0);
-        exp::pow2_vartime(&ct.pad.to_mont(), &self.response.0, &m.to_mont(), &minus_c)
-            == self.data.to_mont()
+        challenge == self.challenge
+            && exp::g_pow_vartime(&self.response.0)
+                == self.pad.to_mont().mul(&key.pow(&self.challenge))
     }
 }
 
