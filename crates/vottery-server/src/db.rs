@@ -59,7 +59,19 @@ impl DatabaseSettings {
 #[error("could not build the database pool: {0}")]
 pub struct PoolBuildError(String);
 
+/// A connection idle for longer than this is asked `SELECT 1` before it is handed out: a server
+/// that went away without closing the socket (a failover, a dropped network path) leaves
+/// connections that look open until they are used.
+const IDLE_BEFORE_CHECK: Duration = Duration::from_secs(5);
+
+/// How long that check may take before the connection is discarded as dead.
+const CHECK_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Builds the pool. Connections are made lazily; each gets `statement_timeout` on creation.
+///
+/// A pooled connection whose server closed it (a terminated backend, a restart) is discarded at
+/// checkout and replaced by a new one, so a request is never handed a connection known to be
+/// dead; one idle for [`IDLE_BEFORE_CHECK`] is checked with a round trip first.
 pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, PoolBuildError> {
     let mut manager_config = ManagerConfig::<AsyncPgConnection>::default();
     manager_config.recycling_method = RecyclingMethod::Fast;
@@ -85,8 +97,70 @@ pub fn build_pool(settings: &DatabaseSettings) -> Result<DbPool, PoolBuildError>
                     .map_err(|error| HookError::message(error.to_string()))
             })
         }))
+        .post_recycle(Hook::async_fn(|conn: &mut AsyncPgConnection, metrics| {
+            let idle = metrics.last_used();
+            Box::pin(async move {
+                if idle < IDLE_BEFORE_CHECK {
+                    return Ok(());
+                }
+                match tokio::time::timeout(
+                    CHECK_TIMEOUT,
+                    diesel::sql_query("SELECT 1").execute(conn),
+                )
+                .await
+                {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(error)) => Err(HookError::message(error.to_string())),
+                    Err(_) => Err(HookError::message("idle connection did not answer")),
+                }
+            })
+        }))
         .build()
         .map_err(|error| PoolBuildError(error.to_string()))
+}
+
+/// Messages PostgreSQL sends as it ends a session or refuses one (SQLSTATE 57P01–57P03, the
+/// shutdown and startup of a restart), which diesel reports without a kind of its own.
+const SESSION_ENDED: [&str; 5] = [
+    "terminating connection",
+    "the database system is shutting down",
+    "the database system is starting up",
+    "the database system is not yet accepting connections",
+    "the database system is in recovery mode",
+];
+
+/// How the PostgreSQL driver describes a connection it lost (closed, a broken socket, a reply
+/// that never came), reported as "unable to send command" like a malformed query would be.
+const SOCKET_LOST: [&str; 4] = [
+    "connection closed",
+    "error communicating with the server",
+    "unexpected message from server",
+    "timeout waiting for server",
+];
+
+/// Whether a query failed because its connection is gone: the server ended the session (a
+/// terminated backend, a restart, a failover) or the socket broke. Such a failure says the
+/// database is unavailable right now, not that the request was wrong. A write that failed this
+/// way may or may not have committed: the client retries it with its idempotency key.
+pub fn is_connection_lost(error: &diesel::result::Error) -> bool {
+    use diesel::result::{DatabaseErrorKind, Error};
+    match error {
+        Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
+        | Error::BrokenTransactionManager => true,
+        Error::DatabaseError(DatabaseErrorKind::UnableToSendCommand, info) => {
+            let message = info.message();
+            SOCKET_LOST.iter().any(|lost| message.contains(lost))
+        }
+        Error::DatabaseError(_, info) => {
+            let message = info.message();
+            SESSION_ENDED.iter().any(|ended| message.contains(ended))
+        }
+        Error::RollbackErrorOnCommit {
+            rollback_error,
+            commit_error,
+        } => is_connection_lost(rollback_error) || is_connection_lost(commit_error),
+        _ => false,
+    }
 }
 
 /// A statement that is prepared once per connection and then reused, keyed by its SQL text
@@ -209,6 +283,47 @@ mod tests {
             acquire_timeout_ms: 1,
             statement_timeout_ms: 1,
             migrate_on_start: false,
+        }
+    }
+
+    #[test]
+    fn lost_connections_are_told_from_failed_queries() {
+        use diesel::result::{DatabaseErrorKind, Error};
+        let error = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        let lost = [
+            error(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
+            error(
+                DatabaseErrorKind::UnableToSendCommand,
+                "error communicating with the server: Connection reset by peer",
+            ),
+            error(
+                DatabaseErrorKind::Unknown,
+                "terminating connection due to administrator command",
+            ),
+            error(
+                DatabaseErrorKind::Unknown,
+                "the database system is shutting down",
+            ),
+            error(DatabaseErrorKind::ClosedConnection, "closed"),
+            Error::BrokenTransactionManager,
+        ];
+        for error in &lost {
+            assert!(is_connection_lost(error), "{error}");
+        }
+        let failed = [
+            error(DatabaseErrorKind::UniqueViolation, "duplicate key value"),
+            error(
+                DatabaseErrorKind::UnableToSendCommand,
+                "too many bind parameters",
+            ),
+            error(
+                DatabaseErrorKind::Unknown,
+                "canceling statement due to statement timeout",
+            ),
+            Error::NotFound,
+        ];
+        for error in &failed {
+            assert!(!is_connection_lost(error), "{error}");
         }
     }
 

@@ -4,14 +4,21 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use security_svc::keys::contexts::{ContextHasher, ContextKeyCache};
+use security_svc::keys::contexts::{ContextHasher, ContextKeyCache, ContextKeys, ContextUse};
 use security_svc::keys::hash::HashAlgorithm;
 use security_svc::keys::material::VersionMaterial;
-use security_svc::keys::ops::{self, CipherInputs, KeyFlags, Marshaling, RsaPadding, SignOptions};
+use security_svc::keys::ops::{
+    self, CipherInputs, KeyFlags, Marshaling, RsaPadding, SealingKeys, SignOptions,
+};
+use security_svc::keys::rules::NewKey;
+use security_svc::keys::store::{KeyStore, StoreSettings};
+use security_svc::keys::wire::encode_b64;
+use security_svc::keys::{KeyRing, Purpose};
 use security_svc::seal::barrier::RootKey;
 use std::hint::black_box;
 use std::sync::Arc;
 use vottery_common::transit::KeyType;
+use vottery_test_db::{Template, TestDatabase};
 use zeroize::Zeroizing;
 
 const FLAGS: KeyFlags = KeyFlags {
@@ -88,7 +95,8 @@ fn context_keys(c: &mut Criterion) {
     let cache = ContextKeyCache::new(10_000);
     for user in 0..10_000u32 {
         let hash = hasher.hash("vottery-users-pii", user.to_string().as_bytes());
-        cache.put(hash, Arc::new(Zeroizing::new([user as u8; 32])), 1);
+        let key = Arc::new(Zeroizing::new([user as u8; 32]));
+        cache.put(hash, key, 1, cache.destructions());
     }
     let mut group = c.benchmark_group("context keys");
     group.throughput(Throughput::Elements(1));
@@ -116,6 +124,223 @@ fn context_keys(c: &mut Criterion) {
     group.finish();
 }
 
+static SECURITY_SVC: Template = Template::new("secbench", &[|| security_svc::MIGRATIONS]);
+
+/// A key store over a database of its own, with a plain key and a `context_keys` key.
+struct StoreBench {
+    runtime: tokio::runtime::Runtime,
+    store: KeyStore,
+    plain: Arc<KeyRing>,
+    per_context: Arc<KeyRing>,
+    _database: Arc<TestDatabase>,
+}
+
+impl StoreBench {
+    fn new() -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let (store, plain, per_context, database) = runtime.block_on(async {
+            let database = TestDatabase::migrated("secbench", &SECURITY_SVC).await;
+            let mut settings = vottery_test_db::server_settings();
+            settings.url = database.url.clone().into();
+            settings.max_connections = 4;
+            let pool = vottery_server::db::build_pool(&settings).expect("pool");
+            let store = KeyStore::new(
+                RootKey::from_bytes(Zeroizing::new([5u8; 32])),
+                pool,
+                StoreSettings {
+                    max_cached_keys: 100,
+                    remembered_signatures: 0,
+                    context_key_cache: 100_000,
+                },
+            );
+            let plain = NewKey::for_upsert(KeyType::Aes256Gcm96, false, false);
+            let per_context = NewKey {
+                context_keys: true,
+                ..plain
+            };
+            let plain = store.create("plain", plain).await.expect("plain key");
+            let per_context = store.create("pii", per_context).await.expect("pii key");
+            (store, plain, per_context, database)
+        });
+        Self {
+            runtime,
+            store,
+            plain,
+            per_context,
+            _database: database,
+        }
+    }
+
+    /// The data keys of the contexts a request names, as the transit routes resolve them.
+    fn resolve(&self, contexts: &[String], usage: ContextUse) -> ContextKeys {
+        let named = contexts.iter().map(|context| Some(context.as_str()));
+        self.runtime
+            .block_on(self.store.context_keys(&self.per_context, named, usage))
+            .expect("context keys")
+    }
+}
+
+/// Seals `plaintext` with the ring's latest version, under `context` when it has context keys
+/// (with the context's key for that version, derived once per request), as the routes do.
+fn seal_item(
+    ring: &KeyRing,
+    contexts: &ContextKeys,
+    keys: &mut SealingKeys,
+    context: Option<&[u8]>,
+    plaintext: &[u8],
+) -> Vec<u8> {
+    let version = ring
+        .version_for(Purpose::Encryption, None)
+        .expect("version");
+    let inputs = CipherInputs {
+        context,
+        ..CipherInputs::default()
+    };
+    match contexts.key_for(context).expect("data key") {
+        Some(data_key) => {
+            let sealing = data_key.sealing(version).expect("sealing key");
+            ops::encrypt(&sealing, ring.flags(), plaintext, inputs)
+        }
+        None => ops::encrypt_reusing(
+            keys,
+            version.number,
+            &version.material,
+            ring.flags(),
+            plaintext,
+            inputs,
+        ),
+    }
+    .expect("encrypt")
+}
+
+/// Opens what [`seal_item`] made.
+fn open_item(
+    ring: &KeyRing,
+    contexts: &ContextKeys,
+    context: Option<&[u8]>,
+    sealed: &[u8],
+) -> Zeroizing<Vec<u8>> {
+    let version = ring
+        .versions
+        .get(&ring.config.latest_version)
+        .expect("version");
+    let inputs = CipherInputs {
+        context,
+        ..CipherInputs::default()
+    };
+    let sealing = contexts
+        .key_for(context)
+        .expect("data key")
+        .map(|data_key| data_key.sealing(version).expect("sealing key"));
+    let material = sealing.as_deref().unwrap_or(&version.material);
+    ops::decrypt(material, ring.flags(), sealed, inputs).expect("decrypt")
+}
+
+/// What user-svc asks of a `context_keys` key next to the same with a plain key: a new user's
+/// five values under a context never seen before (a data key made and stored), and a page of
+/// 100 values over 20 users whose data keys are cached.
+fn context_key_requests(c: &mut Criterion) {
+    let bench = StoreBench::new();
+    let plaintext = [7u8; 64];
+    let mut group = c.benchmark_group("context key requests");
+    group.sample_size(30);
+
+    group.throughput(Throughput::Elements(5));
+    group.bench_function("plain key: encrypt 5 values", |b| {
+        b.iter(|| {
+            let ring = bench.store.cached("plain").expect("cached");
+            let mut keys = SealingKeys::default();
+            (0..5)
+                .map(|_| seal_item(&ring, &ContextKeys::default(), &mut keys, None, &plaintext))
+                .collect::<Vec<_>>()
+        })
+    });
+    let mut user = 0u64;
+    group.bench_function("context keys: encrypt 5 values under a new context", |b| {
+        b.iter(|| {
+            user += 1;
+            let context = format!("new-user-{user}-{}", std::process::id());
+            let named = [encode_b64(context.as_bytes())];
+            let contexts = bench.resolve(&named, ContextUse::Create);
+            let mut keys = SealingKeys::default();
+            (0..5)
+                .map(|_| {
+                    let context = Some(context.as_bytes());
+                    seal_item(
+                        &bench.per_context,
+                        &contexts,
+                        &mut keys,
+                        context,
+                        &plaintext,
+                    )
+                })
+                .collect::<Vec<_>>()
+        })
+    });
+
+    let users: Vec<String> = (0..20).map(|user| format!("page-user-{user}")).collect();
+    let named: Vec<String> = users
+        .iter()
+        .flat_map(|user| std::iter::repeat_n(encode_b64(user.as_bytes()), 5))
+        .collect();
+    let created = bench.resolve(&named, ContextUse::Create);
+    let mut keys = SealingKeys::default();
+    let page: Vec<(&[u8], Vec<u8>)> = users
+        .iter()
+        .flat_map(|user| std::iter::repeat_n(user.as_bytes(), 5))
+        .map(|user| {
+            let sealed = seal_item(
+                &bench.per_context,
+                &created,
+                &mut keys,
+                Some(user),
+                &plaintext,
+            );
+            (user, sealed)
+        })
+        .collect();
+    let plain_page: Vec<Vec<u8>> = (0..100)
+        .map(|_| {
+            seal_item(
+                &bench.plain,
+                &ContextKeys::default(),
+                &mut keys,
+                None,
+                &plaintext,
+            )
+        })
+        .collect();
+
+    group.throughput(Throughput::Elements(100));
+    group.bench_function("plain key: decrypt 100 values", |b| {
+        b.iter(|| {
+            let ring = bench.store.cached("plain").expect("cached");
+            plain_page
+                .iter()
+                .map(|sealed| open_item(&ring, &ContextKeys::default(), None, sealed))
+                .collect::<Vec<_>>()
+        })
+    });
+    group.bench_function(
+        "context keys: decrypt 100 values over 20 cached contexts",
+        |b| {
+            b.iter(|| {
+                let contexts = bench.resolve(&named, ContextUse::Read);
+                page.iter()
+                    .map(|(user, sealed)| {
+                        open_item(&bench.per_context, &contexts, Some(user), sealed)
+                    })
+                    .collect::<Vec<_>>()
+            })
+        },
+    );
+    group.finish();
+}
+
 fn signatures(c: &mut Criterion) {
     let digest = [9u8; 32];
     for key_type in [KeyType::Ed25519, KeyType::EcdsaP256, KeyType::Rsa2048] {
@@ -132,5 +357,11 @@ fn signatures(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, encryption, context_keys, signatures);
+criterion_group!(
+    benches,
+    encryption,
+    context_keys,
+    context_key_requests,
+    signatures
+);
 criterion_main!(benches);

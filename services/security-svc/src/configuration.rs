@@ -8,6 +8,8 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use vottery_common::transit::KeyType;
 use vottery_server::db::DatabaseSettings;
+
+use crate::keys::rules::NewKey;
 use vottery_server::settings::{
     Environment, MIN_PRODUCTION_SECRET, is_development_secret, list_or_csv,
 };
@@ -63,8 +65,9 @@ pub struct TransitSettings {
 }
 
 impl TransitSettings {
-    /// The keys to create at unseal, parsed from `name:type` entries.
-    pub fn bootstrap_keys(&self) -> Result<Vec<(String, KeyType)>, String> {
+    /// The keys to create at unseal, parsed from `name:type` entries; `name:type:context_keys`
+    /// gives the key a destroyable data key per context (crypto-shredding).
+    pub fn bootstrap_keys(&self) -> Result<Vec<(String, NewKey)>, String> {
         self.bootstrap_keys
             .iter()
             .map(|entry| {
@@ -76,11 +79,27 @@ impl TransitSettings {
                         "transit.bootstrap_keys: {name:?} is not a valid key name"
                     ));
                 }
+                let (kind, context_keys) = match kind.split_once(':') {
+                    Some((kind, "context_keys")) => (kind, true),
+                    Some(_) => {
+                        return Err(format!(
+                            "transit.bootstrap_keys entry {entry:?} is not name:type or name:type:context_keys"
+                        ));
+                    }
+                    None => (kind, false),
+                };
                 let kind = kind
                     .trim()
                     .parse::<KeyType>()
                     .map_err(|error| format!("transit.bootstrap_keys: {error}"))?;
-                Ok((name.trim().to_owned(), kind))
+                if context_keys && !kind.is_aead() {
+                    return Err(format!(
+                        "transit.bootstrap_keys: context_keys is not supported for keys of type {kind}"
+                    ));
+                }
+                let mut key = NewKey::for_upsert(kind, false, false);
+                key.context_keys = context_keys;
+                Ok((name.trim().to_owned(), key))
             })
             .collect()
     }

@@ -13,7 +13,6 @@ pub mod error;
 pub mod guardians;
 pub mod keys;
 pub mod metrics;
-pub mod openapi;
 pub mod routes;
 pub mod schema;
 pub mod seal;

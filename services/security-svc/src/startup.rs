@@ -15,15 +15,40 @@ use vottery_server::metrics::HttpMetrics;
 use vottery_server::observe::{AccessLogLevel, observe};
 
 use crate::auth::Tokens;
-use crate::configuration::Settings;
+use crate::configuration::{Settings, TransitSettings};
 use crate::error::VaultError;
 use crate::keys::store::StoreSettings;
 use crate::metrics::OperationMetrics;
-use crate::routes::{self, AppState};
+use crate::routes;
 use crate::seal::{Seal, read_root_key_file};
 
 /// security-svc's migrations, compiled in.
 pub const MIGRATIONS: EmbeddedMigrations = embed_migrations!("../../migrations/security-svc");
+
+/// State shared by every handler.
+pub struct AppState {
+    pub seal: Seal,
+    pub tokens: Tokens,
+    pub metrics: OperationMetrics,
+    pub transit: TransitSettings,
+    /// Keys created at every unseal when missing.
+    pub bootstrap_keys: Vec<(String, crate::keys::rules::NewKey)>,
+    pub max_body_bytes: usize,
+}
+
+impl AppState {
+    /// Creates the configured bootstrap keys once unsealed; failures are logged, not fatal.
+    pub async fn ensure_bootstrap_keys(&self) {
+        if self.bootstrap_keys.is_empty() {
+            return;
+        }
+        if let Ok(store) = self.seal.store()
+            && let Err(error) = store.ensure(&self.bootstrap_keys).await
+        {
+            tracing::error!(%error, "could not create the bootstrap keys");
+        }
+    }
+}
 
 /// The service could not start.
 #[derive(Debug, thiserror::Error)]
@@ -128,7 +153,7 @@ impl Application {
                 )
                 .wrap(from_fn(observe))
                 .configure(routes::configure)
-                .configure(crate::openapi::configure)
+                .configure(crate::routes::openapi::configure)
                 .default_service(web::to(not_found))
         })
         .workers(workers)

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use vottery_server::problem::describe_json_error;
 
 use super::error::GuardianError;
-use crate::routes::AppState;
+use crate::startup::AppState;
 
 /// A request body of type `T`.
 pub struct GuardianBody<T>(pub T);

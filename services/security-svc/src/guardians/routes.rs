@@ -27,8 +27,9 @@ use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::store::KeyStore;
 use crate::metrics::Outcome;
-use crate::openapi::GuardianErrors;
-use crate::routes::{AppState, Authorized};
+use crate::routes::Authorized;
+use crate::routes::openapi::GuardianErrors;
+use crate::startup::AppState;
 
 type Auth = Result<Authorized, VaultError>;
 type Body<T> = Result<GuardianBody<T>, GuardianError>;

@@ -14,7 +14,7 @@ use vottery_common::transit::{KeyConfigRequest, KeyType};
 use vottery_server::db::{DbPool, is_unavailable};
 use zeroize::Zeroizing;
 
-use super::contexts::{self, ContextHasher, ContextKeyCache, ContextState};
+use super::contexts::{self, ContextState};
 use super::db::{self, KeyRow, VersionRow};
 use super::material::{MaterialError, VersionMaterial};
 use super::rules::{self, NewKey};
@@ -39,11 +39,10 @@ pub enum StoreError {
 
 impl From<diesel::result::Error> for StoreError {
     fn from(error: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
-        match &error {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::BrokenTransactionManager => StoreError::Unavailable(error.to_string()),
-            _ => StoreError::Internal(error.to_string()),
+        if vottery_server::db::is_connection_lost(&error) {
+            StoreError::Unavailable(error.to_string())
+        } else {
+            StoreError::Internal(error.to_string())
         }
     }
 }
@@ -172,10 +171,7 @@ impl FreshVersion {
 
 impl KeyStore {
     pub fn new(root: RootKey, pool: DbPool, settings: StoreSettings) -> Self {
-        let contexts = ContextState {
-            hasher: ContextHasher::new(&root),
-            cache: ContextKeyCache::new(settings.context_key_cache),
-        };
+        let contexts = ContextState::new(&root, settings.context_key_cache);
         Self {
             root: Arc::new(root),
             pool,
@@ -406,12 +402,11 @@ impl KeyStore {
     }
 
     /// Creates each of `keys` that does not exist yet (existing keys are left as they are).
-    pub async fn ensure(&self, keys: &[(String, KeyType)]) -> Result<(), StoreError> {
-        for (name, key_type) in keys {
+    pub async fn ensure(&self, keys: &[(String, NewKey)]) -> Result<(), StoreError> {
+        for (name, key) in keys {
             if self.load(name).await?.is_none() {
-                self.create(name, NewKey::for_upsert(*key_type, false, false))
-                    .await?;
-                tracing::info!(key = %name, key_type = %key_type, "bootstrap key created");
+                self.create(name, *key).await?;
+                tracing::info!(key = %name, key_type = %key.key_type, context_keys = key.context_keys, "bootstrap key created");
             }
         }
         Ok(())
@@ -422,9 +417,14 @@ impl KeyStore {
         Ok(db::key_names(&mut conn).await?)
     }
 
-    /// Reloads cached rings changed by any instance and drops deleted ones; returns how many
-    /// rings changed.
+    /// Reloads cached rings changed by any instance and drops deleted ones, and evicts the
+    /// cached data keys of contexts destroyed through other instances; returns how many rings
+    /// changed.
     pub async fn refresh(&self) -> Result<usize, StoreError> {
+        let evicted = self.evict_destroyed_contexts().await?;
+        if evicted > 0 {
+            tracing::debug!(evicted, "destroyed context keys evicted");
+        }
         let cached: Vec<(String, i64)> = match self.rings.read() {
             Ok(rings) => rings
                 .values()

@@ -44,7 +44,7 @@ fn context_of(request: &DestroyContextRequest) -> Result<Vec<u8>, Refusal> {
         (status = 200, description = "The context's data key is destroyed (or already was)", body = VaultResponse<ContextDestroyed>),
         (status = 400, description = "`context` missing or not base64, or the key was not created with `context_keys`", body = VaultErrors),
         (status = 404, description = "No such key (`errors` is empty)", body = VaultErrors),
-        crate::openapi::TransitErrors,
+        crate::routes::openapi::TransitErrors,
     ),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn destroy_context(

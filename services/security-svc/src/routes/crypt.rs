@@ -19,12 +19,13 @@ use super::segments::{DataKeyKind, KeyName};
 use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
-use crate::keys::contexts::{ContextKey, ContextKeys, ContextUse};
+use crate::keys::contexts::{ContextDataKey, ContextKeys, ContextUse};
+use crate::keys::material::VersionMaterial;
 use crate::keys::ops::{self, CipherInputs, OpError, SealingKeys};
 use crate::keys::rules::NewKey;
 use crate::keys::wire::{ValueKind, decode_b64, encode_b64, parse_versioned, versioned_b64};
-use crate::keys::{Incoming, KeyRing, Purpose, is_valid_key_name};
-use crate::openapi::{DecryptData, EncryptData};
+use crate::keys::{Incoming, KeyRing, KeyVersion, Purpose, is_valid_key_name};
+use crate::routes::openapi::{DecryptData, EncryptData};
 
 type Auth = Result<Authorized, VaultError>;
 type Body<T> = Result<VaultBody<T>, VaultError>;
@@ -141,7 +142,7 @@ impl ItemOutcome for Opened {
 struct Decoded {
     context: Option<Vec<u8>>,
     associated_data: Option<Vec<u8>>,
-    data_key: Option<ContextKey>,
+    data_key: Option<Arc<ContextDataKey>>,
 }
 
 impl Decoded {
@@ -159,12 +160,23 @@ impl Decoded {
         })
     }
 
+    /// The inputs besides the key: a context's data key is already in the key it seals with
+    /// (see [`Decoded::sealing`]).
     fn inputs(&self) -> CipherInputs<'_> {
         CipherInputs {
             associated_data: self.associated_data.as_deref(),
             context: self.context.as_deref(),
-            data_key: self.data_key.as_deref().map(|key| &**key),
+            data_key: None,
         }
+    }
+
+    /// The key of the context's values under `version`, derived once per request; `None`
+    /// for keys without context keys (the version's own key).
+    fn sealing(&self, version: &KeyVersion) -> Result<Option<Arc<VersionMaterial>>, OpError> {
+        self.data_key
+            .as_ref()
+            .map(|data_key| data_key.sealing(version))
+            .transpose()
     }
 }
 
@@ -198,14 +210,18 @@ fn seal(
     inputs: &Decoded,
 ) -> Result<Ciphertext, OpError> {
     let version = ring.version_for(Purpose::Encryption, key_version)?;
-    let payload = ops::encrypt_reusing(
-        keys,
-        version.number,
-        &version.material,
-        ring.flags(),
-        plaintext,
-        inputs.inputs(),
-    )?;
+    let payload = match inputs.sealing(version)? {
+        // A key of the context's own: nothing to share with the other items.
+        Some(sealing) => ops::encrypt(&sealing, ring.flags(), plaintext, inputs.inputs())?,
+        None => ops::encrypt_reusing(
+            keys,
+            version.number,
+            &version.material,
+            ring.flags(),
+            plaintext,
+            inputs.inputs(),
+        )?,
+    };
     Ok(Ciphertext {
         ciphertext: versioned_b64(version.number, &payload),
         key_version: version.number,
@@ -240,8 +256,9 @@ fn open_one(
         .ring
         .version_to_open(Incoming::Ciphertext, parsed.version)?;
     let inputs = Decoded::of(&with.contexts, context, associated_data)?;
+    let sealing = inputs.sealing(version)?;
     let plaintext = ops::decrypt(
-        &version.material,
+        sealing.as_deref().unwrap_or(&version.material),
         with.ring.flags(),
         &payload,
         inputs.inputs(),
@@ -348,9 +365,9 @@ async fn upsert(
     params(("name" = KeyName, Path)),
     request_body = EncryptRequest,
     responses(
-        crate::openapi::TransitErrors,
+        crate::routes::openapi::TransitErrors,
         (status = 200, description = "The ciphertext, or the batch's results", body = VaultResponse<EncryptData>),
-        (status = 400, description = "The request was refused (`errors` says why), or items of a batch failed: every item's result, each failed one carrying `error`", body = crate::openapi::EncryptRefused),
+        (status = 400, description = "The request was refused (`errors` says why), or items of a batch failed: every item's result, each failed one carrying `error`", body = crate::routes::openapi::EncryptRefused),
         (status = "default", description = "The status `partial_failure_response_code` names, when some items of a batch failed and others succeeded", body = VaultResponse<BatchResults<EncryptResult>>),
     ),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -395,9 +412,9 @@ pub async fn encrypt(
     params(("name" = KeyName, Path)),
     request_body = DecryptRequest,
     responses(
-        crate::openapi::TransitErrors,
+        crate::routes::openapi::TransitErrors,
         (status = 200, description = "The plaintext, or the batch's results", body = VaultResponse<DecryptData>),
-        (status = 400, description = "The request was refused (`errors` says why), or items of a batch failed: every item's result, each failed one carrying `error`", body = crate::openapi::DecryptRefused),
+        (status = 400, description = "The request was refused (`errors` says why), or items of a batch failed: every item's result, each failed one carrying `error`", body = crate::routes::openapi::DecryptRefused),
         (status = "default", description = "The status `partial_failure_response_code` names, when some items of a batch failed and others succeeded", body = VaultResponse<BatchResults<DecryptResult>>),
     ),
     security(("vault_token" = []), ("bearer" = [])))]
@@ -432,7 +449,7 @@ pub async fn decrypt(
 #[utoipa::path(method(post, put), path = "/v1/transit/rewrap/{name}", tag = "transit", operation_id = "rewrap",
     params(("name" = KeyName, Path)),
     request_body = RewrapRequest,
-    responses((status = 200, description = "The new ciphertext, or the batch's results", body = VaultResponse<EncryptData>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The new ciphertext, or the batch's results", body = VaultResponse<EncryptData>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn rewrap(
     state: web::Data<AppState>,
@@ -471,7 +488,7 @@ pub async fn rewrap(
 #[utoipa::path(method(post, put), path = "/v1/transit/datakey/{kind}/{name}", tag = "transit", operation_id = "datakey",
     params(("kind" = DataKeyKind, Path), ("name" = KeyName, Path)),
     request_body = DataKeyRequest,
-    responses((status = 200, description = "The wrapped data key, and its plaintext when asked for", body = VaultResponse<DataKey>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The wrapped data key, and its plaintext when asked for", body = VaultResponse<DataKey>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn datakey(
     state: web::Data<AppState>,

@@ -39,7 +39,7 @@ fn missing_as(refusal: Refusal) -> impl FnOnce(StoreError) -> VaultError {
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "create_key",
     params(("name" = KeyName, Path)),
     request_body = CreateKeyRequest,
-    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn create(
     state: web::Data<AppState>,
@@ -64,7 +64,7 @@ pub async fn create(
 #[utoipa::path(get, path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "read_key",
     params(("name" = KeyName, Path)),
     responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>),
-        (status = 404, description = "No such key (`errors` is empty)", body = VaultErrors), crate::openapi::TransitErrors),
+        (status = 404, description = "No such key (`errors` is empty)", body = VaultErrors), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn read(
     state: web::Data<AppState>,
@@ -89,7 +89,7 @@ pub async fn read(
 /// Deletes a key ring and every version; only when its config allows deletion.
 #[utoipa::path(delete, path = "/v1/transit/keys/{name}", tag = "keys", operation_id = "delete_key",
     params(("name" = KeyName, Path)),
-    responses((status = 204, description = "Deleted"), crate::openapi::TransitErrors),
+    responses((status = 204, description = "Deleted"), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn delete(
     state: web::Data<AppState>,
@@ -124,7 +124,7 @@ pub struct ListQuery {
     params(ListQuery),
     responses((status = 200, description = "The key names", body = VaultResponse<KeyList>),
         (status = 404, description = "There are no keys (`errors` is empty)", body = VaultErrors),
-        (status = 405, description = "`GET` without `list=true`", body = VaultErrors), crate::openapi::TransitErrors),
+        (status = 405, description = "`GET` without `list=true`", body = VaultErrors), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn list(
     state: web::Data<AppState>,
@@ -156,7 +156,7 @@ pub async fn list(
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/config", tag = "keys", operation_id = "configure_key",
     params(("name" = KeyName, Path)),
     request_body = KeyConfigRequest,
-    responses((status = 200, description = "The key ring; `warnings` names values that were adjusted", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The key ring; `warnings` names values that were adjusted", body = VaultResponse<KeyInfo>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn config(
     state: web::Data<AppState>,
@@ -188,7 +188,7 @@ type NoFields = serde_json::Map<String, serde_json::Value>;
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/rotate", tag = "keys", operation_id = "rotate_key",
     params(("name" = KeyName, Path)),
     request_body(content = Object, description = "No fields; an empty body or `{}`", content_type = "application/json"),
-    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn rotate(
     state: web::Data<AppState>,
@@ -212,7 +212,7 @@ pub async fn rotate(
 #[utoipa::path(method(post, put), path = "/v1/transit/keys/{name}/trim", tag = "keys", operation_id = "trim_key",
     params(("name" = KeyName, Path)),
     request_body = TrimRequest,
-    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The key ring", body = VaultResponse<KeyInfo>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn trim(
     state: web::Data<AppState>,

@@ -50,12 +50,12 @@ pub struct HashPath {
 /// The digest of base64 `input`, as `hex` (default) or `base64`.
 #[utoipa::path(method(post, put), path = "/v1/transit/hash", tag = "transit", operation_id = "hash",
     request_body = HashRequest,
-    responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/hash/{algorithm}", tag = "transit", operation_id = "hash_with_algorithm", impl_for = HashWithAlgorithm,
     params(("algorithm" = DigestName, Path)),
     request_body = HashRequest,
-    responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The digest", body = VaultResponse<HashSum>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn hash(
     state: web::Data<AppState>,
@@ -98,17 +98,17 @@ fn is_source(segment: &str) -> bool {
 /// `bytes` (default 32, at most 131072) random bytes, as `base64` (default) or `hex`.
 #[utoipa::path(method(post, put), path = "/v1/transit/random", tag = "transit", operation_id = "random",
     request_body = RandomRequest,
-    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/random/{bytes}", tag = "transit", operation_id = "random_with_bytes", impl_for = RandomWithOne,
     params(("bytes" = ByteCount, Path)),
     request_body = RandomRequest,
-    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/random/{source}/{bytes}", tag = "transit", operation_id = "random_with_source_and_bytes", impl_for = RandomWithTwo,
     params(("source" = EntropySource, Path), ("bytes" = ByteCount, Path)),
     request_body = RandomRequest,
-    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The random bytes", body = VaultResponse<RandomBytes>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn random(
     state: web::Data<AppState>,
@@ -203,13 +203,13 @@ pub struct Exported {
     params(("kind" = ExportKind, Path), ("name" = KeyName, Path)),
     responses((status = 200, description = "The public keys", body = VaultResponse<Exported>),
         (status = 404, description = "No key ring of that name (`errors` is empty)", body = VaultErrors),
-        crate::openapi::TransitErrors),
+        crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(get, path = "/v1/transit/export/{kind}/{name}/{version}", tag = "transit", operation_id = "export_version", impl_for = ExportVersion,
     params(("kind" = ExportKind, Path), ("name" = KeyName, Path), ("version" = KeyVersion, Path)),
     responses((status = 200, description = "The public key of that version", body = VaultResponse<Exported>),
         (status = 404, description = "No key ring of that name (`errors` is empty)", body = VaultErrors),
-        crate::openapi::TransitErrors),
+        crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn export(
     state: web::Data<AppState>,

@@ -7,6 +7,7 @@ pub mod crypt;
 pub mod health;
 pub mod keys;
 pub mod misc;
+pub mod openapi;
 pub mod refusal;
 pub mod segments;
 pub mod sign;
@@ -27,37 +28,11 @@ use serde::de::DeserializeOwned;
 use vottery_common::vault::VaultResponse;
 use vottery_server::observe::{RequestId, request_id_of};
 
-use crate::auth::{Caller, Operation, Tokens, presented_token};
-use crate::configuration::TransitSettings;
+use crate::auth::{Caller, Operation, presented_token};
 use crate::error::VaultError;
 use crate::keys::store::KeyStore;
-use crate::metrics::{OperationMetrics, Outcome};
-use crate::seal::Seal;
-
-/// State shared by every handler.
-pub struct AppState {
-    pub seal: Seal,
-    pub tokens: Tokens,
-    pub metrics: OperationMetrics,
-    pub transit: TransitSettings,
-    /// Keys created at every unseal when missing.
-    pub bootstrap_keys: Vec<(String, vottery_common::transit::KeyType)>,
-    pub max_body_bytes: usize,
-}
-
-impl AppState {
-    /// Creates the configured bootstrap keys once unsealed; failures are logged, not fatal.
-    pub async fn ensure_bootstrap_keys(&self) {
-        if self.bootstrap_keys.is_empty() {
-            return;
-        }
-        if let Ok(store) = self.seal.store()
-            && let Err(error) = store.ensure(&self.bootstrap_keys).await
-        {
-            tracing::error!(%error, "could not create the bootstrap keys");
-        }
-    }
-}
+use crate::metrics::Outcome;
+use crate::startup::AppState;
 
 /// An authorised caller of an unsealed instance: 503 while sealed (checked first, as Vault
 /// does), 403 without a valid token.

@@ -21,7 +21,7 @@ use crate::keys::wire::{
     parse_versioned, versioned_b64,
 };
 use crate::keys::{Incoming, KeyRing, Purpose};
-use crate::openapi::{HmacData, SignData, VerifyData};
+use crate::routes::openapi::{HmacData, SignData, VerifyData};
 
 type Auth = Result<Authorized, VaultError>;
 type Items<R> = Result<Batch<R>, VaultError>;
@@ -462,12 +462,12 @@ fn hmac_one(
 #[utoipa::path(method(post, put), path = "/v1/transit/sign/{name}", tag = "transit", operation_id = "sign",
     params(("name" = KeyName, Path)),
     request_body = SignRequest,
-    responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/sign/{name}/{algorithm}", tag = "transit", operation_id = "sign_with_algorithm", impl_for = SignWithAlgorithm,
     params(("name" = KeyName, Path), ("algorithm" = SignatureHashName, Path)),
     request_body = SignRequest,
-    responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The signature, or the batch's results", body = VaultResponse<SignData>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn sign(
     state: web::Data<AppState>,
@@ -499,12 +499,12 @@ pub async fn sign(
 #[utoipa::path(method(post, put), path = "/v1/transit/verify/{name}", tag = "transit", operation_id = "verify",
     params(("name" = KeyName, Path)),
     request_body = VerifyRequest,
-    responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/verify/{name}/{algorithm}", tag = "transit", operation_id = "verify_with_algorithm", impl_for = VerifyWithAlgorithm,
     params(("name" = KeyName, Path), ("algorithm" = SignatureHashName, Path)),
     request_body = VerifyRequest,
-    responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "Whether it is valid, or the batch's results", body = VaultResponse<VerifyData>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn verify(
     state: web::Data<AppState>,
@@ -539,12 +539,12 @@ pub async fn verify(
 #[utoipa::path(method(post, put), path = "/v1/transit/hmac/{name}", tag = "transit", operation_id = "hmac",
     params(("name" = KeyName, Path)),
     request_body = HmacRequest,
-    responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 #[utoipa::path(method(post, put), path = "/v1/transit/hmac/{name}/{algorithm}", tag = "transit", operation_id = "hmac_with_algorithm", impl_for = HmacWithAlgorithm,
     params(("name" = KeyName, Path), ("algorithm" = DigestName, Path)),
     request_body = HmacRequest,
-    responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::openapi::TransitErrors),
+    responses((status = 200, description = "The HMAC, or the batch's results", body = VaultResponse<HmacData>), crate::routes::openapi::TransitErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn hmac(
     state: web::Data<AppState>,

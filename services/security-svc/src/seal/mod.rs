@@ -44,9 +44,14 @@ pub enum SealError {
     Internal(String),
 }
 
+/// A lost database connection is an outage (503); anything else is unexpected.
 impl From<diesel::result::Error> for SealError {
     fn from(error: diesel::result::Error) -> Self {
-        SealError::Internal(error.to_string())
+        if vottery_server::db::is_connection_lost(&error) {
+            SealError::Unavailable(error.to_string())
+        } else {
+            SealError::Internal(error.to_string())
+        }
     }
 }
 

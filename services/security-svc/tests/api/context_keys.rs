@@ -214,9 +214,12 @@ async fn destroying_refuses_unknown_keys_plain_keys_and_bad_bodies() {
 }
 
 #[tokio::test]
-async fn destroying_needs_its_own_operation() {
+async fn destroying_needs_the_operation_on_the_key() {
     let app = context_app().await;
-    // user-svc's token encrypts under contexts but may not destroy them.
+    app.create_key_with("orders-contexts", json!({ "context_keys": true }))
+        .await;
+    // user-svc's token encrypts under contexts of its keys and destroys them (erasure), and
+    // may not destroy the contexts of any other key.
     let reply = app
         .post(
             &format!("/v1/transit/encrypt/{KEY}"),
@@ -225,10 +228,18 @@ async fn destroying_needs_its_own_operation() {
         )
         .await;
     reply.ok();
+    destroy(
+        &app,
+        USER,
+        "orders-contexts",
+        json!({ "context": b64("user-1") }),
+    )
+    .await
+    .assert_denied();
     destroy(&app, USER, KEY, json!({ "context": b64("user-1") }))
         .await
-        .assert_denied();
-    destroy(&app, NO_TOKEN, KEY, json!({ "context": b64("user-1") }))
+        .ok();
+    destroy(&app, NO_TOKEN, KEY, json!({ "context": b64("user-2") }))
         .await
         .assert_denied();
 }
@@ -403,4 +414,122 @@ async fn the_log_line_of_a_destruction_names_the_context_only_by_its_hash() {
         .unwrap_or_else(|| panic!("no destruction logged in {text}"));
     assert!(line.contains("context_hash="), "{line}");
     assert!(!text.contains(context) && !text.contains(&b64(context)));
+}
+
+/// The stored rows of `KEY`'s contexts: how many, and how many are tombstones.
+async fn stored_contexts(app: &TestApp) -> (i64, i64) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use security_svc::schema::vottery_security_context_keys as contexts;
+    let mut conn = app.db().await;
+    let rows: Vec<Option<Vec<u8>>> = contexts::table
+        .filter(contexts::key_name.eq(KEY))
+        .select(contexts::wrapped_key)
+        .load(&mut conn)
+        .await
+        .expect("the context rows");
+    let destroyed = rows.iter().filter(|wrapped| wrapped.is_none()).count();
+    (rows.len() as i64, destroyed as i64)
+}
+
+async fn encrypt_batch(app: &TestApp, contexts: &[&str]) -> Reply {
+    let items: Vec<Value> = contexts
+        .iter()
+        .map(|context| json!({ "plaintext": b64(context.as_bytes()), "context": b64(context) }))
+        .collect();
+    app.post(
+        &format!("/v1/transit/encrypt/{KEY}"),
+        ADMIN,
+        json!({ "batch_input": items }),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn requests_making_the_same_contexts_at_once_end_with_one_key_each_that_all_of_them_use() {
+    let first = context_app().await;
+    let second = spawn_second_instance(&first).await;
+    let apps = [&first, &second];
+    // Single values under one new context, on two instances at once.
+    let made = futures_util::future::join_all((0..16).map(|request| {
+        let app = apps[request % 2];
+        async move { ciphertext_under(app, "new-user", format!("v{request}").as_bytes()).await }
+    }))
+    .await;
+    for (request, ciphertext) in made.iter().enumerate() {
+        for app in apps {
+            let reply = decrypt_under(app, "new-user", ciphertext).await;
+            assert_eq!(plaintext_of(&reply), format!("v{request}").as_bytes());
+        }
+    }
+    assert_eq!(stored_contexts(&first).await, (1, 0));
+    // Batches making overlapping sets of new contexts, named in opposite orders.
+    let forward = ["a", "b", "c", "d"];
+    let backward = ["d", "c", "b", "a"];
+    let replies = futures_util::future::join_all((0..8).map(|request| {
+        let app = apps[request % 2];
+        let contexts = if request % 2 == 0 {
+            &forward
+        } else {
+            &backward
+        };
+        encrypt_batch(app, contexts)
+    }))
+    .await;
+    for (request, reply) in replies.iter().enumerate() {
+        let contexts = if request % 2 == 0 {
+            &forward
+        } else {
+            &backward
+        };
+        let results = reply.ok()["batch_results"].as_array().unwrap();
+        for (context, result) in contexts.iter().zip(results) {
+            let ciphertext = result["ciphertext"].as_str().unwrap();
+            let reply = decrypt_under(apps[(request + 1) % 2], context, ciphertext).await;
+            assert_eq!(plaintext_of(&reply), context.as_bytes());
+        }
+    }
+    assert_eq!(stored_contexts(&first).await, (5, 0));
+}
+
+#[tokio::test]
+async fn a_destroyed_context_is_not_made_again_by_a_later_encrypt_on_any_instance() {
+    let first = context_app().await;
+    let second = spawn_second_instance(&first).await;
+    destroy_context(&first, "gone").await.ok();
+    assert_eq!(stored_contexts(&first).await, (1, 1));
+    for app in [&first, &second] {
+        encrypt_under(app, "gone", b"x")
+            .await
+            .assert_error(400, "context destroyed");
+        let reply = encrypt_batch(app, &["fresh", "gone"]).await;
+        let results = reply.json["data"]["batch_results"].as_array().unwrap();
+        assert!(results[0]["ciphertext"].is_string());
+        assert_eq!(results[1]["error"], json!("context destroyed"));
+    }
+    assert_eq!(stored_contexts(&first).await, (2, 1));
+}
+
+#[tokio::test]
+async fn destroying_a_context_evicts_only_that_context_from_the_other_instances_cache() {
+    let first = context_app().await;
+    let second = spawn_second_instance(&first).await;
+    let gone = ciphertext_under(&second, "user-1", b"alice").await;
+    let kept = ciphertext_under(&second, "user-2", b"bob").await;
+    let store = second.state.seal.store().expect("unsealed");
+    let cache = &store.context_state().cache;
+    assert_eq!(cache.len(), 2);
+    destroy_context(&first, "user-1").await.ok();
+    eventually(
+        Duration::from_secs(5),
+        "the second instance to evict the destroyed context",
+        || async { (cache.len() == 1).then_some(()) },
+    )
+    .await;
+    decrypt_under(&second, "user-1", &gone)
+        .await
+        .assert_error(400, "context destroyed");
+    let reply = decrypt_under(&second, "user-2", &kept).await;
+    assert_eq!(plaintext_of(&reply), b"bob");
+    assert_eq!(cache.len(), 1);
 }

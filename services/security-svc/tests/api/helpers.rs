@@ -2,6 +2,7 @@
 //! random port, talks to it over HTTP, and drops the database when the test app goes away.
 
 use std::future::Future;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -13,11 +14,11 @@ use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use secrecy::{ExposeSecret, SecretString};
 use security_svc::Settings;
-use security_svc::routes::AppState;
+use security_svc::startup::AppState;
 use security_svc::startup::Application;
 use serde_json::{Value, json};
 use vottery_common::client::{ClientSettings, SecurityClient};
-use vottery_server::db::{DatabaseSettings, create_database, drop_database};
+use vottery_test_db::{Template, TestDatabase};
 
 /// The default admin token: every operation on every key.
 pub const ADMIN: Option<&str> = Some("dev-security-admin-token");
@@ -61,45 +62,8 @@ pub fn assert_versioned(value: &str, version: u32) -> Vec<u8> {
     unb64(&payload)
 }
 
-/// The PostgreSQL server the tests create their databases on.
-pub fn server_settings() -> DatabaseSettings {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    DatabaseSettings {
-        url: SecretString::from(url),
-        max_connections: 2,
-        acquire_timeout_ms: 5_000,
-        statement_timeout_ms: 30_000,
-        migrate_on_start: false,
-    }
-}
-
-/// Drops the test's database when the (first) test app is dropped.
-struct DatabaseGuard {
-    server: DatabaseSettings,
-    name: String,
-}
-
-impl Drop for DatabaseGuard {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        let name = self.name.clone();
-        // The test's runtime may be shutting down: drop on a thread with its own runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime to drop the test database");
-            runtime.block_on(drop_database(&server, &name))
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("could not drop test database {}: {error}", self.name),
-            Err(_) => eprintln!("dropping test database {} panicked", self.name),
-        }
-    }
-}
+/// security-svc's tables, migrated once per run and cloned for each test.
+static SECURITY_SVC: Template = Template::new("sec", &[|| security_svc::MIGRATIONS]);
 
 /// What `PUT /v1/sys/init` handed out.
 #[derive(Debug, Clone)]
@@ -252,7 +216,7 @@ pub struct TestApp {
     pub state: web::Data<AppState>,
     pub init: Option<InitKeys>,
     /// The database; `None` for a second instance on another app's database.
-    _database: Option<DatabaseGuard>,
+    _database: Option<Arc<TestDatabase>>,
 }
 
 fn http_client() -> reqwest::Client {
@@ -263,13 +227,13 @@ fn http_client() -> reqwest::Client {
         .expect("an HTTP client")
 }
 
-/// Settings for a test instance on database `name`.
-fn test_settings(server: &DatabaseSettings, name: &str) -> Settings {
+/// Settings for a test instance on the database at `url`.
+fn test_settings(url: &str) -> Settings {
     let mut settings = Settings::defaults().expect("the default settings parse");
     settings.application.host = "127.0.0.1".into();
     settings.application.port = 0;
     settings.application.workers = 1;
-    settings.database.url = server.with_database(name);
+    settings.database.url = SecretString::from(url.to_owned());
     settings.database.max_connections = 4;
     settings.database.acquire_timeout_ms = 5_000;
     settings.database.statement_timeout_ms = 10_000;
@@ -278,7 +242,7 @@ fn test_settings(server: &DatabaseSettings, name: &str) -> Settings {
     settings
 }
 
-async fn start(settings: Settings, database: Option<DatabaseGuard>) -> TestApp {
+async fn start(settings: Settings, database: Option<Arc<TestDatabase>>) -> TestApp {
     let application = Application::build(settings.clone())
         .await
         .expect("security-svc builds");
@@ -302,18 +266,10 @@ pub async fn spawn_uninitialized() -> TestApp {
 }
 
 pub async fn spawn_uninitialized_with(configure: impl FnOnce(&mut Settings)) -> TestApp {
-    let server = server_settings();
-    let name = format!("sec_{}", uuid::Uuid::new_v4().simple());
-    create_database(&server, &name)
-        .await
-        .expect("the test database is created");
-    let guard = DatabaseGuard {
-        server: server.clone(),
-        name: name.clone(),
-    };
-    let mut settings = test_settings(&server, &name);
+    let database = TestDatabase::migrated("sec", &SECURITY_SVC).await;
+    let mut settings = test_settings(&database.url);
     configure(&mut settings);
-    start(settings, Some(guard)).await
+    start(settings, Some(database)).await
 }
 
 /// An instance initialized with 5 shares (threshold 3) and unsealed with the first three.

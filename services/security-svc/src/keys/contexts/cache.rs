@@ -22,6 +22,8 @@ struct Entry {
 #[derive(Default)]
 struct Lru {
     tick: u64,
+    /// How many destructions this cache has been told of.
+    destroyed: u64,
     entries: HashMap<ContextHash, Entry>,
     by_use: BTreeMap<u64, ContextHash>,
 }
@@ -50,6 +52,11 @@ impl Lru {
     }
 }
 
+/// How many destructions a cache had been told of when a read from storage began: a key read
+/// before a destruction is not cached after it (see [`ContextKeyCache::put`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Destructions(u64);
+
 /// The unwrapped context keys of one instance, at most `capacity` of them.
 pub struct ContextKeyCache {
     capacity: usize,
@@ -69,19 +76,35 @@ impl ContextKeyCache {
     }
 
     /// The cached key, if it was read from storage no earlier than ring generation `generation`
-    /// (a destruction anywhere bumps the generation, so older entries are read again).
+    /// (a key deleted and made again under the same name has a new generation).
     pub fn get(&self, hash: ContextHash, generation: i64) -> Option<ContextKey> {
         let mut lru = self.lock();
         let entry = lru.touch(hash)?;
         (entry.generation >= generation).then(|| entry.key.clone())
     }
 
-    /// Remembers a key, evicting the least recently used one when full.
-    pub fn put(&self, hash: ContextHash, key: ContextKey, generation: i64) {
+    /// The destructions told so far, taken before reading keys from storage.
+    pub fn destructions(&self) -> Destructions {
+        Destructions(self.lock().destroyed)
+    }
+
+    /// Remembers a key read from storage when the cache had been told of `read_after`
+    /// destructions, evicting the least recently used key when full. Nothing is remembered
+    /// when a destruction was told since: the key may be one of the destroyed.
+    pub fn put(
+        &self,
+        hash: ContextHash,
+        key: ContextKey,
+        generation: i64,
+        read_after: Destructions,
+    ) {
         if self.capacity == 0 {
             return;
         }
         let mut lru = self.lock();
+        if lru.destroyed != read_after.0 {
+            return;
+        }
         lru.remove(&hash);
         while lru.entries.len() >= self.capacity {
             lru.evict_oldest();
@@ -99,9 +122,13 @@ impl ContextKeyCache {
         );
     }
 
-    /// Forgets a key (destroyed).
-    pub fn remove(&self, hash: &ContextHash) {
-        self.lock().remove(hash);
+    /// Forgets the keys of destroyed contexts.
+    pub fn destroyed(&self, hashes: impl IntoIterator<Item = ContextHash>) {
+        let mut lru = self.lock();
+        for hash in hashes {
+            lru.destroyed += 1;
+            lru.remove(&hash);
+        }
     }
 
     /// How many keys are held.
@@ -130,10 +157,11 @@ mod tests {
     #[test]
     fn the_least_recently_used_key_is_evicted_first() {
         let cache = ContextKeyCache::new(2);
-        cache.put(hash(1), key(1), 1);
-        cache.put(hash(2), key(2), 1);
+        let now = cache.destructions();
+        cache.put(hash(1), key(1), 1, now);
+        cache.put(hash(2), key(2), 1, now);
         assert!(cache.get(hash(1), 1).is_some());
-        cache.put(hash(3), key(3), 1);
+        cache.put(hash(3), key(3), 1, now);
         assert_eq!(cache.len(), 2);
         assert!(cache.get(hash(2), 1).is_none());
         assert!(cache.get(hash(1), 1).is_some() && cache.get(hash(3), 1).is_some());
@@ -142,13 +170,27 @@ mod tests {
     #[test]
     fn entries_older_than_the_ring_are_not_served() {
         let cache = ContextKeyCache::new(4);
-        cache.put(hash(1), key(1), 5);
+        cache.put(hash(1), key(1), 5, cache.destructions());
         assert!(cache.get(hash(1), 5).is_some());
         assert!(cache.get(hash(1), 6).is_none());
-        cache.remove(&hash(1));
-        assert!(cache.get(hash(1), 5).is_none());
         let none = ContextKeyCache::new(0);
-        none.put(hash(1), key(1), 1);
+        none.put(hash(1), key(1), 1, none.destructions());
         assert!(none.is_empty());
+    }
+
+    #[test]
+    fn a_destruction_evicts_only_its_context_and_keys_read_before_it_are_not_cached() {
+        let cache = ContextKeyCache::new(4);
+        let before = cache.destructions();
+        cache.put(hash(1), key(1), 1, before);
+        cache.put(hash(2), key(2), 1, before);
+        cache.destroyed([hash(1)]);
+        assert!(cache.get(hash(1), 1).is_none());
+        assert!(cache.get(hash(2), 1).is_some());
+        // A read that began before the destruction ends after it: its key is not kept.
+        cache.put(hash(1), key(1), 1, before);
+        assert!(cache.get(hash(1), 1).is_none());
+        cache.put(hash(3), key(3), 1, cache.destructions());
+        assert!(cache.get(hash(3), 1).is_some());
     }
 }

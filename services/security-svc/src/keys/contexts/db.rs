@@ -1,11 +1,12 @@
 //! Queries on `vottery_security_context_keys`. Every function takes a connection; callers own
 //! transactions.
 
+use chrono::{DateTime, Utc};
 use diesel::prelude::*;
-use diesel::sql_types::{Bytea, Int4, Text};
+use diesel::sql_types::{Array, Bool, Bytea, Int4, Nullable, Text, Timestamptz};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
 
-use crate::schema::{vottery_security_context_keys as contexts, vottery_security_keys as keys};
+use crate::schema::vottery_security_context_keys as contexts;
 
 /// A row: the data key wrapped under `version`, or a tombstone (`wrapped_key` is `None`).
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
@@ -18,27 +19,98 @@ pub struct ContextRow {
     pub wrapped_key: Option<Vec<u8>>,
 }
 
-pub async fn find(
-    conn: &mut AsyncPgConnection,
-    name: &str,
-    hash: &[u8],
-) -> QueryResult<Option<ContextRow>> {
-    contexts::table
-        .find((name, hash))
-        .select(ContextRow::as_select())
-        .first(conn)
-        .await
-        .optional()
+/// A context's stored row as [`create_or_find`] answers it: `made` when this call inserted it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct StoredContext {
+    #[diesel(sql_type = Bytea)]
+    pub context_hash: Vec<u8>,
+    #[diesel(sql_type = Int4)]
+    pub version: i32,
+    #[diesel(sql_type = Nullable<Bytea>)]
+    pub wrapped_key: Option<Vec<u8>>,
+    #[diesel(sql_type = Bool)]
+    pub made: bool,
 }
 
-/// Inserts a new data key unless the context already has a row (live or destroyed).
-pub async fn insert_if_absent(conn: &mut AsyncPgConnection, row: &ContextRow) -> QueryResult<()> {
-    diesel::insert_into(contexts::table)
-        .values(row)
-        .on_conflict_do_nothing()
-        .execute(conn)
+/// The rows of the contexts (by hash) of key `name` that exist, live or destroyed.
+pub async fn find_many(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    hashes: &[Vec<u8>],
+) -> QueryResult<Vec<ContextRow>> {
+    contexts::table
+        .filter(contexts::key_name.eq(name))
+        .filter(contexts::context_hash.eq_any(hashes))
+        .select(ContextRow::as_select())
+        .load(conn)
         .await
-        .map(|_| ())
+}
+
+/// In one statement, inserts the new data keys `wrapped` (one per hash of `hashes`, all wrapped
+/// under `version`) of contexts that have no row yet, and answers the row of each context:
+/// inserted here (`made`), or as stored before (live or a tombstone, never overwritten).
+///
+/// A context inserted by a concurrent statement that committed after this one began is
+/// skipped by the insert yet not seen by the read: it is missing from the answer, and the
+/// caller reads it again. Rows are inserted in hash order, so two batches never wait on each
+/// other in a cycle.
+pub async fn create_or_find(
+    conn: &mut AsyncPgConnection,
+    name: &str,
+    version: i32,
+    hashes: &[Vec<u8>],
+    wrapped: &[Vec<u8>],
+) -> QueryResult<Vec<StoredContext>> {
+    diesel::sql_query(
+        "WITH made AS ( \
+           INSERT INTO vottery_security_context_keys (key_name, context_hash, version, wrapped_key) \
+           SELECT $1, new.hash, $2, new.wrapped \
+             FROM unnest($3::bytea[], $4::bytea[]) AS new (hash, wrapped) \
+            ORDER BY new.hash \
+           ON CONFLICT (key_name, context_hash) DO NOTHING \
+           RETURNING context_hash, version, wrapped_key \
+         ) \
+         SELECT context_hash, version, wrapped_key, true AS made FROM made \
+         UNION ALL \
+         SELECT context_hash, version, wrapped_key, false AS made \
+           FROM vottery_security_context_keys \
+          WHERE key_name = $1 AND context_hash = ANY ($3)",
+    )
+    .bind::<Text, _>(name)
+    .bind::<Int4, _>(version)
+    .bind::<Array<Bytea>, _>(hashes)
+    .bind::<Array<Bytea>, _>(wrapped)
+    .load(conn)
+    .await
+}
+
+/// A context destroyed (of any key), as [`destroyed_since`] reports it.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct Destroyed {
+    /// The database's clock when it answered: where the next look starts.
+    #[diesel(sql_type = Timestamptz)]
+    pub polled_at: DateTime<Utc>,
+    /// `None` on the single row of an answer without destructions.
+    #[diesel(sql_type = Nullable<Bytea>)]
+    pub context_hash: Option<Vec<u8>>,
+}
+
+/// The contexts destroyed since `since` (the first look: now) less a margin of five minutes,
+/// which covers destructions whose statement began before `since` but committed after it.
+/// Always at least one row, which carries the database's clock.
+pub async fn destroyed_since(
+    conn: &mut AsyncPgConnection,
+    since: Option<DateTime<Utc>>,
+) -> QueryResult<Vec<Destroyed>> {
+    diesel::sql_query(
+        "SELECT now() AS polled_at, destroyed.context_hash \
+           FROM (SELECT 1) AS one \
+           LEFT JOIN vottery_security_context_keys AS destroyed \
+             ON destroyed.destroyed_at > COALESCE($1, now()) - interval '5 minutes'",
+    )
+    .bind::<Nullable<Timestamptz>, _>(since)
+    .load(conn)
+    .await
 }
 
 /// Drops the wrapped key for good and leaves a tombstone, whether or not a key existed.
@@ -76,16 +148,4 @@ pub async fn wrapped_below(
         .count()
         .get_result(conn)
         .await
-}
-
-/// Records a change of the key so that every instance reloads it (and its context keys).
-pub async fn bump_generation(conn: &mut AsyncPgConnection, name: &str) -> QueryResult<()> {
-    diesel::update(keys::table.find(name))
-        .set((
-            keys::generation.eq(keys::generation + 1),
-            keys::updated_at.eq(diesel::dsl::now),
-        ))
-        .execute(conn)
-        .await
-        .map(|_| ())
 }

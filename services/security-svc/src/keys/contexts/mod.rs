@@ -8,21 +8,27 @@
 //! Rows are found by a keyed hash of the context; the context itself is never stored.
 //! A destroyed context leaves a tombstone, so a later encrypt cannot make it again.
 //!
-//! Destruction bumps the ring's generation: other instances reload the ring within the
-//! refresh interval, and cached data keys read under an older generation are read again.
+//! A request resolves each distinct context it names once: from this instance's cache, else
+//! with one statement for all of them (reading them, or for encrypt making the missing ones).
+//! Each context's sealing key is derived once per key version in a request, not per value.
+//!
+//! A destruction evicts only its context: at once on the instance that destroyed it, and on
+//! the others at their next key refresh, which looks for contexts destroyed since the last.
 
 mod cache;
 pub(super) mod db;
+mod destroyed;
+mod sealing;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use diesel_async::AsyncConnection;
 use ring::hmac as ring_hmac;
 use zeroize::Zeroizing;
 
-pub use self::cache::{ContextKey, ContextKeyCache};
-use self::db::ContextRow;
+pub use self::cache::{ContextKey, ContextKeyCache, Destructions};
+use self::destroyed::DestroyedWatch;
+pub use self::sealing::ContextDataKey;
 use super::KeyRing;
 use super::material::{KEY_LEN, random_bytes};
 use super::ops::{self, CipherInputs, KeyFlags, OpError};
@@ -41,7 +47,7 @@ const HASH_KEY_LABEL: &[u8] = b"vottery-security/context-hash-key";
 const WRAP_AAD_LABEL: &[u8] = b"vottery-security/context-key";
 
 /// A keyed hash (HMAC-SHA256) of a key name and a context: how a context's row is found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ContextHash(pub [u8; 32]);
 
 impl ContextHash {
@@ -75,10 +81,22 @@ impl ContextHasher {
     }
 }
 
-/// An instance's context-key state: the hasher and the cache of unwrapped keys.
+/// An instance's context-key state: the hasher, the cache of unwrapped keys, and how far it
+/// has looked for destructions made by other instances.
 pub struct ContextState {
     pub hasher: ContextHasher,
     pub cache: ContextKeyCache,
+    destroyed: DestroyedWatch,
+}
+
+impl ContextState {
+    pub fn new(root: &RootKey, cache_capacity: usize) -> Self {
+        Self {
+            hasher: ContextHasher::new(root),
+            cache: ContextKeyCache::new(cache_capacity),
+            destroyed: DestroyedWatch::default(),
+        }
+    }
 }
 
 /// What a request may do with a context that has no data key yet.
@@ -94,12 +112,12 @@ pub enum ContextUse {
 #[derive(Default)]
 pub struct ContextKeys {
     active: bool,
-    keys: HashMap<Vec<u8>, Result<ContextKey, OpError>>,
+    keys: HashMap<Vec<u8>, Result<Arc<ContextDataKey>, OpError>>,
 }
 
 impl ContextKeys {
     /// The data key for an item's decoded context; `None` for keys without context keys.
-    pub fn key_for(&self, context: Option<&[u8]>) -> Result<Option<ContextKey>, OpError> {
+    pub fn key_for(&self, context: Option<&[u8]>) -> Result<Option<Arc<ContextDataKey>>, OpError> {
         if !self.active {
             return Ok(None);
         }
@@ -122,14 +140,19 @@ const AS_STORED: KeyFlags = KeyFlags {
     convergent: false,
 };
 
-/// A fresh data key wrapped under the ring's latest version.
-fn new_row(ring: &KeyRing, hash: ContextHash) -> Result<ContextRow, StoreError> {
-    let latest = ring.config.latest_version;
-    let version = ring
-        .versions
-        .get(&latest)
-        .ok_or_else(|| StoreError::Internal("latest version missing".into()))?;
-    let key = random_bytes::<KEY_LEN>(&ring::rand::SystemRandom::new())?;
+/// A fresh data key and the same wrapped under the ring's latest version (`wrapped_under`).
+struct FreshKey {
+    key: ContextKey,
+    wrapped: Vec<u8>,
+}
+
+fn fresh_key(
+    ring: &KeyRing,
+    rng: &ring::rand::SystemRandom,
+    hash: ContextHash,
+) -> Result<FreshKey, StoreError> {
+    let version = wrapped_under(ring)?;
+    let key = random_bytes::<KEY_LEN>(rng)?;
     let aad = wrap_aad(ring.name(), hash);
     let inputs = CipherInputs {
         associated_data: Some(&aad),
@@ -137,12 +160,24 @@ fn new_row(ring: &KeyRing, hash: ContextHash) -> Result<ContextRow, StoreError> 
     };
     let wrapped = ops::encrypt(&version.material, AS_STORED, key.as_ref(), inputs)
         .map_err(|error| StoreError::Internal(error.message().to_owned()))?;
-    Ok(ContextRow {
-        key_name: ring.name().to_owned(),
-        context_hash: hash.0.to_vec(),
-        version: latest as i32,
-        wrapped_key: Some(wrapped),
+    Ok(FreshKey {
+        key: Arc::new(key),
+        wrapped,
     })
+}
+
+/// The version new data keys are wrapped under: the latest.
+fn wrapped_under(ring: &KeyRing) -> Result<&super::KeyVersion, StoreError> {
+    ring.versions
+        .get(&ring.config.latest_version)
+        .ok_or_else(|| StoreError::Internal("latest version missing".into()))
+}
+
+/// A context's row as read, by hash: its version and wrapped key (`None`: destroyed).
+type StoredRows = HashMap<ContextHash, (u32, Option<Vec<u8>>)>;
+
+fn context_hash(bytes: &[u8]) -> Option<ContextHash> {
+    bytes.try_into().ok().map(ContextHash)
 }
 
 /// Opens a data key wrapped under `version` of the ring.
@@ -186,82 +221,158 @@ impl KeyStore {
         if !ring.config.context_keys {
             return Ok(ContextKeys::default());
         }
-        let mut keys = HashMap::new();
+        let state = self.context_state();
+        let mut named = HashSet::new();
         for context in contexts.into_iter().flatten() {
-            let Ok(Some(context)) = decode_optional(Some(context)) else {
-                continue;
-            };
-            if context.is_empty() || keys.contains_key(&context) {
-                continue;
+            if let Ok(Some(context)) = decode_optional(Some(context))
+                && !context.is_empty()
+            {
+                named.insert(context);
             }
-            let key = self.context_key(ring, &context, usage).await?;
-            keys.insert(context, key);
+        }
+        let mut keys = HashMap::with_capacity(named.len());
+        let mut missing = BTreeMap::new();
+        for context in named {
+            let hash = state.hasher.hash(ring.name(), &context);
+            match state.cache.get(hash, ring.config.generation) {
+                Some(key) => {
+                    keys.insert(context, Ok(ContextDataKey::new(key)));
+                }
+                None => {
+                    missing.insert(hash, context);
+                }
+            }
+        }
+        if !missing.is_empty() {
+            let mut found = self.stored_context_keys(ring, &missing, usage).await?;
+            for (hash, context) in missing {
+                let key = found
+                    .remove(&hash)
+                    .unwrap_or_else(|| Err(OpError::user(NO_CONTEXT_KEY)));
+                keys.insert(context, key.map(ContextDataKey::new));
+            }
         }
         Ok(ContextKeys { active: true, keys })
     }
 
-    /// One context's data key: cached, stored, or (for [`ContextUse::Create`]) made now.
-    async fn context_key(
+    /// The data keys of contexts not in the cache: read in one statement, and for
+    /// [`ContextUse::Create`] the missing ones made in the same statement. Those absent (for
+    /// `Read`) are left out; destroyed ones answer [`CONTEXT_DESTROYED`].
+    async fn stored_context_keys(
         &self,
         ring: &Arc<KeyRing>,
-        context: &[u8],
+        missing: &BTreeMap<ContextHash, Vec<u8>>,
         usage: ContextUse,
-    ) -> Result<Result<ContextKey, OpError>, StoreError> {
+    ) -> Result<HashMap<ContextHash, Result<ContextKey, OpError>>, StoreError> {
         let state = self.context_state();
-        let hash = state.hasher.hash(ring.name(), context);
-        if let Some(key) = state.cache.get(hash, ring.config.generation) {
-            return Ok(Ok(key));
-        }
-        let Some(row) = self.stored_context(ring, hash, usage).await? else {
-            return Ok(Err(OpError::user(NO_CONTEXT_KEY)));
-        };
-        let Some(wrapped) = row.wrapped_key else {
-            return Ok(Err(OpError::user(CONTEXT_DESTROYED)));
-        };
-        let version = row.version as u32;
-        let ring = self.fresh_for_values(ring.clone(), [version]).await?;
-        let key = unwrap_key(&ring, hash, version, &wrapped)?;
-        state.cache.put(hash, key.clone(), ring.config.generation);
-        Ok(Ok(key))
-    }
-
-    /// The context's stored row, inserting a new data key first when `usage` allows.
-    async fn stored_context(
-        &self,
-        ring: &KeyRing,
-        hash: ContextHash,
-        usage: ContextUse,
-    ) -> Result<Option<ContextRow>, StoreError> {
+        let read_after = state.cache.destructions();
+        let generation = ring.config.generation;
+        let hashes: Vec<Vec<u8>> = missing.keys().map(|hash| hash.0.to_vec()).collect();
+        let mut keys = HashMap::with_capacity(missing.len());
+        let mut stored = StoredRows::new();
         let mut conn = self.connection().await?;
-        let found = db::find(&mut conn, ring.name(), &hash.0).await?;
-        if found.is_some() || usage == ContextUse::Read {
-            return Ok(found);
+        match usage {
+            ContextUse::Read => {
+                for row in db::find_many(&mut conn, ring.name(), &hashes).await? {
+                    if let Some(hash) = context_hash(&row.context_hash) {
+                        stored.insert(hash, (row.version as u32, row.wrapped_key));
+                    }
+                }
+            }
+            ContextUse::Create => {
+                let rng = ring::rand::SystemRandom::new();
+                let mut fresh = HashMap::with_capacity(missing.len());
+                for hash in missing.keys() {
+                    fresh.insert(*hash, fresh_key(ring, &rng, *hash)?);
+                }
+                let wrapped: Vec<Vec<u8>> = missing
+                    .keys()
+                    .filter_map(|hash| fresh.get(hash))
+                    .map(|fresh| fresh.wrapped.clone())
+                    .collect();
+                let version = wrapped_under(ring)?.number as i32;
+                let answer =
+                    db::create_or_find(&mut conn, ring.name(), version, &hashes, &wrapped).await?;
+                for row in answer {
+                    let Some(hash) = context_hash(&row.context_hash) else {
+                        continue;
+                    };
+                    match fresh.remove(&hash) {
+                        Some(made) if row.made => {
+                            state
+                                .cache
+                                .put(hash, made.key.clone(), generation, read_after);
+                            keys.insert(hash, Ok(made.key));
+                        }
+                        _ => {
+                            stored.insert(hash, (row.version as u32, row.wrapped_key));
+                        }
+                    }
+                }
+                // Made by a concurrent request after this statement began: read it now.
+                let raced: Vec<Vec<u8>> = missing
+                    .keys()
+                    .filter(|hash| !keys.contains_key(*hash) && !stored.contains_key(*hash))
+                    .map(|hash| hash.0.to_vec())
+                    .collect();
+                if !raced.is_empty() {
+                    for row in db::find_many(&mut conn, ring.name(), &raced).await? {
+                        if let Some(hash) = context_hash(&row.context_hash) {
+                            stored.insert(hash, (row.version as u32, row.wrapped_key));
+                        }
+                    }
+                }
+            }
         }
-        let row = new_row(ring, hash)?;
-        db::insert_if_absent(&mut conn, &row).await?;
-        // Another request may have made (or destroyed) it first: the stored row wins.
-        Ok(db::find(&mut conn, ring.name(), &hash.0).await?)
+        drop(conn);
+        if stored.is_empty() {
+            return Ok(keys);
+        }
+        let versions = stored.values().map(|(version, _)| *version);
+        let opening = self.fresh_for_values(ring.clone(), versions).await?;
+        for (hash, (version, wrapped)) in stored {
+            let Some(wrapped) = wrapped else {
+                keys.insert(hash, Err(OpError::user(CONTEXT_DESTROYED)));
+                continue;
+            };
+            let key = unwrap_key(&opening, hash, version, &wrapped)?;
+            state.cache.put(hash, key.clone(), generation, read_after);
+            keys.insert(hash, Ok(key));
+        }
+        Ok(keys)
     }
 
-    /// Destroys a context's data key for good (a tombstone stays), on every instance within
-    /// the refresh interval and here at once. Destroying it again changes nothing.
+    /// Destroys a context's data key for good (a tombstone stays): here at once, on every
+    /// other instance at its next key refresh. Destroying it again changes nothing.
     pub async fn destroy_context(
         &self,
         ring: &KeyRing,
         context: &[u8],
     ) -> Result<ContextHash, StoreError> {
         let name = ring.name();
-        let hash = self.context_state().hasher.hash(name, context);
+        let state = self.context_state();
+        let hash = state.hasher.hash(name, context);
         let version = ring.config.latest_version as i32;
         let mut conn = self.connection().await?;
-        conn.transaction::<_, diesel::result::Error, _>(async |conn| {
-            db::tombstone(conn, name, &hash.0, version).await?;
-            db::bump_generation(conn, name).await
-        })
-        .await?;
+        db::tombstone(&mut conn, name, &hash.0, version).await?;
         drop(conn);
-        self.context_state().cache.remove(&hash);
-        self.load(name).await?;
+        state.cache.destroyed([hash]);
         Ok(hash)
+    }
+
+    /// Evicts the cached keys of contexts other instances destroyed since the last look;
+    /// answers how many were new. Runs with the key refresh.
+    pub async fn evict_destroyed_contexts(&self) -> Result<usize, StoreError> {
+        let state = self.context_state();
+        let since = state.destroyed.since();
+        let mut conn = self.connection().await?;
+        let answer = db::destroyed_since(&mut conn, since).await?;
+        drop(conn);
+        let newly = state.destroyed.saw(&answer);
+        let count = newly.len();
+        if count > 0 {
+            state.cache.destroyed(newly);
+        }
+        Ok(count)
     }
 }

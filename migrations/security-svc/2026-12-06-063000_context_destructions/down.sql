@@ -1,0 +1,1 @@
+DROP INDEX IF EXISTS vottery_security_context_keys_destroyed_at;
