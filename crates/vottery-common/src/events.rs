@@ -21,16 +21,19 @@ pub enum UserEventType {
     RoleChanged,
     Deleted,
     SessionsRevoked,
+    /// The user's PII key was destroyed and the row deleted (crypto-shredding).
+    Erased,
 }
 
 impl UserEventType {
-    pub const ALL: [UserEventType; 6] = [
+    pub const ALL: [UserEventType; 7] = [
         UserEventType::Created,
         UserEventType::ProfileChanged,
         UserEventType::StatusChanged,
         UserEventType::RoleChanged,
         UserEventType::Deleted,
         UserEventType::SessionsRevoked,
+        UserEventType::Erased,
     ];
 
     /// The last part of the type, also the last token of its NATS subject.
@@ -42,6 +45,7 @@ impl UserEventType {
             UserEventType::RoleChanged => "role_changed",
             UserEventType::Deleted => "deleted",
             UserEventType::SessionsRevoked => "sessions_revoked",
+            UserEventType::Erased => "erased",
         }
     }
 
@@ -76,7 +80,7 @@ pub struct UserEvent {
     /// Always `/vottery/user-svc`.
     pub source: String,
     /// `dev.vottery.user.created`, `.profile_changed`, `.status_changed`, `.role_changed`,
-    /// `.deleted` or `.sessions_revoked`.
+    /// `.deleted`, `.sessions_revoked` or `.erased`.
     #[serde(rename = "type")]
     pub event_type: String,
     /// The user's id.

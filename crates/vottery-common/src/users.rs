@@ -1,75 +1,330 @@
 //! user-svc's request and response bodies.
 //!
-//! Request types are for clients (other services, tests); user-svc itself reads request bodies
-//! field by field so that it can name every bad field at once.
+//! The request types are the contract: their schema attributes state the rules user-svc applies
+//! (enums, formats, patterns and lengths), so the OpenAPI document, a client generated from it
+//! and a fuzzer all send what the service accepts. user-svc reads request bodies field by field,
+//! so that it can name every bad field at once; its tests check that it accepts what these
+//! schemas describe.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::problem::FieldError;
 
+/// What kind of account a user has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum UserType {
+    Voter,
+    IndividualCreator,
+    OrganizationCreator,
+}
+
+impl UserType {
+    pub const ALL: [UserType; 3] = [
+        UserType::Voter,
+        UserType::IndividualCreator,
+        UserType::OrganizationCreator,
+    ];
+}
+
+/// Free or paying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum SubscriptionStatus {
+    Free,
+    Subscribed,
+}
+
+impl SubscriptionStatus {
+    pub const ALL: [SubscriptionStatus; 2] =
+        [SubscriptionStatus::Free, SubscriptionStatus::Subscribed];
+}
+
+/// A rank of the admin hierarchy, highest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AdminRole {
+    Manager,
+    Admin,
+    Moderator,
+    Auditor,
+    Editor,
+    Advertiser,
+    Analyst,
+}
+
+impl AdminRole {
+    /// Highest first.
+    pub const ALL: [AdminRole; 7] = [
+        AdminRole::Manager,
+        AdminRole::Admin,
+        AdminRole::Moderator,
+        AdminRole::Auditor,
+        AdminRole::Editor,
+        AdminRole::Advertiser,
+        AdminRole::Analyst,
+    ];
+}
+
+/// A step of the account lifecycle: pending → verified → active ⇄ suspended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum AccountStatus {
+    Pending,
+    Verified,
+    Active,
+    Suspended,
+}
+
+impl AccountStatus {
+    pub const ALL: [AccountStatus; 4] = [
+        AccountStatus::Pending,
+        AccountStatus::Verified,
+        AccountStatus::Active,
+        AccountStatus::Suspended,
+    ];
+}
+
+/// The genders a profile may state. The service also accepts other letter cases and
+/// surrounding spaces, and stores the lower-case form.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum Gender {
+    Male,
+    Female,
+    Other,
+    PreferNotToSay,
+}
+
+impl Gender {
+    pub const ALL: [Gender; 4] = [
+        Gender::Male,
+        Gender::Female,
+        Gender::Other,
+        Gender::PreferNotToSay,
+    ];
+}
+
 /// `POST /api/users`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CreateUser {
+    /// An email address (ASCII, a dotted domain ending in letters); stored lower-cased. Unique
+    /// among users.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = Email,
+            max_length = 254,
+            pattern = r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*@([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,63}$",
+            examples("ada@example.com", "first.last+tag@mail.example.org")
+        )
+    )]
     pub sngine_email: String,
+    /// A phone number in international form: `+` or `00`, then 8 to 15 digits, the first not
+    /// zero; spaces, `-`, `.`, `(` and `)` between them are dropped. Stored as E.164
+    /// (`+14155550123`). Unique among users.
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 9,
+            pattern = r"^(\+|00)[-. ()\u00a0]*[1-9]([-. ()\u00a0]*[0-9]){7,14}[-. ()\u00a0]*$",
+            examples(
+                "+14155550123",
+                "+44 20 7946 0958",
+                "0049 30 1234 5678",
+                "+1 (415) 555-0199"
+            )
+        )
+    )]
     pub sngine_phone: String,
+    /// Defaults to `voter`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_type: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub user_type: Option<UserType>,
+    /// Defaults to `free`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription_status: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub subscription_status: Option<SubscriptionStatus>,
     #[serde(flatten)]
     pub profile: ProfileUpdate,
 }
 
-/// `PUT /api/users/:id/profile`: only the fields present change; `null` clears a field.
+/// `PUT /api/users/:id/profile`: only the fields present change (at least one); `null` clears a
+/// field.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ProfileUpdate {
+    /// 1 to 100 characters after trimming, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+            examples("Ada", "Jean-Luc", "María José")
+        )
+    )]
     pub first_name: Option<String>,
+    /// 1 to 100 characters after trimming, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+            examples("Lovelace", "O'Brien", "van der Berg")
+        )
+    )]
     pub last_name: Option<String>,
+    /// `YYYY-MM-DD`, from 1900-01-01 up to today (not in the future). `age` is derived from it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = Date,
+            pattern = r"^(19|20)[0-9]{2}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$",
+            examples("1990-01-31", "2000-02-29", "1900-01-01")
+        )
+    )]
     pub date_of_birth: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub gender: Option<String>,
+    pub gender: Option<Gender>,
+    /// An ISO 3166-1 alpha-2 country code (any letter case; stored upper-case). Codes outside
+    /// ISO 3166-1 are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 2,
+            max_length = 2,
+            pattern = r"^[A-Za-z]{2}$",
+            examples("US", "DE", "BR", "JP")
+        )
+    )]
     pub country: Option<String>,
+    /// 1 to 100 characters after trimming, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 100,
+            pattern = r"^[^\u0000-\u001f\u007f-\u009f]*[^\s\u0000-\u001f\u007f-\u009f][^\u0000-\u001f\u007f-\u009f]*$",
+            examples("Berlin", "São Paulo", "New York")
+        )
+    )]
     pub city: Option<String>,
+    /// An IANA time zone name, exact case (`Europe/Berlin`, `UTC`); names outside the tz
+    /// database are refused. Cannot be null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            nullable = false,
+            min_length = 1,
+            max_length = 32,
+            pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
+            examples("Europe/Berlin", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+10")
+        )
+    )]
     pub timezone: Option<String>,
+    /// At most 2,000 characters; line breaks and tabs allowed, other control characters not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            max_length = 2000,
+            pattern = r"^[^\u0000-\u0008\u000b\u000c\u000e-\u001f\u007f-\u009f]*$",
+            examples("Votes in every election.", "Line one\nLine two", "")
+        )
+    )]
     pub bio: Option<String>,
+    /// An `http` or `https` URL with a host, at most 2,048 characters, no spaces.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            format = "uri",
+            max_length = 2048,
+            pattern = r"^https?://[^\s\u0000-\u001f\u007f-\u009f/?#][^\s\u0000-\u001f\u007f-\u009f]*$",
+            examples(
+                "https://cdn.example.com/avatars/ada.png",
+                "http://example.org/a?size=64"
+            )
+        )
+    )]
     pub avatar_url: Option<String>,
+    /// A language tag: 2 or 3 letters, then `-` parts of 2 to 8 letters or digits, at most 10
+    /// characters. Cannot be null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            nullable = false,
+            min_length = 2,
+            max_length = 10,
+            pattern = r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*$",
+            examples("en", "pt-BR", "zh-Hant")
+        )
+    )]
     pub language: Option<String>,
+    /// Cannot be null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
     pub notifications_enabled: Option<bool>,
 }
 
-/// `PUT /api/users/:id/status`.
+/// `PUT /api/users/:id/status`. Which moves are allowed depends on the current status and on
+/// who asks; nothing returns to `pending`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StatusUpdate {
-    pub status: String,
+    pub status: AccountStatus,
 }
 
-/// `PUT /api/users/:id/role`: only the fields present change; `"admin_role": null` revokes.
+/// `PUT /api/users/:id/role`: only the fields present change (at least one);
+/// `"admin_role": null` revokes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RoleUpdate {
+    /// Cannot be null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub user_type: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub user_type: Option<UserType>,
+    /// `null` revokes the role.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub admin_role: Option<Option<String>>,
+    pub admin_role: Option<Option<AdminRole>>,
+    /// Cannot be null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subscription_status: Option<String>,
+    #[cfg_attr(feature = "openapi", schema(nullable = false))]
+    pub subscription_status: Option<SubscriptionStatus>,
+    /// 1 to 20 letters, digits, `_` or `-`; `null` clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(
+            min_length = 1,
+            max_length = 20,
+            pattern = r"^[A-Za-z0-9_-]{1,20}$",
+            examples("pro", "team-2027", "annual_plus")
+        )
+    )]
     pub subscription_plan: Option<Option<String>>,
+    /// An RFC 3339 date-time; `null` clears it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(examples("2027-01-31T00:00:00Z", "2030-06-30T12:00:00+02:00"))
+    )]
     pub subscription_expires_at: Option<Option<DateTime<Utc>>>,
 }
 
@@ -82,7 +337,8 @@ pub struct RoleUpdate {
     into_params(parameter_in = Query)
 )]
 pub struct UserListQuery {
-    /// Page number, from 1 (default 1).
+    /// Page number, from 1 (default 1). A page may start at most 10,000 rows into the list;
+    /// deeper, walk with `after`. Not combined with `after` or `before`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(minimum = 1))]
     pub page: Option<u32>,
@@ -90,6 +346,12 @@ pub struct UserListQuery {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "openapi", param(minimum = 1, maximum = 100))]
     pub limit: Option<u32>,
+    /// The rows after this place: a `next_cursor` of the same filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    /// The rows before this place: a `prev_cursor` of the same filters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
     /// `pending`, `verified`, `active` or `suspended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
@@ -176,20 +438,49 @@ pub struct UserView {
     /// Email and phone are masked for this caller's rank.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub contacts_masked: bool,
+    /// The user was erased: their PII key is destroyed, so `sngine_email`, `sngine_phone`,
+    /// `first_name`, `last_name`, `date_of_birth` and `age` are null for good. Seen only while
+    /// an interrupted erasure has not yet deleted the row, or on a restored backup.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub erased: bool,
     /// Fields whose stored value could not be read back (a ciphertext that belongs to another
     /// record or column); they are returned as `null`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub integrity_errors: Vec<FieldError>,
 }
 
-/// `GET /api/users`.
+/// `GET /api/users`: a page of users in id order, the total of the list, and the cursors of
+/// the pages beside it (also in the `Link` header).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UserPage {
     pub data: Vec<UserView>,
-    pub page: u32,
+    /// The page number asked for; `null` when the page was asked by cursor.
+    pub page: Option<u32>,
     pub limit: u32,
+    /// How many users match the filters: exact or estimated, as `total_kind` says.
     pub total: i64,
+    #[serde(default)]
+    pub total_kind: TotalKind,
+    /// The rows after this page (`after=`); `null` at the end of the list.
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+    /// The rows before this page (`before=`); `null` at the start of the list.
+    #[serde(default)]
+    pub prev_cursor: Option<String>,
+}
+
+/// How a list total was obtained.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "snake_case")]
+pub enum TotalKind {
+    /// Counted: the users matching when the page was read.
+    #[default]
+    Exact,
+    /// More than 10,000 users match; the total is the planner's estimate from the table
+    /// statistics (never below 10,001), not a count.
+    Estimate,
 }
 
 /// One audit record.

@@ -25,6 +25,7 @@ pub struct Settings {
     pub auth: AuthSettings,
     pub rate_limit: RateLimitSettings,
     pub events: EventSettings,
+    pub idempotency: IdempotencySettings,
     pub log: LogSettings,
 }
 
@@ -48,6 +49,10 @@ pub struct SecuritySettings {
     pub connect_timeout_ms: u64,
     pub pool_max_idle: usize,
     pub pii_key: String,
+    /// The key rows encrypted before per-user context keys are under (without a context),
+    /// until `user-svc rewrap` moves them; empty: `pii_key`.
+    #[serde(default)]
+    pub shared_pii_key: String,
     pub index_key: String,
     pub signing_key: String,
     /// How long the signing key's public versions are used before they are read again, in ms.
@@ -107,6 +112,17 @@ pub struct EventSettings {
     /// How long a publish waits for JetStream's acknowledgement, in ms.
     pub publish_timeout_ms: u64,
     /// Relayed rows older than this are pruned from the outbox, in hours.
+    pub retention_hours: u64,
+}
+
+/// `Idempotency-Key`: how long a running request holds its key, and how long answers are kept.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    /// How long a request holds its key while it runs, in seconds: a retry within it is 409,
+    /// after it (the first request died before committing) the retry runs. Longer than any
+    /// request takes.
+    pub lease_seconds: u64,
+    /// Keys and their answers are kept this long, in hours, then pruned.
     pub retention_hours: u64,
 }
 

@@ -48,6 +48,10 @@ pub enum ApiError {
         dependency: &'static str,
         cause: String,
     },
+    /// 503 + Retry-After: the database connection was lost mid-request (the server ended the
+    /// session or restarted). The pool replaces the connection; a read is served once more.
+    #[error("the database connection was lost")]
+    ConnectionLost(String),
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -77,7 +81,7 @@ impl ApiError {
             ApiError::PreconditionFailed { .. } => "precondition-failed",
             ApiError::Contention => "contention",
             ApiError::RateLimited { .. } => "rate-limited",
-            ApiError::Unavailable { .. } => "dependency-unavailable",
+            ApiError::Unavailable { .. } | ApiError::ConnectionLost(_) => "dependency-unavailable",
             ApiError::Internal(_) => "internal",
         }
     }
@@ -88,6 +92,7 @@ impl ApiError {
         !matches!(
             self,
             ApiError::Unavailable { .. }
+                | ApiError::ConnectionLost(_)
                 | ApiError::Internal(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::RateLimited { .. }
@@ -142,6 +147,7 @@ impl ApiError {
             ApiError::Unavailable { dependency, cause } => {
                 (unavailable(dependency, cause), Some(2))
             }
+            ApiError::ConnectionLost(cause) => (unavailable("database", cause), Some(1)),
             ApiError::Internal(error) => (internal(error), None),
         }
     }
@@ -226,7 +232,9 @@ impl ResponseError for ApiError {
             | ApiError::Contention => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
-            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Unavailable { .. } | ApiError::ConnectionLost(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -237,13 +245,16 @@ impl ResponseError for ApiError {
     }
 }
 
-/// Database errors: connection trouble is an outage (503), anything else unexpected.
+/// Database errors: a lost connection (the server ended the session, restarted, or the socket
+/// broke) and a statement timeout are outages (503 with Retry-After; the pool replaces the dead
+/// connection), anything else is unexpected.
 impl From<diesel::result::Error> for ApiError {
     fn from(error: diesel::result::Error) -> Self {
-        use diesel::result::{DatabaseErrorKind, Error};
+        use diesel::result::Error;
         match &error {
-            Error::DatabaseError(DatabaseErrorKind::ClosedConnection, _)
-            | Error::BrokenTransactionManager => ApiError::database(error),
+            error if vottery_server::db::is_connection_lost(error) => {
+                ApiError::ConnectionLost(error.to_string())
+            }
             Error::DatabaseError(_, info) if info.message().contains("statement timeout") => {
                 ApiError::database(error)
             }

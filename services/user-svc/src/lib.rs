@@ -6,7 +6,7 @@
 //! * [`users`]: the use cases, their queries, views and input parsing.
 //! * [`vault`]: the calls to security-svc; [`record`]: the stored row and its signed form.
 //! * [`audit`]: the hash-chained audit trail.
-//! * [`auth`], [`ratelimit`], [`routes`]: the HTTP edge.
+//! * [`auth`], [`ratelimit`], [`routes`]: the HTTP edge; [`idempotency`]: retries of writes.
 
 pub mod audit;
 pub mod auth;
@@ -14,8 +14,10 @@ pub mod configuration;
 pub mod domain;
 pub mod error;
 pub mod events;
+pub mod idempotency;
 pub mod ratelimit;
 pub mod record;
+pub mod reread;
 pub mod routes;
 pub mod schema;
 pub mod startup;

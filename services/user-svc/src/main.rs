@@ -187,6 +187,9 @@ async fn run(command: RunCommand, settings: Settings) -> Result<(), String> {
 }
 
 async fn serve(settings: Settings) -> Result<(), String> {
+    // Test builds only: failure points named in the FAILPOINTS environment variable.
+    #[cfg(feature = "failpoints")]
+    let _failpoints = fail::FailScenario::setup();
     let host = settings.application.host.clone();
     let application = Application::build(settings)
         .await

@@ -56,6 +56,8 @@ pub struct OwnedColumns {
     pub language: Option<String>,
     pub notifications_enabled: Option<bool>,
     pub pii_encrypted: bool,
+    /// The PII is encrypted under the user's own context key (erasable by destroying it).
+    pub pii_erasable: bool,
     pub row_version: i64,
     pub record_signature: Option<String>,
 }
@@ -110,6 +112,9 @@ struct SignedForm<'a> {
     notifications_enabled: Option<bool>,
     phone_bidx: &'a Option<String>,
     pii_encrypted: bool,
+    /// Left out while false, so that records signed before the column existed still verify.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pii_erasable: bool,
     row_version: i64,
     sngine_email: &'a str,
     sngine_phone: &'a str,
@@ -148,6 +153,7 @@ impl<'a> SignedForm<'a> {
             language,
             notifications_enabled,
             pii_encrypted,
+            pii_erasable,
             row_version,
             record_signature: _,
         } = owned;
@@ -168,6 +174,7 @@ impl<'a> SignedForm<'a> {
             notifications_enabled: *notifications_enabled,
             phone_bidx,
             pii_encrypted: *pii_encrypted,
+            pii_erasable: *pii_erasable,
             row_version: *row_version,
             sngine_email,
             sngine_phone,
@@ -236,6 +243,7 @@ mod tests {
             language: Some("en".into()),
             notifications_enabled: Some(true),
             pii_encrypted: true,
+            pii_erasable: true,
             row_version: 1,
             record_signature: None,
         }

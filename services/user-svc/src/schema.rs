@@ -31,6 +31,7 @@ diesel::table! {
         email_bidx -> Nullable<Text>,
         phone_bidx -> Nullable<Text>,
         pii_encrypted -> Bool,
+        pii_erasable -> Bool,
         row_version -> Int8,
         record_signature -> Nullable<Text>,
     }

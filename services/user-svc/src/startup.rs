@@ -15,11 +15,13 @@ use vottery_server::observe::observe;
 use vottery_server::problem::JsonBodyLimit;
 
 use crate::auth::Authenticator;
-use crate::configuration::Settings;
+use crate::configuration::{IdempotencySettings, Settings};
 use crate::error::ApiError;
 use crate::events::metrics::RelayMetrics;
 use crate::events::relay;
+use crate::idempotency::spawn_pruning;
 use crate::ratelimit::{RateLimiter, limit_by_address, spawn_housekeeping};
+use crate::reread::reread_on_lost_connection;
 use crate::routes;
 use crate::users::totals::ListTotals;
 use crate::vault::Vault;
@@ -37,6 +39,8 @@ pub struct AppState {
     pub totals: ListTotals,
     /// The event relay's measures, when `events.nats_url` turns it on.
     pub relay: Option<Arc<RelayMetrics>>,
+    /// How `Idempotency-Key` claims are held and answers kept.
+    pub idempotency: IdempotencySettings,
 }
 
 /// The service could not start.
@@ -99,6 +103,7 @@ impl AppState {
                 settings.application.list_total_cache_ms,
             )),
             relay: settings.events.relays().then(Arc::default),
+            idempotency: settings.idempotency.clone(),
         })
     }
 }
@@ -124,6 +129,7 @@ impl Application {
                 .app_data(app_state.clone())
                 .app_data(http_metrics.clone())
                 .app_data(body_limit)
+                .wrap(from_fn(reread_on_lost_connection))
                 .wrap(from_fn(limit_by_address))
                 .wrap(from_fn(observe))
                 .configure(routes::configure)
@@ -139,6 +145,10 @@ impl Application {
             let events = settings.events.clone();
             tasks.push(relay::spawn(shared.pool.clone(), events, metrics.clone()));
         }
+        tasks.push(spawn_pruning(
+            shared.pool.clone(),
+            settings.idempotency.retention_hours,
+        ));
         tasks.push(spawn_housekeeping(shared));
         Ok(Self {
             port,

@@ -17,11 +17,14 @@
 use chrono::NaiveDateTime;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, Query, QueryFragment};
-use diesel::sql_types::{BigInt, Binary, Bool, Inet, Integer, Jsonb, Nullable, Text, Timestamp};
+use diesel::sql_types::{
+    Array, BigInt, Binary, Bool, Inet, Integer, Jsonb, Nullable, Text, Timestamp,
+};
 use diesel::{QueryResult, result::Error};
 
 use super::{AuditEvent, ChainedContent, GENESIS, format_time};
 use crate::events::outbox::OutboxBatch;
+use crate::idempotency::Completion;
 
 /// An event's audit row, ready to be appended to its chain.
 #[derive(Debug)]
@@ -230,6 +233,8 @@ impl QueryFragment<Pg> for Appended<'_> {
 pub struct Recorded<'a, Q> {
     pub change: Q,
     pub entry: ChainEntry<'a>,
+    /// The answer of the idempotent request the change completes, stored with it.
+    pub answer: Option<&'a Completion>,
 }
 
 impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Recorded<'_, Q> {
@@ -243,12 +248,159 @@ impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Recorded<'_, Q> {
         self.entry.walk_row(out.reborrow())?;
         out.push_sql(")");
         self.entry.walk_events(out.reborrow())?;
+        if let Some(answer) = self.answer {
+            answer.walk_ast(out.reborrow())?;
+        }
         out.push_sql(" SELECT * FROM changed");
         Ok(())
     }
 }
 
 impl<Q: Query> Query for Recorded<'_, Q> {
+    type SqlType = Q::SqlType;
+}
+
+/// Many events, each about a different user, appended to their chains in one statement with
+/// the change that concerns them: `WITH changed AS (<change> RETURNING id …), entries AS (…),
+/// head AS (…), logged AS (…) SELECT * FROM changed`. An event is appended only when the change
+/// returned its user's id, so a user row the change did not touch moves no chain.
+///
+/// Every event's fields go as one array bind per column (`unnest`), so the text is the same
+/// whatever the number of events: run it through [`Prepared`](vottery_server::db::Prepared).
+/// The heads move in one `INSERT … ON CONFLICT DO UPDATE`, which may touch each head once:
+/// hence one event per user. Events that publish user events are not taken here.
+pub struct RecordedEach<'a, Q> {
+    pub change: Q,
+    pub entries: ChainEntries<'a>,
+}
+
+/// The chain entries of events about distinct users, as arrays in event order.
+#[derive(Debug, Default)]
+pub struct ChainEntries<'a> {
+    chain_key: Vec<i64>,
+    user_id: Vec<Option<i32>>,
+    actor_id: Vec<Option<i32>>,
+    action: Vec<&'a str>,
+    details: Vec<Option<serde_json::Value>>,
+    ip_address: Vec<Option<ipnet::IpNet>>,
+    user_agent: Vec<Option<&'a str>>,
+    success: Vec<bool>,
+    created_at: Vec<NaiveDateTime>,
+    request_id: Vec<&'a str>,
+    content_before_seq: Vec<Vec<u8>>,
+    content_after_seq: Vec<Vec<u8>>,
+}
+
+impl<'a> ChainEntries<'a> {
+    /// The entries of `events`, each about its own user, none publishing user events.
+    pub fn of(events: &[AuditEvent<'a>]) -> QueryResult<Self> {
+        let created_at = crate::record::now_micros();
+        let mut entries = Self::default();
+        let mut users = std::collections::HashSet::with_capacity(events.len());
+        for event in events {
+            let Some(user_id) = event.user_id.filter(|id| users.insert(*id)) else {
+                return Err(Error::QueryBuilderError(
+                    "a multi-row audit append takes one event per user".into(),
+                ));
+            };
+            if !event.events.is_empty() {
+                return Err(Error::QueryBuilderError(
+                    "a multi-row audit append does not publish user events".into(),
+                ));
+            }
+            let entry = ChainEntry::new(event, super::details(event), created_at)?;
+            entries.chain_key.push(entry.chain_key);
+            entries.user_id.push(Some(user_id));
+            entries.actor_id.push(entry.actor_id);
+            entries.action.push(entry.action);
+            entries.details.push(entry.details);
+            entries.ip_address.push(entry.ip_address);
+            entries.user_agent.push(entry.user_agent);
+            entries.success.push(entry.success);
+            entries.created_at.push(entry.created_at);
+            entries.request_id.push(entry.request_id);
+            entries.content_before_seq.push(entry.content_before_seq);
+            entries.content_after_seq.push(entry.content_after_seq);
+        }
+        Ok(entries)
+    }
+
+    /// `entries AS (…)`: one row per event whose user `changed` returned.
+    fn walk_entries<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("entries AS (SELECT e.* FROM unnest(");
+        out.push_bind_param::<Array<BigInt>, _>(&self.chain_key)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Integer>>, _>(&self.user_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Integer>>, _>(&self.actor_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.action)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Jsonb>>, _>(&self.details)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Inet>>, _>(&self.ip_address)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Nullable<Text>>, _>(&self.user_agent)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Bool>, _>(&self.success)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Timestamp>, _>(&self.created_at)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Text>, _>(&self.request_id)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Binary>, _>(&self.content_before_seq)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Array<Binary>, _>(&self.content_after_seq)?;
+        out.push_sql(
+            ") AS e(chain_key, user_id, actor_id, action, details, ip_address, user_agent, \
+             success, created_at, request_id, before_seq, after_seq) \
+             WHERE e.user_id IN (SELECT id FROM changed))",
+        );
+        Ok(())
+    }
+}
+
+/// The hash of an `entries` row (aliased `e`) at `seq` after `prev`: what
+/// [`super::chain_hash`] computes, as [`ChainEntry::walk_hash`] writes it for one entry.
+fn entry_hash(prev: &str, seq: &str) -> String {
+    format!(
+        "encode(sha256(convert_to({prev}, 'UTF8') || '\\x0a'::bytea || e.before_seq \
+         || convert_to(({seq})::text, 'UTF8') || e.after_seq), 'hex')"
+    )
+}
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for RecordedEach<'_, Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("WITH changed AS (");
+        self.change.walk_ast(out.reborrow())?;
+        out.push_sql("), ");
+        self.entries.walk_entries(out.reborrow())?;
+        let genesis = format!("'{GENESIS}'");
+        out.push_sql(&format!(
+            ", head AS (INSERT INTO vottery_audit_chain_heads AS h \
+             (chain_key, last_seq, last_hash, prev_hash, updated_at) \
+             SELECT e.chain_key, 1, {first}, {genesis}, e.created_at FROM entries e \
+             ON CONFLICT (chain_key) DO UPDATE SET last_seq = h.last_seq + 1, \
+             last_hash = (SELECT {next} FROM entries e WHERE e.chain_key = EXCLUDED.chain_key), \
+             prev_hash = h.last_hash, updated_at = EXCLUDED.updated_at \
+             RETURNING chain_key, last_seq, last_hash, prev_hash), ",
+            first = entry_hash(&genesis, "1"),
+            next = entry_hash("h.last_hash", "h.last_seq + 1"),
+        ));
+        out.push_sql(
+            "logged AS (INSERT INTO vottery_audit_logs (user_id, actor_id, action, details, \
+             ip_address, user_agent, success, created_at, request_id, chain_key, chain_seq, \
+             prev_hash, row_hash) SELECT e.user_id, e.actor_id, e.action, e.details, \
+             e.ip_address, e.user_agent, e.success, e.created_at, e.request_id, h.chain_key, \
+             h.last_seq, h.prev_hash, h.last_hash FROM head h JOIN entries e \
+             ON e.chain_key = h.chain_key ORDER BY e.chain_key) \
+             SELECT * FROM changed",
+        );
+        Ok(())
+    }
+}
+
+impl<Q: Query> Query for RecordedEach<'_, Q> {
     type SqlType = Q::SqlType;
 }
 

@@ -13,6 +13,7 @@ use vottery_common::events::UserEvent;
 use vottery_common::users::AuditEntry;
 use vottery_server::db::Prepared;
 
+use crate::idempotency::Completion;
 use crate::record::now_micros;
 use crate::schema::vottery_audit_logs as logs;
 
@@ -20,8 +21,8 @@ mod append;
 mod trail;
 mod verify;
 
-pub use append::Recorded;
 use append::{Appended, ChainEntry};
+pub use append::{ChainEntries, Recorded, RecordedEach};
 pub use trail::Trail;
 pub use verify::verify_chain;
 
@@ -143,20 +144,29 @@ impl AuditRow {
 }
 
 /// The `details` column of an event: who acted, which fields, and why a refusal was refused.
+/// Field names and reasons of refused attempts come from the request; a NUL in them, which a
+/// `jsonb` value cannot hold, is stored as U+FFFD so that the attempt is still recorded.
 fn details(event: &AuditEvent<'_>) -> serde_json::Value {
     let mut details = serde_json::Map::new();
     details.insert("actor".into(), serde_json::json!(event.actor_label));
-    details.insert(
-        "changed_fields".into(),
-        serde_json::json!(event.changed_fields),
-    );
+    let fields: Vec<String> = event
+        .changed_fields
+        .iter()
+        .map(|field| storable(field))
+        .collect();
+    details.insert("changed_fields".into(), serde_json::json!(fields));
     if let Some(reason) = &event.reason {
-        details.insert("reason".into(), serde_json::json!(reason));
+        details.insert("reason".into(), serde_json::json!(storable(reason)));
     }
     if let Some(serde_json::Value::Object(facts)) = &event.facts {
         details.extend(facts.clone());
     }
     serde_json::Value::Object(details)
+}
+
+/// `text` as a `jsonb` string can hold it.
+fn storable(text: &str) -> String {
+    text.replace('\0', "\u{FFFD}")
 }
 
 fn entry<'a>(event: &AuditEvent<'a>) -> QueryResult<ChainEntry<'a>> {
@@ -173,14 +183,17 @@ pub async fn append(conn: &mut AsyncPgConnection, event: &AuditEvent<'_>) -> Que
 }
 
 /// `change` (an insert or update `RETURNING` the row) with `event` appended to its chain in
-/// the same statement, when the change touches a row.
+/// the same statement, when the change touches a row; with `answer`, the idempotent request's
+/// answer is stored by the same statement.
 pub fn recording<'a, Q>(
     change: Q,
     event: &AuditEvent<'a>,
+    answer: Option<&'a Completion>,
 ) -> QueryResult<Prepared<Recorded<'a, Q>>> {
     Ok(Prepared(Recorded {
         change,
         entry: entry(event)?,
+        answer,
     }))
 }
 

@@ -7,7 +7,7 @@ use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use vottery_common::export::{ExportedAuditRow, TrailCheck};
 use vottery_common::users::ChainBreak;
 
-use super::verify::{ChainWalk, broken, chain_head, hashes_as_stored};
+use super::verify::{ChainHead, ChainWalk, broken, chain_head, hashes_as_stored};
 use super::{AuditRow, format_time};
 use crate::schema::vottery_audit_logs as logs;
 
@@ -19,6 +19,9 @@ pub struct Trail {
     user_id: i32,
     after_id: i32,
     rows: i64,
+    /// The chain's head as it was when the trail's first page was read: rows appended to the
+    /// chain after it are exported but not checked against it.
+    head: Option<Option<ChainHead>>,
     chain: ChainWalk,
     unchained: i64,
     other_chain: i64,
@@ -32,6 +35,7 @@ impl Trail {
             user_id,
             after_id: 0,
             rows: 0,
+            head: None,
             chain: ChainWalk::default(),
             unchained: 0,
             other_chain: 0,
@@ -44,6 +48,9 @@ impl Trail {
         &mut self,
         conn: &mut AsyncPgConnection,
     ) -> QueryResult<Vec<ExportedAuditRow>> {
+        if self.head.is_none() {
+            self.head = Some(chain_head(conn, i64::from(self.user_id)).await?);
+        }
         let rows: Vec<AuditRow> = logs::table
             .filter(logs::user_id.eq(self.user_id))
             .filter(logs::id.gt(self.after_id))
@@ -64,7 +71,11 @@ impl Trail {
         self.rows += 1;
         match row.chain_key {
             None => self.unchained += 1,
-            Some(key) if key == i64::from(self.user_id) => self.chain.step(row),
+            Some(key) if key == i64::from(self.user_id) => {
+                if !self.appended_since_the_head(row) {
+                    self.chain.step(row);
+                }
+            }
             Some(_) => {
                 self.other_chain += 1;
                 if self.other_chain_broken.is_none() && !hashes_as_stored(row) {
@@ -80,9 +91,21 @@ impl Trail {
         }
     }
 
-    /// What the trail's check found, the user's chain compared with its head as it is now.
+    /// Whether a row of the user's chain came after the head the trail is checked against.
+    fn appended_since_the_head(&self, row: &AuditRow) -> bool {
+        match (&self.head, row.chain_seq) {
+            (Some(Some((last_seq, _))), Some(seq)) => seq > *last_seq,
+            _ => false,
+        }
+    }
+
+    /// What the trail's check found, the user's chain compared with its head as it was when
+    /// the trail began (or as it is now, when it had none then).
     pub async fn outcome(self, conn: &mut AsyncPgConnection) -> QueryResult<TrailCheck> {
-        let head = chain_head(conn, i64::from(self.user_id)).await?;
+        let head = match self.head {
+            Some(Some(head)) => Some(head),
+            _ => chain_head(conn, i64::from(self.user_id)).await?,
+        };
         let chain = self.chain.finish(head);
         Ok(TrailCheck {
             valid: chain.valid && self.other_chain_broken.is_none(),

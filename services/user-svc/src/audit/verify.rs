@@ -12,19 +12,27 @@ use crate::schema::{vottery_audit_chain_heads as heads, vottery_audit_logs as lo
 /// Where a chain's head says it ends: its last position and that row's hash.
 pub(super) type ChainHead = (i64, String);
 
-/// Re-computes a user's chain and reports the first place it breaks.
+/// Re-computes a user's chain and reports the first place it breaks. The rows and the head are
+/// read in one snapshot, so a row appended meanwhile is neither half-seen nor taken for a
+/// missing one.
 pub async fn verify_chain(conn: &mut AsyncPgConnection, user_id: i32) -> QueryResult<ChainCheck> {
     let chain_key = i64::from(user_id);
-    let rows: Vec<AuditRow> = logs::table
-        .filter(logs::chain_key.eq(chain_key))
-        .order(logs::chain_seq.asc())
-        .select(AuditRow::as_select())
-        .load(conn)
-        .await?;
-    let head = chain_head(conn, chain_key).await?;
-    let mut walk = ChainWalk::default();
-    rows.iter().for_each(|row| walk.step(row));
-    Ok(walk.finish(head))
+    conn.build_transaction()
+        .repeatable_read()
+        .read_only()
+        .run(async |conn| {
+            let rows: Vec<AuditRow> = logs::table
+                .filter(logs::chain_key.eq(chain_key))
+                .order(logs::chain_seq.asc())
+                .select(AuditRow::as_select())
+                .load(conn)
+                .await?;
+            let head = chain_head(conn, chain_key).await?;
+            let mut walk = ChainWalk::default();
+            rows.iter().for_each(|row| walk.step(row));
+            Ok(walk.finish(head))
+        })
+        .await
 }
 
 /// The head of a chain, when the chain has one.

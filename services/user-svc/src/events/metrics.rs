@@ -1,4 +1,5 @@
-//! The relay's metrics in `/metrics`: the outbox depth, the relay lag and the publish errors.
+//! The relay's metrics in `/metrics`: the outbox depth, the relay lag, the publishes JetStream
+//! dropped as duplicates and the publish errors.
 
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,6 +12,8 @@ pub struct RelayMetrics {
     depth: AtomicU64,
     lag_millis: AtomicU64,
     pub published: Counter,
+    /// Acknowledged publishes JetStream had already stored under the same `Nats-Msg-Id`.
+    pub duplicates: Counter,
     pub publish_errors: Counter,
 }
 
@@ -40,11 +43,16 @@ impl Render for RelayMetrics {
              # HELP user_events_published_total User events acknowledged by JetStream.\n\
              # TYPE user_events_published_total counter\n\
              user_events_published_total {}\n\
+             # HELP user_events_duplicates_total Publishes JetStream dropped as repeats of an \
+             event it holds.\n\
+             # TYPE user_events_duplicates_total counter\n\
+             user_events_duplicates_total {}\n\
              # HELP user_events_publish_errors_total Failed publishes and stream set-ups.\n\
              # TYPE user_events_publish_errors_total counter\n\
              user_events_publish_errors_total {}\n",
             self.depth(),
             self.published.get(),
+            self.duplicates.get(),
             self.publish_errors.get(),
         );
     }

@@ -10,8 +10,9 @@
 //! under the lock of the user's audit chain). The lock goes with the transaction, so a relay
 //! that dies hands over at once. A crash between an ack and the commit sends those rows
 //! again: delivery is at least once, and JetStream drops a repeated `Nats-Msg-Id` within its
-//! duplicate window. A round sends its batch before awaiting the acks; when one fails, the rows
-//! from it on are sent again next round.
+//! duplicate window (the acknowledgement then says so, and the relay counts it). A round sends
+//! its batch before awaiting the acks; when one fails, the rows from it on are sent again next
+//! round.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -48,16 +49,22 @@ pub fn spawn(
     })
 }
 
-/// A JetStream context on a client that keeps (re)connecting in the background.
+/// A JetStream context on a client that keeps (re)connecting in the background. A round holds
+/// up to a batch of acknowledgements in flight, and those a failed round leaves unawaited are
+/// given up after the publish timeout, so the next round always finds room for its batch.
 async fn connect(settings: &EventSettings) -> Result<Context, async_nats::ConnectError> {
     let client = async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .connection_timeout(Duration::from_secs(2))
         .connect(settings.nats_url.trim())
         .await?;
-    let mut jetstream = jetstream::new(client);
-    jetstream.set_timeout(Duration::from_millis(settings.publish_timeout_ms));
-    Ok(jetstream)
+    let timeout = Duration::from_millis(settings.publish_timeout_ms);
+    let in_flight = usize::try_from(settings.batch_size.max(1)).unwrap_or(usize::MAX);
+    Ok(jetstream::ContextBuilder::new()
+        .timeout(timeout)
+        .ack_timeout(timeout)
+        .max_ack_inflight(in_flight.saturating_mul(2))
+        .build(client))
 }
 
 /// Relays rounds forever: the stream first, then the rows, then the measures and the pruning.
@@ -101,6 +108,8 @@ async fn ensure_stream(jetstream: &Context, metrics: &RelayMetrics) -> bool {
 #[derive(Debug, Default)]
 struct Relayed {
     published: usize,
+    /// Of those, how many JetStream already held (same `Nats-Msg-Id`) and dropped.
+    duplicates: usize,
     failed: Option<String>,
 }
 
@@ -126,6 +135,7 @@ async fn round(
     match result {
         Ok(relayed) => {
             metrics.published.add(relayed.published as u64);
+            metrics.duplicates.add(relayed.duplicates as u64);
             if let Some(error) = &relayed.failed {
                 metrics.publish_errors.inc();
                 tracing::warn!(error, "publishing user events failed; they are retried");
@@ -178,20 +188,25 @@ async fn relay_batch(
     .bind::<BigInt, _>(i64::from(limit))
     .load(conn)
     .await?;
-    let (published, failed) = publish(jetstream, &rows).await;
-    let sequences: Vec<i64> = rows[..published].iter().map(|row| row.sequence).collect();
+    let acked = publish(jetstream, &rows).await;
+    // JetStream holds the batch; a relay that dies here sends it again next round.
+    fail::fail_point!("relay-acked");
+    let sequences: Vec<i64> = rows[..acked.published]
+        .iter()
+        .map(|row| row.sequence)
+        .collect();
     diesel::sql_query(
         "UPDATE vottery_user_events SET published_at = now() WHERE sequence = ANY($1)",
     )
     .bind::<Array<BigInt>, _>(sequences)
     .execute(conn)
     .await?;
-    Ok(Relayed { published, failed })
+    Ok(acked)
 }
 
 /// Sends every row, then awaits the acks in order: how many were acknowledged before the first
-/// failure, and that failure.
-async fn publish(jetstream: &Context, rows: &[OutboxRow]) -> (usize, Option<String>) {
+/// failure (and how many of those as duplicates), and that failure.
+async fn publish(jetstream: &Context, rows: &[OutboxRow]) -> Relayed {
     let mut pending: Vec<PublishAckFuture> = Vec::with_capacity(rows.len());
     let mut failed = None;
     for row in rows {
@@ -203,14 +218,21 @@ async fn publish(jetstream: &Context, rows: &[OutboxRow]) -> (usize, Option<Stri
             }
         }
     }
-    let mut acked = 0;
+    let mut acked = Relayed::default();
     for ack in pending {
-        if let Err(error) = ack.await {
-            return (acked, Some(error.to_string()));
+        match ack.await {
+            Ok(ack) => {
+                acked.published += 1;
+                acked.duplicates += usize::from(ack.duplicate);
+            }
+            Err(error) => {
+                acked.failed = Some(error.to_string());
+                return acked;
+            }
         }
-        acked += 1;
     }
-    (acked, failed)
+    acked.failed = failed;
+    acked
 }
 
 /// Publishes one row to `vottery.users.<type suffix>` with its id as `Nats-Msg-Id`.

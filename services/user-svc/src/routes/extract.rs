@@ -1,16 +1,20 @@
 //! What the user routes extract before calling a use case: the request context (state,
-//! authenticated caller, request metadata), the `{id}` of a user's path and the `{session_id}`
-//! of a session's.
+//! authenticated caller, request metadata), the `{id}` of a user's path, the `{session_id}`
+//! of a session's, and the `Idempotency-Key` of a mutating request.
 
 use std::future::{Ready, ready};
 
 use actix_web::dev::Payload;
+use actix_web::http::Method;
+use actix_web::http::header::HeaderValue;
 use actix_web::{FromRequest, HttpRequest, web};
 use futures_util::future::LocalBoxFuture;
+use serde_json::Value;
 
 use crate::audit::RequestMeta;
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::idempotency::{self, Fingerprint, IdempotencyKey, KeyedRequest};
 use crate::startup::AppState;
 use crate::users::service::Ctx;
 
@@ -131,4 +135,63 @@ fn positive_id(field: &str, text: &str) -> Result<i32, ApiError> {
         .ok()
         .filter(|id| *id > 0)
         .ok_or_else(|| ApiError::field(field, "must be a positive whole number"))
+}
+
+/// The `Idempotency-Key` of a mutating request as sent, with the method and path its
+/// fingerprint covers. Read in the handler like [`UserIdPath`], so that 401 comes first.
+pub struct IdempotencyHeader {
+    values: Vec<HeaderValue>,
+    method: Method,
+    path: String,
+}
+
+impl IdempotencyHeader {
+    /// The key and the fingerprint of the request with `body`; none without the header; 422
+    /// naming the header when the key is not valid or is sent more than once.
+    pub fn keyed(&self, body: Option<&Value>) -> Result<Option<KeyedRequest>, ApiError> {
+        let value = match self.values.as_slice() {
+            [] => return Ok(None),
+            [value] => value,
+            _ => return Err(idempotency::invalid_key("must be sent once")),
+        };
+        Ok(Some(KeyedRequest {
+            key: IdempotencyKey::parse(value)?,
+            fingerprint: Fingerprint::of(&self.method, &self.path, body),
+        }))
+    }
+}
+
+impl FromRequest for IdempotencyHeader {
+    type Error = ApiError;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        ready(Ok(IdempotencyHeader {
+            values: req
+                .headers()
+                .get_all(idempotency::HEADER)
+                .cloned()
+                .collect(),
+            method: req.method().clone(),
+            path: req.path().to_owned(),
+        }))
+    }
+}
+
+/// The `Idempotency-Key` request header, as the OpenAPI document describes it on every
+/// mutating operation.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // a schema only
+pub struct IdempotencyKeyParam {
+    /// Makes the request safe to retry (the IETF HTTPAPI draft "The Idempotency-Key HTTP
+    /// Header Field", with Stripe's semantics): a quoted string of 1 to 255 printable ASCII
+    /// characters, such as a UUID (sent bare, it reads the same). A retry with the same key
+    /// and the same request (method, path and JSON body) gets the first answer again, with
+    /// `Idempotent-Replayed: true`; the same key with another request is 422; a retry while
+    /// the first request runs is 409 with `Retry-After`. A request refused or failed without a
+    /// change frees its key. Keys are per caller and kept 24 hours
+    /// (`idempotency.retention_hours`).
+    #[param(rename = "Idempotency-Key", required = false)]
+    idempotency_key: String,
 }

@@ -1,5 +1,6 @@
 //! HTTP routes: thin handlers that extract, call one use case and answer.
 
+pub mod erase;
 pub mod events;
 pub mod export;
 pub mod extract;
@@ -90,6 +91,7 @@ pub async fn audited<T>(
 /// Registers every route.
 pub fn configure(cfg: &mut web::ServiceConfig) {
     users::configure(cfg);
+    erase::configure(cfg);
     sessions::configure(cfg);
     export::configure(cfg);
     events::configure(cfg);

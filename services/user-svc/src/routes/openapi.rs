@@ -6,11 +6,12 @@
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
 use utoipa_swagger_ui::{Config, SwaggerUi};
 use vottery_common::problem::Problem;
 
-use super::{events, export, health, roles, sessions, users};
+use super::{erase, events, export, health, roles, sessions, users};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -20,7 +21,7 @@ use super::{events, export, health, roles, sessions, users};
     ),
     paths(
         users::create, users::list, users::me, users::get, users::profile, users::status,
-        users::role, users::delete, users::audit, export::export, sessions::devices, sessions::sessions,
+        users::role, users::delete, erase::erase, users::audit, export::export, sessions::devices, sessions::sessions,
         sessions::end_session, sessions::end_sessions, events::events, roles::roles, health::live,
         health::ready, health::metrics, spec
     ),
@@ -31,7 +32,7 @@ use super::{events, export, health, roles, sessions, users};
         (name = "roles", description = "The admin hierarchy and its rules."),
         (name = "operations", description = "Health, metrics and this document."),
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &AtLeastOneField)
 )]
 pub struct ApiDoc;
 
@@ -60,6 +61,9 @@ pub enum CommonProblems {
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // a schema only
 pub enum BodyProblems {
+    /// The body is not well-formed JSON
+    #[response(status = 400, content_type = "application/problem+json")]
+    Malformed(Problem),
     /// The body is larger than the limit
     #[response(status = 413, content_type = "application/problem+json")]
     TooLarge(Problem),
@@ -140,4 +144,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/openapi.json", web::get().to(spec))
         .route("/docs", web::get().to(to_docs))
         .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
+}
+
+/// The change bodies that are refused when empty. Stated here because utoipa-gen 5.5 writes a
+/// struct's `min_properties` as `maxProperties`.
+struct AtLeastOneField;
+
+impl Modify for AtLeastOneField {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Some(components) = openapi.components.as_mut() else {
+            return;
+        };
+        for name in ["ProfileUpdate", "RoleUpdate"] {
+            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
+                object.min_properties = Some(1);
+            }
+        }
+    }
 }

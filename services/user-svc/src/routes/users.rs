@@ -1,6 +1,7 @@
 //! `/api/users`: create, read, list, change profile, status and role, delete, audit trail.
 
-use actix_web::http::header::LOCATION;
+use actix_web::http::StatusCode;
+use actix_web::http::header::LINK;
 use actix_web::{HttpRequest, HttpResponse, web};
 use serde_json::Value;
 use vottery_common::problem::Problem;
@@ -10,11 +11,12 @@ use vottery_common::users::{
 };
 use vottery_server::problem::{JsonBody, ProblemResponse};
 
-use super::extract::{RequestContext, UserIdPath};
+use super::extract::{IdempotencyHeader, IdempotencyKeyParam, RequestContext, UserIdPath};
 use super::openapi::{BodyProblems, CommonProblems, TargetProblems};
 use super::{audited, etag, if_match};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::idempotency::{self, Reply};
 use crate::users::service;
 
 type Body = Result<JsonBody<Value>, ProblemResponse>;
@@ -25,6 +27,11 @@ fn attempted_fields(body: &Body) -> Vec<String> {
         Ok(JsonBody(Value::Object(fields))) => fields.keys().cloned().collect(),
         _ => Vec::new(),
     }
+}
+
+/// The JSON a body holds, if it parsed: what an idempotency key's fingerprint covers.
+fn json_of(body: &Body) -> Option<&Value> {
+    body.as_ref().ok().map(|JsonBody(json)| json)
 }
 
 /// A change to a stored user through `PUT /api/users/{id}/...`.
@@ -47,33 +54,40 @@ impl UserChange {
 }
 
 /// Makes a change to the user at `path` (auditing it if refused) and answers with the user and
-/// its `ETag`.
+/// its `ETag`, under the request's idempotency key.
 async fn change_user(
     change: UserChange,
     request: RequestContext,
     path: UserIdPath,
     req: HttpRequest,
+    key: IdempotencyHeader,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = request.ctx();
     let fields = attempted_fields(&body);
-    let view = audited(&ctx, change.action(), path.audit_target(), fields, async {
-        let (id, body, if_match) = (path.id()?, body?.0, if_match(&req)?);
-        match change {
-            UserChange::Profile => service::update_profile(&ctx, id, body, if_match).await,
-            UserChange::Status => service::update_status(&ctx, id, body, if_match).await,
-            UserChange::Role => service::update_role(&ctx, id, body, if_match).await,
-        }
+    let keyed = key.keyed(json_of(&body))?;
+    idempotency::respond(&ctx, keyed, StatusCode::OK, async |answer| {
+        let view = audited(&ctx, change.action(), path.audit_target(), fields, async {
+            let (id, body, if_match) = (path.id()?, body?.0, if_match(&req)?);
+            let ctx = &ctx;
+            match change {
+                UserChange::Profile => {
+                    service::update_profile(ctx, id, body, if_match, answer).await
+                }
+                UserChange::Status => service::update_status(ctx, id, body, if_match, answer).await,
+                UserChange::Role => service::update_role(ctx, id, body, if_match, answer).await,
+            }
+        })
+        .await?;
+        Ok(Reply::User(Box::new(view)))
     })
-    .await?;
-    Ok(HttpResponse::Ok()
-        .insert_header(etag(view.version))
-        .json(view))
+    .await
 }
 
 /// Creates a user (service token, or admin and above).
 #[utoipa::path(
     post, path = "/api/users", tag = "users", operation_id = "create_user",
+    params(IdempotencyKeyParam),
     request_body = CreateUser,
     responses(
         (status = 201, description = "Created, with `Location` and `ETag`", body = UserView,
@@ -84,26 +98,33 @@ async fn change_user(
     ),
     security(("bearer" = []), ("service_token" = []))
 )]
-pub async fn create(request: RequestContext, body: Body) -> Result<HttpResponse, ApiError> {
+pub async fn create(
+    request: RequestContext,
+    key: IdempotencyHeader,
+    body: Body,
+) -> Result<HttpResponse, ApiError> {
     let ctx = request.ctx();
     let fields = attempted_fields(&body);
-    let view = audited(&ctx, "user.create", None, fields, async {
-        service::create(&ctx, body?.0).await
+    let keyed = key.keyed(json_of(&body))?;
+    idempotency::respond(&ctx, keyed, StatusCode::CREATED, async |answer| {
+        let view = audited(&ctx, "user.create", None, fields, async {
+            service::create(&ctx, body?.0, answer).await
+        })
+        .await?;
+        Ok(Reply::User(Box::new(view)))
     })
-    .await?;
-    Ok(HttpResponse::Created()
-        .insert_header((LOCATION, format!("/api/users/{}", view.id)))
-        .insert_header(etag(view.version))
-        .json(view))
+    .await
 }
 
-/// Lists users, paged, filtered by indexed columns (any admin role, or a service).
+/// Lists users in id order, a page at a time by page number or by cursor, filtered by indexed
+/// columns (any admin role, or a service).
 #[utoipa::path(
     get, path = "/api/users", tag = "users", operation_id = "list_users",
     params(UserListQuery),
     responses(
-        (status = 200, description = "One page of users and the total", body = UserPage),
-        (status = 422, description = "Invalid, unknown or repeated query parameters, each named in `errors`", content_type = "application/problem+json", body = Problem),
+        (status = 200, description = "One page of users, the total (exact or estimated, see `total_kind`) and the cursors beside it", body = UserPage,
+            headers(("Link" = String, description = "RFC 8288 links to the pages beside this one: `rel=\"next\"` (`after=`) and `rel=\"prev\"` (`before=`), with the same filters and limit"))),
+        (status = 422, description = "Invalid, unknown, repeated or conflicting query parameters (`after` with `before` or `page`, a cursor of other filters, a page deeper than 10,000 rows), each named in `errors`", content_type = "application/problem+json", body = Problem),
         CommonProblems,
     ),
     security(("bearer" = []), ("service_token" = []))
@@ -111,7 +132,42 @@ pub async fn create(request: RequestContext, body: Body) -> Result<HttpResponse,
 pub async fn list(request: RequestContext, req: HttpRequest) -> Result<HttpResponse, ApiError> {
     let ctx = request.ctx();
     let page = service::list(&ctx, req.query_string()).await?;
-    Ok(HttpResponse::Ok().json(page))
+    let mut response = HttpResponse::Ok();
+    if let Some(links) = page_links(&req, &page) {
+        response.insert_header((LINK, links));
+    }
+    Ok(response.json(page))
+}
+
+/// The `Link` header of a list page (RFC 8288): the request's own path and parameters, its
+/// position replaced by the next and previous cursors.
+fn page_links(req: &HttpRequest, page: &UserPage) -> Option<String> {
+    let kept: Vec<&str> = req
+        .query_string()
+        .split('&')
+        .filter(|pair| {
+            let name = pair.split('=').next().unwrap_or_default();
+            !pair.is_empty() && !matches!(name, "page" | "after" | "before")
+        })
+        .collect();
+    let link = |name: &str, cursor: &str, rel: &str| {
+        let mut query = kept.clone();
+        let position = format!("{name}={cursor}");
+        query.push(&position);
+        format!("<{}?{}>; rel=\"{rel}\"", req.path(), query.join("&"))
+    };
+    let links: Vec<String> = [
+        page.next_cursor
+            .as_deref()
+            .map(|c| link("after", c, "next")),
+        page.prev_cursor
+            .as_deref()
+            .map(|c| link("before", c, "prev")),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    (!links.is_empty()).then(|| links.join(", "))
 }
 
 /// The caller's own user.
@@ -160,7 +216,7 @@ pub async fn get(request: RequestContext, path: UserIdPath) -> Result<HttpRespon
 /// Changes profile fields (oneself, or moderator and above on lower ranks).
 #[utoipa::path(
     put, path = "/api/users/{id}/profile", tag = "users", operation_id = "update_profile",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
     request_body(content = ProfileUpdate, description = "Only the fields present change; `null` clears one. The Sngine names `user_gender`, `user_country`, `user_birthdate` are accepted too."),
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
@@ -175,15 +231,16 @@ pub async fn profile(
     request: RequestContext,
     path: UserIdPath,
     req: HttpRequest,
+    key: IdempotencyHeader,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    change_user(UserChange::Profile, request, path, req, body).await
+    change_user(UserChange::Profile, request, path, req, key, body).await
 }
 
 /// Moves a user through the lifecycle.
 #[utoipa::path(
     put, path = "/api/users/{id}/status", tag = "users", operation_id = "update_status",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
     request_body = StatusUpdate,
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
@@ -198,15 +255,16 @@ pub async fn status(
     request: RequestContext,
     path: UserIdPath,
     req: HttpRequest,
+    key: IdempotencyHeader,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    change_user(UserChange::Status, request, path, req, body).await
+    change_user(UserChange::Status, request, path, req, key, body).await
 }
 
 /// Changes user type, admin role and subscription (admin and above, on lower ranks).
 #[utoipa::path(
     put, path = "/api/users/{id}/role", tag = "users", operation_id = "update_role",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
     request_body(content = RoleUpdate, description = "Only the fields present change; `\"admin_role\": null` revokes."),
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
@@ -221,18 +279,20 @@ pub async fn role(
     request: RequestContext,
     path: UserIdPath,
     req: HttpRequest,
+    key: IdempotencyHeader,
     body: Body,
 ) -> Result<HttpResponse, ApiError> {
-    change_user(UserChange::Role, request, path, req, body).await
+    change_user(UserChange::Role, request, path, req, key, body).await
 }
 
 /// Deletes a user (managers only); the audit trail is kept.
 #[utoipa::path(
     delete, path = "/api/users/{id}", tag = "users", operation_id = "delete_user",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on")),
+    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
     responses(
         (status = 204, description = "Deleted; the audit trail is kept"),
-        (status = 409, description = "The last manager cannot be deleted", content_type = "application/problem+json", body = Problem),
+        (status = 409, description = "The last manager cannot be deleted, or the `Idempotency-Key`'s first request is still running", content_type = "application/problem+json", body = Problem),
+        (status = 422, description = "`id` is not a positive whole number, or the `Idempotency-Key` is malformed or was used for another request", content_type = "application/problem+json", body = Problem),
         TargetProblems,
         CommonProblems,
     ),
@@ -242,14 +302,19 @@ pub async fn delete(
     request: RequestContext,
     path: UserIdPath,
     req: HttpRequest,
+    key: IdempotencyHeader,
 ) -> Result<HttpResponse, ApiError> {
     let ctx = request.ctx();
     let target = path.audit_target();
-    audited(&ctx, "user.delete", target, Vec::new(), async {
-        service::delete(&ctx, path.id()?, if_match(&req)?).await
+    let keyed = key.keyed(None)?;
+    idempotency::respond(&ctx, keyed, StatusCode::NO_CONTENT, async |answer| {
+        audited(&ctx, "user.delete", target, Vec::new(), async {
+            service::delete(&ctx, path.id()?, if_match(&req)?, answer).await
+        })
+        .await?;
+        Ok(Reply::Empty)
     })
-    .await?;
-    Ok(HttpResponse::NoContent().finish())
+    .await
 }
 
 /// A user's audit trail, newest first, with the check of its hash chain (auditor and above).

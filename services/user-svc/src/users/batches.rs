@@ -1,6 +1,8 @@
-//! The batch driver of the `encrypt-existing` and `rewrap` commands: rows taken in id order a
-//! batch at a time (keyset pagination on the id), each batch locked, changed, signed and
-//! committed with its audit rows in one transaction, with progress reported after each.
+//! What the batch commands (`encrypt-existing`, `rewrap`) share: their options, errors, progress
+//! and tally, and the driver of `rewrap`: rows taken in id order a batch at a time (keyset
+//! pagination on the id), each batch locked, changed, signed and committed with its audit rows
+//! in one transaction, with progress reported after each. `encrypt-existing` pipelines its
+//! batches instead (see [`super::backfill`]).
 
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -18,7 +20,8 @@ use crate::vault::Vault;
 
 /// Rows per batch unless told otherwise.
 pub const DEFAULT_BATCH_SIZE: usize = 200;
-/// Most rows per batch: five PII columns a row stay within security-svc's 5,000 batch items.
+/// Most rows per batch: five PII columns a row stay within security-svc's 5,000 batch items,
+/// and a batch's statements within PostgreSQL's limits.
 pub const MAX_BATCH_SIZE: usize = 1_000;
 /// How a run proceeds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,8 +54,18 @@ pub enum BatchError {
     #[error("could not prepare the run; nothing was changed: {0}")]
     Start(#[source] ApiError),
     /// A batch failed; it was rolled back and every batch before it is committed.
-    #[error("a batch failed and was rolled back (earlier batches are kept; rerun to resume): {0}")]
+    #[error("a batch failed and was rolled back (earlier batches are kept; rerun to resume): {}", with_cause(.0))]
     Batch(#[source] ApiError),
+}
+
+/// An error as an operator reads it: an unavailable dependency names why (timed out, refused).
+fn with_cause(error: &ApiError) -> String {
+    match error {
+        ApiError::Unavailable { dependency, cause } if !cause.is_empty() => {
+            format!("{dependency} is unavailable ({cause})")
+        }
+        other => other.to_string(),
+    }
 }
 
 /// Where a run stands, reported after every batch.
@@ -177,15 +190,13 @@ pub(super) async fn run_in_batches<T>(
         run.add(batch);
         on_progress(&run.progress(command, started));
     }
-    run.remaining = count(&mut conn).await.map_err(failed)?;
-    run.stopped_early &= run.remaining > run.left.len() as u64;
-    run.elapsed = started.elapsed();
-    Ok(run)
+    let remaining = count(&mut conn).await.map_err(failed)?;
+    Ok(run.finish(remaining, started))
 }
 
 impl<T> Run<T> {
     /// A run with `total` rows to do and none done.
-    fn starting(total: u64) -> Self {
+    pub(super) fn starting(total: u64) -> Self {
         Run {
             total,
             done: 0,
@@ -198,14 +209,14 @@ impl<T> Run<T> {
     }
 
     /// Counts a committed batch.
-    fn add(&mut self, batch: BatchOutcome<T>) {
+    pub(super) fn add(&mut self, batch: BatchOutcome<T>) {
         self.batches += 1;
         self.done += batch.done;
         self.left.extend(batch.left);
     }
 
     /// Where the run stands.
-    fn progress(&self, command: &'static str, started: Instant) -> Progress {
+    pub(super) fn progress(&self, command: &'static str, started: Instant) -> Progress {
         Progress {
             command,
             done: self.done + self.left.len() as u64,
@@ -213,6 +224,15 @@ impl<T> Run<T> {
             batches: self.batches,
             elapsed: started.elapsed(),
         }
+    }
+
+    /// The run as it ended, with `remaining` rows still to do: stopped early only if some of
+    /// them were not left on purpose.
+    pub(super) fn finish(mut self, remaining: u64, started: Instant) -> Self {
+        self.remaining = remaining;
+        self.stopped_early &= remaining > self.left.len() as u64;
+        self.elapsed = started.elapsed();
+        self
     }
 }
 
@@ -269,7 +289,7 @@ pub(super) async fn sign_and_write(
             events: Vec::new(),
         };
         let stored =
-            users_db::update_if_version(conn, row.id, row.owned.row_version, &owned, &event)
+            users_db::update_if_version(conn, row.id, row.owned.row_version, &owned, &event, None)
                 .await?;
         if stored.is_none() {
             // The row is locked by this transaction: it cannot have moved on.

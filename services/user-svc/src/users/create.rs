@@ -19,12 +19,17 @@ use crate::audit::AuditEvent;
 use crate::domain::roles::AdminRole;
 use crate::domain::status::Status;
 use crate::error::ApiError;
+use crate::idempotency::Completion;
 use crate::record::{NewUserRow, OwnedColumns, UserRow, now_micros};
 use crate::stored::Stored;
 use crate::vault::{PiiColumn, PlainField};
 
-/// `POST /api/users`.
-pub async fn create(ctx: &Ctx<'_>, body: Value) -> Result<UserView, ApiError> {
+/// `POST /api/users`; with `answer`, the idempotent request's answer is stored with the user.
+pub async fn create(
+    ctx: &Ctx<'_>,
+    body: Value,
+    answer: Option<&Completion>,
+) -> Result<UserView, ApiError> {
     let new = match input::new_user(body, today()) {
         Ok(new) => new,
         Err(invalid) => {
@@ -40,7 +45,7 @@ pub async fn create(ctx: &Ctx<'_>, body: Value) -> Result<UserView, ApiError> {
         status: Status::Pending,
         admin_role: None,
     };
-    insert_user(ctx, &actor, new, standing, reservation).await
+    insert_user(ctx, &actor, new, standing, reservation, answer).await
 }
 
 /// Creates the first manager of an installation (the `bootstrap-manager` command): refused
@@ -61,7 +66,7 @@ pub async fn bootstrap_manager(ctx: &Ctx<'_>, body: Value) -> Result<UserView, A
         status: Status::Active,
         admin_role: Some(AdminRole::Manager),
     };
-    insert_user(ctx, &actor, new, standing, None).await
+    insert_user(ctx, &actor, new, standing, None, None).await
 }
 
 /// The status and admin role a new user starts with.
@@ -78,6 +83,7 @@ async fn insert_user(
     new: NewUser,
     standing: Standing,
     reservation: Option<Reservation>,
+    answer: Option<&Completion>,
 ) -> Result<UserView, ApiError> {
     let id = reserve(ctx, &new, reservation).await?;
     let mut owned = new_columns(&new, standing);
@@ -90,7 +96,7 @@ async fn insert_user(
         updated_at: created_at,
         owned,
     };
-    let stored = store_new(ctx, actor, &new, &row).await?;
+    let stored = store_new(ctx, actor, &new, &row, answer).await?;
     ctx.state.totals.changed();
     Ok(view::build(
         &stored,
@@ -146,6 +152,7 @@ fn new_columns(new: &NewUser, standing: Standing) -> OwnedColumns {
         language: Some("en".into()),
         notifications_enabled: Some(true),
         pii_encrypted: true,
+        pii_erasable: true,
         row_version: 1,
         record_signature: None,
     };
@@ -191,12 +198,13 @@ async fn seal_new(
     Ok(plain)
 }
 
-/// Inserts the signed row with its audit record.
+/// Inserts the signed row with its audit record (and the idempotent request's answer).
 async fn store_new(
     ctx: &Ctx<'_>,
     actor: &Actor,
     new: &NewUser,
     row: &NewUserRow,
+    answer: Option<&Completion>,
 ) -> Result<UserRow, ApiError> {
     let mut changed_fields = vec![
         "sngine_email".to_owned(),
@@ -223,7 +231,7 @@ async fn store_new(
     };
     events::publish(&mut event, UserEventType::Created, outcome);
     let mut conn = ctx.conn().await?;
-    users_db::insert(&mut conn, row, &event)
+    users_db::insert(&mut conn, row, &event, answer)
         .await
         .map_err(stored_or_conflict)
 }

@@ -10,6 +10,7 @@ use vottery_server::db::Prepared;
 use crate::audit::{self, AuditEvent};
 use crate::domain::roles::{AdminRole, SubscriptionStatus, UserType};
 use crate::domain::status::Status;
+use crate::idempotency::Completion;
 use crate::record::{NewUserRow, OwnedColumns, UserRow};
 use crate::schema::vottery_users as users;
 
@@ -37,17 +38,20 @@ pub fn duplicate_of(error: &Error) -> Option<Duplicate> {
     }
 }
 
-/// Inserts a user and appends `event` to the user's audit chain, in one statement.
+/// Inserts a user and appends `event` to the user's audit chain, in one statement (which also
+/// stores the idempotent request's `answer`, when there is one).
 pub async fn insert(
     conn: &mut AsyncPgConnection,
     row: &NewUserRow,
     event: &AuditEvent<'_>,
+    answer: Option<&Completion>,
 ) -> QueryResult<UserRow> {
     audit::recording(
         diesel::insert_into(users::table)
             .values(row)
             .returning(UserRow::as_returning()),
         event,
+        answer,
     )?
     .get_result(conn)
     .await
@@ -78,13 +82,15 @@ pub async fn find_pair(
 }
 
 /// Writes the owned columns if the row is still at `expected_version`, and appends `event` to
-/// the user's audit chain, in one statement; `None` (and nothing written) if the row moved on.
+/// the user's audit chain (and stores the idempotent request's `answer`), in one statement;
+/// `None` (and nothing written) if the row moved on.
 pub async fn update_if_version(
     conn: &mut AsyncPgConnection,
     id: i32,
     expected_version: i64,
     owned: &OwnedColumns,
     event: &AuditEvent<'_>,
+    answer: Option<&Completion>,
 ) -> QueryResult<Option<UserRow>> {
     audit::recording(
         diesel::update(
@@ -95,6 +101,7 @@ pub async fn update_if_version(
         .set(owned)
         .returning(UserRow::as_returning()),
         event,
+        answer,
     )?
     .get_result(conn)
     .await
@@ -317,48 +324,126 @@ fn filtered(filters: &Filters) -> users::BoxedQuery<'static, Pg> {
     query
 }
 
-/// How many users match the filters (an index-only scan when the visibility map is current).
-pub async fn count(conn: &mut AsyncPgConnection, filters: &Filters) -> QueryResult<i64> {
-    Prepared(filtered(filters).count()).get_result(conn).await
+/// Where a page starts: a page number (rows skipped one by one), or just after or just before
+/// a user id (a range scan of the filters' index, whatever the depth).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Position {
+    Page(u32),
+    After(i32),
+    Before(i32),
 }
 
-/// A page of users in id order. The offset is walked over ids alone (an index-only scan of the
-/// primary key when no filter applies), and only the page's rows are read in full.
+/// Up to `limit` users in id order from `position`, and one more when there is one: the
+/// caller learns from it whether the list goes on past the page (on the side it was read
+/// towards). Only the page's rows are read in full.
 pub async fn page(
     conn: &mut AsyncPgConnection,
     filters: &Filters,
-    page: u32,
+    position: Position,
     limit: u32,
 ) -> QueryResult<Vec<UserRow>> {
-    Prepared(PageOfUsers::new(filters, page, limit))
+    Prepared(PageOfUsers::new(filters, position, limit))
         .load(conn)
         .await
+}
+
+/// How many users match the filters, counted up to `cap + 1` and no further: an index range
+/// scan that stops there, so a large list costs no more to total than a list of `cap` rows.
+pub async fn count_up_to(
+    conn: &mut AsyncPgConnection,
+    filters: &Filters,
+    cap: i64,
+) -> QueryResult<i64> {
+    Prepared(BoundedCount {
+        ids: filtered(filters).select(users::id),
+        cap,
+    })
+    .get_result(conn)
+    .await
+}
+
+/// How many users the planner expects to match the filters, from the table's statistics
+/// (`pg_class.reltuples` and the columns' value frequencies): no row is read.
+pub async fn estimate(conn: &mut AsyncPgConnection, filters: &Filters) -> QueryResult<i64> {
+    let plan: serde_json::Value = Prepared(Explained(filtered(filters).select(users::id)))
+        .get_result(conn)
+        .await?;
+    let rows = plan
+        .pointer("/0/Plan/Plan Rows")
+        .and_then(serde_json::Value::as_f64)
+        .unwrap_or(0.0);
+    Ok(rows.round() as i64)
+}
+
+/// `SELECT count(*) FROM (<ids> LIMIT <cap + 1>) AS matching`, the cap written into the
+/// statement so that its one generic plan knows how few rows it reads.
+struct BoundedCount {
+    ids: users::BoxedQuery<'static, Pg, diesel::sql_types::Integer>,
+    cap: i64,
+}
+
+impl QueryFragment<Pg> for BoundedCount {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("SELECT count(*) FROM (");
+        QueryFragment::<Pg>::walk_ast(&self.ids, out.reborrow())?;
+        out.push_sql(&format!(" LIMIT {}) AS matching", self.cap + 1));
+        Ok(())
+    }
+}
+
+impl Query for BoundedCount {
+    type SqlType = diesel::sql_types::BigInt;
+}
+
+/// `EXPLAIN (FORMAT JSON) <query>`: the plan, with the planner's row estimate, as JSON.
+struct Explained<Q>(Q);
+
+impl<Q: QueryFragment<Pg>> QueryFragment<Pg> for Explained<Q> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_sql("EXPLAIN (FORMAT JSON) ");
+        self.0.walk_ast(out.reborrow())
+    }
+}
+
+impl<Q> Query for Explained<Q> {
+    type SqlType = diesel::sql_types::Json;
 }
 
 /// Page sizes written into the page statement; any other is bound. Each written size is one
 /// more prepared statement per connection and filter combination, so they are few.
 const WRITTEN_PAGE_SIZES: [i64; 5] = [10, 20, 25, 50, 100];
 
-/// `SELECT <user row> FROM vottery_users WHERE id IN (<ids> LIMIT <limit> OFFSET $n) ORDER BY
-/// id`, prepared once per connection, filter combination and page size. The usual page sizes
-/// are written into the statement rather than bound: knowing the size, PostgreSQL keeps one
-/// generic plan (an index walk, then a lookup by key per row) instead of planning every page
-/// anew. Told only `LIMIT $n`, its generic plan expects a tenth of the table and reads all of
-/// it, so it plans each execution for its values.
+/// `SELECT <user row> FROM vottery_users WHERE id IN (<ids from the position> LIMIT <limit + 1>
+/// [OFFSET $n]) ORDER BY id`, prepared once per connection, filter combination, kind of position
+/// and page size. The usual page sizes are written into the statement rather than bound:
+/// knowing the size, PostgreSQL keeps one generic plan (an index range scan, then a lookup by
+/// key per row) instead of planning every page anew. Told only `LIMIT $n`, its generic plan
+/// expects a tenth of the table and reads all of it, so it plans each execution for its values.
 struct PageOfUsers {
     columns: diesel::dsl::AsSelect<UserRow, Pg>,
     ids: users::BoxedQuery<'static, Pg, diesel::sql_types::Integer>,
+    /// Rows read: the page and one more.
     limit: i64,
-    offset: i64,
+    /// Rows skipped first (page numbers only).
+    offset: Option<i64>,
 }
 
 impl PageOfUsers {
-    fn new(filters: &Filters, page: u32, limit: u32) -> Self {
+    fn new(filters: &Filters, position: Position, limit: u32) -> Self {
+        let ids = filtered(filters).select(users::id);
+        let (ids, offset) = match position {
+            Position::Page(page) => (
+                ids.order(users::id.asc()),
+                Some(i64::from(page.saturating_sub(1)) * i64::from(limit)),
+            ),
+            Position::After(id) => (ids.filter(users::id.gt(id)).order(users::id.asc()), None),
+            Position::Before(id) => (ids.filter(users::id.lt(id)).order(users::id.desc()), None),
+        };
         Self {
             columns: UserRow::as_select(),
-            ids: filtered(filters).select(users::id).order(users::id.asc()),
-            limit: i64::from(limit),
-            offset: i64::from(page.saturating_sub(1)) * i64::from(limit),
+            ids,
+            limit: i64::from(limit) + 1,
+            offset,
         }
     }
 }
@@ -369,14 +454,16 @@ impl QueryFragment<Pg> for PageOfUsers {
         QueryFragment::<Pg>::walk_ast(&self.columns, out.reborrow())?;
         out.push_sql(" FROM vottery_users WHERE vottery_users.id IN (");
         QueryFragment::<Pg>::walk_ast(&self.ids, out.reborrow())?;
-        if WRITTEN_PAGE_SIZES.contains(&self.limit) {
-            out.push_sql(&format!(" LIMIT {} OFFSET ", self.limit));
+        if WRITTEN_PAGE_SIZES.contains(&(self.limit - 1)) {
+            out.push_sql(&format!(" LIMIT {}", self.limit));
         } else {
             out.push_sql(" LIMIT ");
             out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.limit)?;
-            out.push_sql(" OFFSET ");
         }
-        out.push_bind_param::<diesel::sql_types::BigInt, _>(&self.offset)?;
+        if let Some(offset) = &self.offset {
+            out.push_sql(" OFFSET ");
+            out.push_bind_param::<diesel::sql_types::BigInt, _>(offset)?;
+        }
         out.push_sql(") ORDER BY vottery_users.id");
         Ok(())
     }
@@ -390,25 +477,43 @@ impl Query for PageOfUsers {
 mod tests {
     use super::*;
 
-    fn page_sql(filters: &Filters, limit: u32) -> String {
-        diesel::debug_query::<Pg, _>(&PageOfUsers::new(filters, 3, limit)).to_string()
+    fn page_sql(filters: &Filters, position: Position, limit: u32) -> String {
+        diesel::debug_query::<Pg, _>(&PageOfUsers::new(filters, position, limit)).to_string()
     }
 
     #[test]
     fn usual_page_sizes_are_written_into_the_page_statement_and_others_bound() {
         let unfiltered = Filters::default();
-        let sql = page_sql(&unfiltered, 20);
-        assert!(sql.contains(" LIMIT 20 OFFSET $1)"), "{sql}");
+        let sql = page_sql(&unfiltered, Position::Page(3), 20);
+        assert!(sql.contains(" LIMIT 21 OFFSET $1)"), "{sql}");
         assert!(sql.contains("binds: [40]"), "{sql}");
-        let sql = page_sql(&unfiltered, 7);
+        let sql = page_sql(&unfiltered, Position::Page(3), 7);
         assert!(sql.contains(" LIMIT $1 OFFSET $2)"), "{sql}");
-        assert!(sql.contains("binds: [7, 14]"), "{sql}");
+        assert!(sql.contains("binds: [8, 14]"), "{sql}");
         let active = Filters {
             status: Some(Status::Active),
             ..Filters::default()
         };
-        let sql = page_sql(&active, 100);
+        let sql = page_sql(&active, Position::Page(3), 100);
         assert!(sql.contains("\"status\" = $1"), "{sql}");
-        assert!(sql.contains(" LIMIT 100 OFFSET $2)"), "{sql}");
+        assert!(sql.contains(" LIMIT 101 OFFSET $2)"), "{sql}");
+    }
+
+    #[test]
+    fn cursor_pages_are_range_scans_without_an_offset() {
+        let active = Filters {
+            status: Some(Status::Active),
+            ..Filters::default()
+        };
+        let sql = page_sql(&active, Position::After(800_000), 20);
+        assert!(sql.contains("\"id\" > $2)) ORDER BY"), "{sql}");
+        assert!(sql.contains(" ASC LIMIT 21)"), "{sql}");
+        assert!(!sql.contains("OFFSET"), "{sql}");
+        let sql = page_sql(&active, Position::Before(800_000), 20);
+        assert!(sql.contains("\"id\" < $2)) ORDER BY"), "{sql}");
+        assert!(
+            sql.contains(" DESC LIMIT 21) ORDER BY vottery_users.id"),
+            "{sql}"
+        );
     }
 }

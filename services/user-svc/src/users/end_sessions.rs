@@ -13,10 +13,17 @@ use super::db::{self as users_db, sessions as sessions_db};
 use super::events::{self, Outcome};
 use crate::audit::{self, AuditEvent};
 use crate::error::ApiError;
+use crate::idempotency::{self, Completion};
 
 /// `DELETE /api/users/:id/sessions/:session_id`. Idempotent: ending an ended session succeeds
-/// alike; a session the user does not have is 404.
-pub async fn end_session(ctx: &Ctx<'_>, id: i32, session_id: i32) -> Result<(), ApiError> {
+/// alike; a session the user does not have is 404. With `answer`, the idempotent request's
+/// answer is stored in the same transaction.
+pub async fn end_session(
+    ctx: &Ctx<'_>,
+    id: i32,
+    session_id: i32,
+    answer: Option<&Completion>,
+) -> Result<(), ApiError> {
     let actor = allowed_actor(ctx, id).await?;
     let label = actor.label();
     let mut conn = ctx.conn().await?;
@@ -31,13 +38,19 @@ pub async fn end_session(ctx: &Ctx<'_>, id: i32, session_id: i32) -> Result<(), 
             ..ctx.audit_event(&actor, &label, id, "session.end")
         };
         publish_revoked(&mut event, ended);
-        Ok(audit::append(conn, &event).await?)
+        audit::append(conn, &event).await?;
+        Ok(idempotency::complete(conn, answer, None).await?)
     })
     .await
 }
 
-/// `DELETE /api/users/:id/sessions`: ends every active session of the user.
-pub async fn end_sessions(ctx: &Ctx<'_>, id: i32) -> Result<SessionsEnded, ApiError> {
+/// `DELETE /api/users/:id/sessions`: ends every active session of the user. With `answer`, the
+/// idempotent request's answer (the count) is stored in the same transaction.
+pub async fn end_sessions(
+    ctx: &Ctx<'_>,
+    id: i32,
+    answer: Option<&Completion>,
+) -> Result<SessionsEnded, ApiError> {
     let actor = allowed_actor(ctx, id).await?;
     let label = actor.label();
     let mut conn = ctx.conn().await?;
@@ -50,7 +63,10 @@ pub async fn end_sessions(ctx: &Ctx<'_>, id: i32) -> Result<SessionsEnded, ApiEr
         };
         publish_revoked(&mut event, sessions_ended);
         audit::append(conn, &event).await?;
-        Ok(SessionsEnded { sessions_ended })
+        let ended = SessionsEnded { sessions_ended };
+        let body = answer.map(|_| json!(ended));
+        idempotency::complete(conn, answer, body.as_ref()).await?;
+        Ok(ended)
     })
     .await
 }

@@ -1,6 +1,11 @@
 //! Request bodies and queries, read field by field into domain values so that every bad field
 //! is named in one answer: unknown fields, wrong types, invalid values, the Sngine aliases
 //! (`user_gender`, `user_country`, `user_birthdate`) and the refused `user_age`.
+//!
+//! The bodies' contract is `vottery_common::users` (`CreateUser`, `ProfileUpdate`,
+//! `StatusUpdate`, `RoleUpdate`): its schemas state the rules applied here (enums, formats,
+//! patterns, lengths) and feed the OpenAPI document. The `openapi` tests hold the two together:
+//! the documented enums are the domain's values, and bodies made from the document pass here.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
 use serde_json::{Map, Value};
@@ -434,7 +439,12 @@ pub fn role_update(body: Value) -> Result<RoleChanges, ApiError> {
 #[derive(Debug, Clone, Default)]
 pub struct ListQuery {
     pub page: u32,
+    /// `page` was given (not the default).
+    pub page_given: bool,
     pub limit: u32,
+    /// `after` and `before`: list cursors, as given; read by [`super::list_cursor`].
+    pub after: Option<String>,
+    pub before: Option<String>,
     pub status: Option<Status>,
     pub user_type: Option<UserType>,
     pub admin_role: Option<AdminRole>,
@@ -492,7 +502,12 @@ impl ListQuery {
     /// Reads one query parameter (the filters only when `filters`), noting what is wrong.
     fn read(&mut self, key: &str, value: &str, filters: bool, errors: &mut Vec<FieldError>) {
         match key {
-            "page" => self.page = page_number("page", value, None, errors).unwrap_or(1),
+            "page" => {
+                self.page = page_number("page", value, None, errors).unwrap_or(1);
+                self.page_given = true;
+            }
+            "after" if filters => self.after = Some(value.to_owned()),
+            "before" if filters => self.before = Some(value.to_owned()),
             "limit" => {
                 self.limit = page_number("limit", value, Some(MAX_LIMIT), errors).unwrap_or(20)
             }

@@ -4,7 +4,7 @@
 
 use crate::domain::contact::{Email, Phone};
 use crate::record::{OwnedColumns, UserRow};
-use crate::vault::{PiiColumn, SealedField};
+use crate::vault::{PiiColumn, PiiScope, SealedField};
 
 /// PII in plaintext, for one row.
 #[derive(Debug, Clone, Default)]
@@ -14,6 +14,8 @@ pub struct Pii {
     pub first_name: Option<String>,
     pub last_name: Option<String>,
     pub date_of_birth: Option<String>,
+    /// The user was erased: their PII key is destroyed and every value above is gone for good.
+    pub erased: bool,
 }
 
 impl Pii {
@@ -42,6 +44,16 @@ impl Pii {
 /// Whether a row's PII columns still hold plaintext (written before this service).
 pub fn is_legacy(row: &UserRow) -> bool {
     !row.owned.pii_encrypted
+}
+
+/// The key a row's PII is (or, for a legacy row, will be) encrypted under: its user's own
+/// context key, or, for a row encrypted before per-user keys, the shared key.
+pub fn scope_of(row: &UserRow) -> PiiScope {
+    if row.owned.pii_encrypted && !row.owned.pii_erasable {
+        PiiScope::Shared
+    } else {
+        PiiScope::PerUser
+    }
 }
 
 /// The PII columns of a legacy row, as stored (plaintext).

@@ -2,7 +2,10 @@
 //! keys, so that the older versions can then be retired (`min_decryption_version`) or trimmed.
 //!
 //! A row is due when one of its PII ciphertexts, or its signature, was made with an older
-//! version than its key's latest. Rows are taken in id order, a batch at a time (keyset
+//! version than its key's latest, or when its PII is still under the shared PII key, from
+//! before each user had a key of their own: such a row's values are decrypted under the shared
+//! key and encrypted again under the user's own context key (two batched calls), so that
+//! erasing the user later shreds them. Rows are taken in id order, a batch at a time (keyset
 //! pagination on the id), each batch locked and committed with its audit rows in one
 //! transaction. The batch's old ciphertexts are rewrapped by security-svc in one `rewrap` call
 //! (bound to the same row and column; the plaintext never leaves security-svc), and its rows
@@ -26,12 +29,12 @@ use super::batches::{
     sign_and_write,
 };
 use super::db::batches as db;
-use super::pii::{sealed_fields, set_column};
+use super::pii::{scope_of, sealed_fields, set_column};
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::record::UserRow;
 use crate::startup::AppState;
-use crate::vault::{SealedField, Vault, key_version};
+use crate::vault::{PiiScope, PlainField, SealedField, Vault, key_version};
 
 /// Who the audit trail names as the actor.
 const ACTOR: &str = "rewrap";
@@ -187,7 +190,11 @@ async fn rewrap_rows(
     rows: &[UserRow],
 ) -> Result<(u64, Vec<LeftRow>), ApiError> {
     let (intact, mut left) = intact_rows(vault, meta, rows).await?;
-    let mut changes = rewrapped_columns(vault, meta, targets, &intact, &mut left).await?;
+    let (shared, own): (Vec<&UserRow>, Vec<&UserRow>) = intact
+        .into_iter()
+        .partition(|row| scope_of(row) == PiiScope::Shared);
+    let mut changes = rewrapped_columns(vault, meta, targets, &own, &mut left).await?;
+    changes.extend(moved_to_own_keys(vault, meta, &shared, &mut left).await?);
     // One sign call for every row left to write; each is written with its audit row.
     for (row, owned, columns) in &mut changes {
         owned.row_version = row.owned.row_version + 1;
@@ -285,4 +292,83 @@ async fn rewrapped_columns<'a>(
         }
     }
     Ok(updated.into_iter().flatten().collect())
+}
+
+/// Moves rows from the shared PII key onto their users' own context keys: one decrypt call
+/// under the shared key, one encrypt call under the users' keys. Returns each row whose values
+/// all moved, with its new columns (unsigned); the others are added to `left`.
+async fn moved_to_own_keys<'a>(
+    vault: &Vault,
+    meta: &RequestMeta,
+    shared: &[&'a UserRow],
+    left: &mut Vec<LeftRow>,
+) -> Result<Vec<RowChange<'a>>, ApiError> {
+    let sealed: Vec<(usize, SealedField<'a>)> = shared
+        .iter()
+        .enumerate()
+        .flat_map(|(index, row)| {
+            sealed_fields(row)
+                .into_iter()
+                .map(move |field| (index, field))
+        })
+        .collect();
+    let fields: Vec<SealedField<'_>> = sealed.iter().map(|(_, field)| *field).collect();
+    let plain = vault
+        .decrypt_in(&meta.request_id, PiiScope::Shared, &fields)
+        .await?;
+    let mut readable = vec![true; shared.len()];
+    for ((index, field), value) in sealed.iter().zip(&plain) {
+        if let Err(reason) = value {
+            tracing::warn!(
+                user_id = field.user_id,
+                column = field.column.column(),
+                %reason,
+                "stored ciphertext could not be decrypted under the shared key; the record is left as it is"
+            );
+            readable[*index] = false;
+        }
+    }
+    let to_encrypt: Vec<(usize, PlainField<'_>)> = sealed
+        .iter()
+        .zip(&plain)
+        .filter(|((index, _), _)| readable[*index])
+        .filter_map(|((index, field), value)| {
+            let value = value.as_deref().ok()?;
+            Some((
+                *index,
+                PlainField {
+                    user_id: field.user_id,
+                    column: field.column,
+                    value,
+                },
+            ))
+        })
+        .collect();
+    let plain_fields: Vec<PlainField<'_>> = to_encrypt.iter().map(|(_, field)| *field).collect();
+    let ciphertexts = vault.encrypt(&meta.request_id, &plain_fields).await?;
+    let mut changes: Vec<RowChange<'a>> = shared
+        .iter()
+        .map(|row| {
+            let mut owned = row.owned.clone();
+            owned.pii_erasable = true;
+            (*row, owned, vec!["pii_erasable".to_owned()])
+        })
+        .collect();
+    for ((index, field), ciphertext) in to_encrypt.iter().zip(ciphertexts) {
+        let (_, owned, columns) = &mut changes[*index];
+        set_column(owned, field.column, Some(ciphertext));
+        columns.push(field.column.column().to_owned());
+    }
+    let mut moved = Vec::with_capacity(shared.len());
+    for (change, readable) in changes.into_iter().zip(readable) {
+        if readable {
+            moved.push(change);
+        } else {
+            left.push(LeftRow {
+                user_id: change.0.id,
+                reason: LeftReason::NotRewrapped,
+            });
+        }
+    }
+    Ok(moved)
 }

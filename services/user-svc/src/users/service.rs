@@ -9,6 +9,7 @@ pub use super::context::Ctx;
 pub use super::create::{bootstrap_manager, create};
 pub use super::delete::delete;
 pub use super::end_sessions::{end_session, end_sessions};
+pub use super::erase::{AUDIT_ACTION as ERASE_ACTION, erase};
 pub use super::export::export;
 pub use super::feed::events;
 pub use super::read::{audit_trail, get, list};

@@ -1,5 +1,6 @@
 //! Changing a stored user: `PUT /api/users/:id/profile`, `/status` and `/role`. Each plans its
-//! change against the row as read; [`super::write`] encrypts, signs and stores it.
+//! change against the row as read; [`super::write`] encrypts, signs and stores it (with the
+//! idempotent request's `answer`, when there is one).
 
 use serde_json::{Value, json};
 use vottery_common::events::{Transition, UserEventType};
@@ -13,6 +14,7 @@ use super::write::{Write, write_user};
 use crate::domain::roles::AdminRole;
 use crate::domain::status::{Status, allowed_moves};
 use crate::error::ApiError;
+use crate::idempotency::Completion;
 use crate::record::{OwnedColumns, UserRow};
 use crate::stored::Stored;
 use crate::vault::PiiColumn;
@@ -23,9 +25,10 @@ pub async fn update_profile(
     id: i32,
     body: Value,
     if_match: Option<i64>,
+    answer: Option<&Completion>,
 ) -> Result<UserView, ApiError> {
     let changes = input::profile_update(body, today())?;
-    write_user(ctx, id, if_match, |actor, target| {
+    write_user(ctx, id, if_match, answer, |actor, target| {
         actor.may_edit_profile(&Target::of(target))?;
         let mut owned = target.owned.clone();
         apply_profile(&mut owned, &changes);
@@ -83,9 +86,10 @@ pub async fn update_status(
     id: i32,
     body: Value,
     if_match: Option<i64>,
+    answer: Option<&Completion>,
 ) -> Result<UserView, ApiError> {
     let wanted = input::status_update(body)?;
-    write_user(ctx, id, if_match, |actor, target| {
+    write_user(ctx, id, if_match, answer, |actor, target| {
         let target_info = Target::of(target);
         let changer = actor.status_changer(&target_info)?;
         let allowed = allowed_moves(target_info.status, changer);
@@ -120,9 +124,10 @@ pub async fn update_role(
     id: i32,
     body: Value,
     if_match: Option<i64>,
+    answer: Option<&Completion>,
 ) -> Result<UserView, ApiError> {
     let changes: RoleChanges = input::role_update(body)?;
-    write_user(ctx, id, if_match, |actor, target| {
+    write_user(ctx, id, if_match, answer, |actor, target| {
         let info = Target::of(target);
         actor.may_change_role(&info, changes.admin_role)?;
         Ok(Write {

@@ -1,13 +1,15 @@
 //! Turns stored rows into responses: PII decrypted in one batched call, signatures checked
 //! together, `age` derived, contacts masked for low ranks. A value that fails to
-//! decrypt (a ciphertext from another row or column) is reported, never shown.
+//! decrypt (a ciphertext from another row or column) is reported, never shown. A user whose
+//! PII key was destroyed (erased, the row not yet deleted, or read from a restored backup)
+//! reads with those fields null and `erased: true`, not as an integrity failure.
 
 use chrono::{NaiveDate, NaiveDateTime};
 use vottery_common::problem::FieldError;
 use vottery_common::users::{SignatureCheck, UserView};
 
 use super::actor::Contacts;
-use super::pii::{Pii, is_legacy, sealed_fields};
+use super::pii::{Pii, is_legacy, scope_of, sealed_fields};
 use crate::domain::contact::{Email, Phone};
 use crate::domain::profile::age;
 use crate::domain::roles::{SubscriptionStatus, UserType};
@@ -15,7 +17,7 @@ use crate::domain::status::Status;
 use crate::error::ApiError;
 use crate::record::UserRow;
 use crate::stored::{Stored, StoredText};
-use crate::vault::{SIGNATURE_ALGORITHM, SealedField, Vault, key_version};
+use crate::vault::{PiiScope, SIGNATURE_ALGORITHM, SealedField, Vault, is_erased, key_version};
 
 /// A typed column's text as stored, or the column's default when it is null.
 fn stored_text<T: StoredText>(value: &Option<Stored<T>>, default: T) -> String {
@@ -69,7 +71,7 @@ pub fn build(
         .date_of_birth
         .as_deref()
         .and_then(|text| NaiveDate::parse_from_str(text, "%Y-%m-%d").ok());
-    let (email, phone) = shown_contacts(pii.email, pii.phone, contacts);
+    let (email, phone) = shown_contacts(pii.email.clone(), pii.phone.clone(), contacts);
     UserView {
         id: row.id,
         sngine_email: email,
@@ -87,8 +89,8 @@ pub fn build(
         subscription_status: stored_text(&owned.subscription_status, SubscriptionStatus::Free),
         subscription_plan: owned.subscription_plan.clone(),
         subscription_expires_at: utc(owned.subscription_expires_at),
-        first_name: pii.first_name,
-        last_name: pii.last_name,
+        first_name: pii.first_name.clone(),
+        last_name: pii.last_name.clone(),
         date_of_birth,
         age: date_of_birth.map(|born| age(born, today)),
         gender: owned.gender.clone(),
@@ -104,6 +106,7 @@ pub fn build(
         version: owned.row_version,
         signature: signature_check(row, signature_valid),
         contacts_masked: contacts == Contacts::Masked,
+        erased: pii.erased,
         integrity_errors,
     }
 }
@@ -142,7 +145,7 @@ pub async fn render(
 ) -> Result<Vec<UserView>, ApiError> {
     let checks = Checks::of(rows);
     let (decrypted, verified) = tokio::try_join!(
-        vault.decrypt(request_id, &checks.sealed),
+        vault.decrypt_scoped(request_id, &checks.sealed),
         vault.verify(request_id, &checks.signed)
     )?;
     let (pii, withheld) = checks.decrypted(rows, decrypted);
@@ -161,7 +164,7 @@ pub async fn render(
 /// What rendering rows asks security-svc: every ciphertext to decrypt and every signature to
 /// check, each with the index of its row.
 struct Checks<'a> {
-    sealed: Vec<SealedField<'a>>,
+    sealed: Vec<(PiiScope, SealedField<'a>)>,
     owners: Vec<usize>,
     signed: Vec<([u8; 32], &'a str)>,
     signed_rows: Vec<usize>,
@@ -179,7 +182,7 @@ impl<'a> Checks<'a> {
             if !is_legacy(row) {
                 for field in sealed_fields(row) {
                     checks.owners.push(index);
-                    checks.sealed.push(field);
+                    checks.sealed.push((scope_of(row), field));
                 }
             }
             if let Some(signature) = row.owned.record_signature.as_deref() {
@@ -208,9 +211,10 @@ impl<'a> Checks<'a> {
             })
             .collect();
         let mut withheld: Vec<Vec<FieldError>> = vec![Vec::new(); rows.len()];
-        for ((index, field), result) in self.owners.iter().zip(&self.sealed).zip(decrypted) {
+        for ((index, (_, field)), result) in self.owners.iter().zip(&self.sealed).zip(decrypted) {
             match result {
                 Ok(value) => pii[*index].set(field.column, Some(value)),
+                Err(reason) if is_erased(&reason) => pii[*index].erased = true,
                 Err(reason) => {
                     tracing::warn!(
                         user_id = field.user_id,

@@ -14,12 +14,15 @@ use super::context::{Ctx, today};
 use super::db::{self as users_db, Duplicate};
 use super::end_sessions::end_all_with;
 use super::events::{self, Outcome};
-use super::pii::{IndexedContact, Pii, is_legacy, legacy_values, sealed_fields, set_column};
+use super::pii::{
+    IndexedContact, Pii, is_legacy, legacy_values, scope_of, sealed_fields, set_column,
+};
 use super::view::{self, Integrity};
 use crate::audit::AuditEvent;
 use crate::error::ApiError;
+use crate::idempotency::Completion;
 use crate::record::{OwnedColumns, UserRow, record_digest};
-use crate::vault::{PiiColumn, PlainField, SealedField};
+use crate::vault::{PiiColumn, PiiScope, PlainField, SealedField, erased_user, is_erased};
 
 /// How often a write is tried when other writes to the same user land first. Each lost attempt
 /// means another write committed during it, and one commit spoils at most one attempt of each
@@ -47,11 +50,13 @@ pub(super) struct Write {
 }
 
 /// Runs a write with optimistic concurrency: the plan is made against the current row, and
-/// re-made if another write lands first. `If-Match` turns a moved version into 412.
+/// re-made if another write lands first. `If-Match` turns a moved version into 412. With
+/// `answer`, the write that lands stores the idempotent request's answer.
 pub(super) async fn write_user(
     ctx: &Ctx<'_>,
     target_id: i32,
     if_match: Option<i64>,
+    answer: Option<&Completion>,
     plan: impl Fn(&Actor, &UserRow) -> Result<Write, ApiError>,
 ) -> Result<UserView, ApiError> {
     for attempt in 0..WRITE_ATTEMPTS {
@@ -61,7 +66,7 @@ pub(super) async fn write_user(
         let (actor, target) = ctx.load_existing(target_id).await?;
         check_if_match(if_match, &target)?;
         let write = plan(&actor, &target)?;
-        if let Some((row, plain)) = persist(ctx, &actor, &target, write).await? {
+        if let Some((row, plain)) = persist(ctx, &actor, &target, write, answer).await? {
             return Ok(view::build(
                 &row,
                 plain,
@@ -110,13 +115,14 @@ async fn persist(
     actor: &Actor,
     target: &UserRow,
     write: Write,
+    answer: Option<&Completion>,
 ) -> Result<Option<(UserRow, Pii)>, ApiError> {
     let mut sealing = Sealing::plan(target, &write.pii);
     let sealed = sealing.run(ctx).await?;
     let mut owned = sealing.store_in(&write, sealed);
     owned.row_version = target.owned.row_version + 1;
     sign_record(ctx, target.id, &target.created_at, &mut owned).await?;
-    let stored = store(ctx, actor, target, &write, &owned).await?;
+    let stored = store(ctx, actor, target, &write, &owned, answer).await?;
     if stored.is_some() {
         ctx.state.totals.changed();
     }
@@ -205,11 +211,17 @@ impl<'a> Sealing<'a> {
                 _ => Vec::new(),
             };
         let (ciphertexts, decrypted, indexes, verified) = tokio::try_join!(
-            vault.encrypt(ctx.request_id(), &plain_fields),
-            vault.decrypt(ctx.request_id(), &self.kept),
+            vault.encrypt_in(ctx.request_id(), scope_of(target), &plain_fields),
+            vault.decrypt_in(ctx.request_id(), scope_of(target), &self.kept),
             vault.blind_indexes(ctx.request_id(), &index_inputs),
             vault.verify(ctx.request_id(), &current_signature),
         )?;
+        if decrypted
+            .iter()
+            .any(|value| value.as_ref().is_err_and(|reason| is_erased(reason)))
+        {
+            return Err(erased_user(target.id));
+        }
         let intact = verified.first() == Some(&true) && decrypted.iter().all(Result::is_ok);
         if !is_legacy(target) && !intact {
             return Err(fails_integrity_check(target.id));
@@ -237,6 +249,7 @@ impl<'a> Sealing<'a> {
             contact.set_index(&mut owned, index);
         }
         owned.pii_encrypted = true;
+        owned.pii_erasable = scope_of(self.target) == PiiScope::PerUser;
         owned.record_signature = None;
         owned
     }
@@ -282,6 +295,7 @@ async fn store(
     target: &UserRow,
     write: &Write,
     owned: &OwnedColumns,
+    answer: Option<&Completion>,
 ) -> Result<Option<UserRow>, ApiError> {
     let label = actor.label();
     let mut event = AuditEvent {
@@ -297,7 +311,7 @@ async fn store(
     events::publish(&mut event, write.event, outcome);
     let expected = target.owned.row_version;
     let update = async |conn: &mut AsyncPgConnection, event: &AuditEvent<'_>| {
-        users_db::update_if_version(conn, target.id, expected, owned, event)
+        users_db::update_if_version(conn, target.id, expected, owned, event, answer)
             .await
             .map_err(stored_or_conflict)
     };

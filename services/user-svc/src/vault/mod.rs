@@ -1,8 +1,10 @@
-//! Every call user-svc makes to security-svc: PII encryption bound to row and column, blind
-//! indexes, record signatures. Each method is one batched call, whatever the number of values;
-//! record signatures are checked here with the signing key's public halves ([`record_keys`]).
+//! Every call user-svc makes to security-svc: PII encryption bound to row and column and kept
+//! under each user's own context key ([`subjects`]), blind indexes, record signatures. Each
+//! method is one batched call per key, whatever the number of values; record signatures are
+//! checked here with the signing key's public halves ([`record_keys`]).
 
 mod record_keys;
+mod subjects;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +19,7 @@ use vottery_common::transit::{
 use crate::configuration::SecuritySettings;
 use crate::error::ApiError;
 use record_keys::RecordKeys;
+pub use subjects::{PiiScope, erased_user, is_erased};
 
 /// A column that holds encrypted PII.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -79,6 +82,7 @@ const INDEX_KEY_VERSION: i64 = 1;
 pub struct Vault {
     client: SecurityClient,
     pii_key: String,
+    shared_pii_key: String,
     index_key: String,
     signing_key: String,
     record_keys: Arc<RecordKeys>,
@@ -88,14 +92,14 @@ fn b64(bytes: &[u8]) -> String {
     STANDARD.encode(bytes)
 }
 
-fn failed(error: ClientError) -> ApiError {
+pub(crate) fn failed(error: ClientError) -> ApiError {
     match error {
         ClientError::Sealed | ClientError::Unavailable(_) => ApiError::Unavailable {
             dependency: "security-svc",
             cause: error.to_string(),
         },
         ClientError::Forbidden => ApiError::Internal(anyhow::anyhow!(
-            "security-svc denied user-svc's token: its policy must allow read, encrypt, decrypt, hmac, sign and verify on the user keys"
+            "security-svc denied user-svc's token: its policy must allow read, encrypt, decrypt, rewrap, hmac, sign, verify and destroy-context on the user keys"
         )),
         other => ApiError::Internal(anyhow::anyhow!("security-svc call failed: {other}")),
     }
@@ -114,6 +118,11 @@ impl Vault {
         Ok(Self {
             client,
             pii_key: settings.pii_key.clone(),
+            shared_pii_key: if settings.shared_pii_key.is_empty() {
+                settings.pii_key.clone()
+            } else {
+                settings.shared_pii_key.clone()
+            },
             index_key: settings.index_key.clone(),
             signing_key: settings.signing_key.clone(),
             record_keys: Arc::new(RecordKeys::new(
@@ -128,10 +137,22 @@ impl Vault {
         &self.client
     }
 
-    /// Encrypts values bound to their row and column; ciphertexts in input order.
+    /// Encrypts values bound to their row and column, each under its user's own context key;
+    /// ciphertexts in input order.
     pub async fn encrypt(
         &self,
         request_id: &str,
+        fields: &[PlainField<'_>],
+    ) -> Result<Vec<String>, ApiError> {
+        self.encrypt_in(request_id, PiiScope::PerUser, fields).await
+    }
+
+    /// Encrypts values bound to their row and column under `scope`'s key; ciphertexts in
+    /// input order.
+    pub async fn encrypt_in(
+        &self,
+        request_id: &str,
+        scope: PiiScope,
         fields: &[PlainField<'_>],
     ) -> Result<Vec<String>, ApiError> {
         if fields.is_empty() {
@@ -142,30 +163,44 @@ impl Vault {
             .map(|field| EncryptItem {
                 plaintext: Some(b64(field.value.as_bytes())),
                 associated_data: bound_to(field.user_id, field.column),
+                context: scope.context(field.user_id),
                 ..Default::default()
             })
             .collect();
         let results = self
             .client
             .call(Some(request_id))
-            .encrypt_batch(&self.pii_key, items)
+            .encrypt_batch(self.key_of(scope), items)
             .await
             .map_err(failed)?;
         results
             .into_iter()
-            .map(|result| {
-                result
-                    .ciphertext
-                    .ok_or_else(|| item_failed("encrypt", result.error))
+            .zip(fields)
+            .map(|(result, field)| {
+                result.ciphertext.ok_or_else(|| match result.error {
+                    Some(reason) if is_erased(&reason) => erased_user(field.user_id),
+                    reason => item_failed("encrypt", reason),
+                })
             })
             .collect()
     }
 
-    /// Decrypts stored ciphertexts; each result is the value, or why it could not be read
-    /// (a ciphertext from another row or column, a tampered value).
+    /// Decrypts stored ciphertexts made under each user's own context key; each result is the
+    /// value, or why it could not be read (a ciphertext from another row or column, a tampered
+    /// value, an erased user: see [`is_erased`]).
     pub async fn decrypt(
         &self,
         request_id: &str,
+        fields: &[SealedField<'_>],
+    ) -> Result<Vec<Result<String, String>>, ApiError> {
+        self.decrypt_in(request_id, PiiScope::PerUser, fields).await
+    }
+
+    /// [`Vault::decrypt`] for ciphertexts made under `scope`'s key.
+    pub async fn decrypt_in(
+        &self,
+        request_id: &str,
+        scope: PiiScope,
         fields: &[SealedField<'_>],
     ) -> Result<Vec<Result<String, String>>, ApiError> {
         if fields.is_empty() {
@@ -176,13 +211,14 @@ impl Vault {
             .map(|field| DecryptItem {
                 ciphertext: Some(field.ciphertext.to_owned()),
                 associated_data: bound_to(field.user_id, field.column),
+                context: scope.context(field.user_id),
                 ..Default::default()
             })
             .collect();
         let results = self
             .client
             .call(Some(request_id))
-            .decrypt_batch(&self.pii_key, items)
+            .decrypt_batch(self.key_of(scope), items)
             .await
             .map_err(failed)?;
         if results.len() != fields.len() {
@@ -201,8 +237,8 @@ impl Vault {
             .collect())
     }
 
-    /// Moves stored ciphertexts onto the PII key's latest version, inside security-svc (the
-    /// plaintext never leaves it); each result is the new ciphertext, or why it could not be
+    /// Moves stored ciphertexts onto the PII key's latest version under the same user's
+    /// context key, inside security-svc (the plaintext never leaves it); each result is the new ciphertext, or why it could not be
     /// made (a ciphertext from another row or column, or of a retired version).
     pub async fn rewrap(
         &self,
@@ -217,6 +253,7 @@ impl Vault {
             .map(|field| RewrapItem {
                 ciphertext: Some(field.ciphertext.to_owned()),
                 associated_data: bound_to(field.user_id, field.column),
+                context: PiiScope::PerUser.context(field.user_id),
                 ..Default::default()
             })
             .collect();

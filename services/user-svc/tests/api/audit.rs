@@ -358,3 +358,67 @@ async fn auditors_and_above_read_audit_trails() {
         .await
         .assert_invalid(&["status"]);
 }
+
+#[tokio::test]
+async fn a_chain_read_while_rows_are_appended_is_whole() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    let path = format!("/api/users/{}/profile", user.id);
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let writer = |writer: usize| {
+        let (app, path, done) = (&app, &path, &done);
+        async move {
+            for round in 0..25 {
+                let city = format!("City {writer}-{round}");
+                let reply = app
+                    .put(path, &app.manager.token, json!({ "city": city }))
+                    .await;
+                // Four writers on one user: a write may lose every retry to the others (409).
+                assert!([200, 409].contains(&reply.status), "{}", reply.text);
+            }
+            done.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    };
+    let reads = async {
+        let mut conn = app.database.connect().await;
+        let mut checks = 0;
+        while done.load(std::sync::atomic::Ordering::SeqCst) < 4 && checks < 5_000 {
+            let check = user_svc::audit::verify_chain(&mut conn, user.id)
+                .await
+                .expect("the chain reads");
+            assert!(check.valid, "checked while rows were appended: {check:?}");
+            checks += 1;
+        }
+        checks
+    };
+    let (.., checks) = tokio::join!(writer(0), writer(1), writer(2), writer(3), reads);
+    assert!(checks > 10, "only {checks} checks ran during the writes");
+    let reply = app
+        .get(
+            &format!("/api/users/{}/export", user.id),
+            &app.manager.token,
+        )
+        .await;
+    let export = reply.expect(200);
+    assert_eq!(export["audit_chain"]["valid"], json!(true));
+}
+
+#[tokio::test]
+async fn a_refused_attempt_naming_a_field_with_a_nul_is_still_recorded() {
+    let app = spawn_app().await;
+    let refusals =
+        "SELECT count(*) FROM vottery_audit_logs WHERE action = 'user.create' AND NOT success";
+    let before = app.count(refusals).await;
+    app.post(
+        "/api/users",
+        SERVICE_TOKEN,
+        json!({"sngine_email": "nul@example.com", "sngine_phone": "+15550001234", "city\u{0}": "x"}),
+    )
+    .await
+    .problem(422);
+    assert_eq!(app.count(refusals).await, before + 1);
+    let stored = app
+        .count("SELECT count(*) FROM vottery_audit_logs WHERE details->'changed_fields' ? 'city\u{FFFD}'")
+        .await;
+    assert_eq!(stored, 1);
+}

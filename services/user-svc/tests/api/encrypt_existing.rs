@@ -449,3 +449,82 @@ async fn rows_whose_contacts_collide_are_skipped_and_reported() {
     );
     assert_eq!(fingerprint(&app).await, before);
 }
+
+#[tokio::test]
+async fn the_largest_batches_go_through_and_every_row_is_audited_once() {
+    let app = spawn_app().await;
+    seed_legacy_rows(&app, 2_500).await;
+    let ids: Vec<i64> = app
+        .rows(&format!(
+            "SELECT id FROM vottery_users WHERE id <> {} ORDER BY id",
+            app.manager.id
+        ))
+        .await
+        .iter()
+        .map(|row| row["id"].as_i64().unwrap())
+        .collect();
+    // One legacy user already has an audit chain (a refused attempt about them): the upgrade
+    // extends it rather than starting one.
+    let with_chain = ids[1_500] as i32;
+    let request = user_svc::audit::RequestMeta {
+        request_id: "refused-before-upgrade".into(),
+        ip: None,
+        user_agent: None,
+    };
+    let mut conn = app.state.pool.get().await.unwrap();
+    user_svc::audit::append(
+        &mut conn,
+        &user_svc::audit::AuditEvent {
+            user_id: Some(with_chain),
+            actor_id: Some(app.manager.id),
+            actor_label: "user",
+            action: "user.update_profile",
+            changed_fields: vec!["city".into()],
+            success: false,
+            reason: Some("forbidden".into()),
+            facts: None,
+            request: &request,
+            events: Vec::new(),
+        },
+    )
+    .await
+    .unwrap();
+    drop(conn);
+
+    let (summary, reports) = run(
+        &app.state,
+        BatchOptions {
+            batch_size: user_svc::users::batches::MAX_BATCH_SIZE,
+            max_batches: None,
+        },
+    )
+    .await;
+    let summary = summary.unwrap();
+    assert_eq!((summary.encrypted, summary.batches), (2_500, 3));
+    assert!(summary.skipped.is_empty() && summary.remaining == 0);
+    assert_eq!(
+        reports.iter().map(|report| report.done).collect::<Vec<_>>(),
+        vec![1_000, 2_000, 2_500]
+    );
+    assert_eq!(assert_consistent(&app, 2_500).await, 2_500);
+    let audited = app
+        .rows(&format!(
+            "SELECT count(*) AS rows, count(DISTINCT user_id) AS users, \
+               count(*) FILTER (WHERE chain_seq = 1) AS first, \
+               max(chain_seq) FILTER (WHERE user_id = {with_chain}) AS extended \
+             FROM vottery_audit_logs WHERE action = '{AUDIT_ACTION}'"
+        ))
+        .await;
+    assert_eq!(audited[0]["rows"], json!(2_500));
+    assert_eq!(audited[0]["users"], json!(2_500));
+    assert_eq!(audited[0]["first"], json!(2_499));
+    assert_eq!(audited[0]["extended"], json!(2));
+    for id in [ids[0], ids[999], ids[1_000], with_chain.into(), ids[2_499]] {
+        let trail = app
+            .get(&format!("/api/users/{id}/audit"), &app.manager.token)
+            .await;
+        let trail = trail.expect(200);
+        assert_eq!(trail["chain"]["valid"], json!(true), "user {id}");
+        assert_eq!(trail["data"][0]["action"], json!(AUDIT_ACTION), "user {id}");
+    }
+}

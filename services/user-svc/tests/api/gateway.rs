@@ -274,6 +274,71 @@ async fn the_user_api_works_through_the_gateway() {
         .problem(401);
 }
 
+/// The feed through the gateway, as `token`, after `after` (from the start when empty).
+async fn feed_via(app: &TestApp, gateway: &Gateway, token: &str, after: &str) -> Reply {
+    let query = if after.is_empty() {
+        "/api/events?limit=1000".to_owned()
+    } else {
+        format!("/api/events?limit=1000&after={after}")
+    };
+    app.call_at(&gateway.address, Method::GET, &query)
+        .token(token)
+        .send()
+        .await
+}
+
+#[tokio::test]
+async fn the_event_feed_pages_through_the_gateway_with_its_cursor() {
+    let (app, gateway) = app_behind_gateway().await;
+    let (body, _) = new_user_body(&app);
+    let id = app
+        .call_at(&gateway.address, Method::POST, "/api/users")
+        .token(SERVICE_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect(201)["id"]
+        .as_i64()
+        .expect("an id");
+
+    // The feed serves an event once every transaction older than it has ended.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let (created, next) = loop {
+        let page = feed_via(&app, &gateway, SERVICE_TOKEN, "").await;
+        let page = page.expect(200);
+        let created = page["events"].as_array().and_then(|events| {
+            events
+                .iter()
+                .find(|event| event["subject"] == json!(id.to_string()))
+                .cloned()
+        });
+        if let Some(created) = created {
+            break (created, page["next"].as_str().expect("a cursor").to_owned());
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the feed never served the creation"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(created["type"], json!("dev.vottery.user.created"));
+    assert_eq!(created["data"]["user_id"], json!(id));
+    assert_eq!(created["specversion"], json!("1.0"));
+
+    // After the last cursor nothing is new, and the cursor stays.
+    let after = feed_via(&app, &gateway, SERVICE_TOKEN, &next).await;
+    assert_eq!(after.expect(200)["events"], json!([]));
+    assert_eq!(after.json["next"], json!(next));
+
+    // user-svc's own refusals come back through the gateway.
+    feed_via(&app, &gateway, "not-a-token", "")
+        .await
+        .problem(401);
+    feed_via(&app, &gateway, SERVICE_TOKEN, "not-a-cursor")
+        .await
+        .assert_invalid(&["after"]);
+}
+
 #[tokio::test]
 async fn security_svc_and_internal_routes_are_not_reachable_through_the_gateway() {
     let (app, gateway) = app_behind_gateway().await;

@@ -11,15 +11,14 @@ use std::time::Duration;
 use actix_web::web;
 use diesel::QueryableByName;
 use diesel::sql_types::Text;
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
+use diesel_async::{AsyncPgConnection, RunQueryDsl, SimpleAsyncConnection};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Method;
 use reqwest::header::HeaderMap;
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::SecretString;
 use serde_json::{Value, json};
 use user_svc::Settings;
 use user_svc::startup::{AppState, Application};
-use vottery_server::db::{DatabaseSettings, create_database, drop_database};
 
 /// The auth-service's service token (default configuration).
 pub const SERVICE_TOKEN: &str = "dev-auth-service-token";
@@ -31,6 +30,8 @@ pub const MANAGER_PHONE: &str = "+442079460000";
 /// The media type of every error body.
 pub const PROBLEM_JSON: &str = "application/problem+json";
 
+/// user-svc's PII key, created with `context_keys`.
+pub const PII_KEY: &str = "vottery-users-pii";
 /// The transit keys user-svc needs, and their types.
 const KEYS: [(&str, &str); 3] = [
     ("vottery-users-pii", "aes256-gcm96"),
@@ -40,64 +41,18 @@ const KEYS: [(&str, &str); 3] = [
 
 // ---- databases -------------------------------------------------------------------------------
 
-/// The PostgreSQL server the tests create their databases on.
-pub fn server_settings() -> DatabaseSettings {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    DatabaseSettings {
-        url: SecretString::from(url),
-        max_connections: 2,
-        acquire_timeout_ms: 5_000,
-        statement_timeout_ms: 30_000,
-        migrate_on_start: false,
-    }
-}
+use vottery_test_db::Template;
+pub use vottery_test_db::TestDatabase;
 
-/// A database made for one test, dropped (with its connections) when the last holder goes.
-pub struct TestDatabase {
-    pub name: String,
-    pub url: String,
-    server: DatabaseSettings,
-}
-
-impl TestDatabase {
-    pub async fn create() -> Arc<Self> {
-        let server = server_settings();
-        let name = format!("usr_{}", uuid::Uuid::new_v4().simple());
-        create_database(&server, &name)
-            .await
-            .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
-        let url = server.with_database(&name).expose_secret().to_owned();
-        Arc::new(Self { name, url, server })
-    }
-
-    pub async fn connect(&self) -> AsyncPgConnection {
-        AsyncPgConnection::establish(&self.url)
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to {}: {error}", self.name))
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        let name = self.name.clone();
-        // The test's runtime may be shutting down: drop on a thread with its own runtime.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime to drop the test database");
-            runtime.block_on(drop_database(&server, &name))
-        })
-        .join();
-        match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(error)) => eprintln!("could not drop test database {}: {error}", self.name),
-            Err(_) => eprintln!("dropping test database {} panicked", self.name),
-        }
-    }
-}
+/// Both services' tables, as a test whose security-svc shares user-svc's database has them.
+static BOTH_SERVICES: Template = Template::new(
+    "usr_both",
+    &[|| security_svc::MIGRATIONS, || user_svc::MIGRATIONS],
+);
+/// user-svc's tables alone.
+static USER_SVC: Template = Template::new("usr_users", &[|| user_svc::MIGRATIONS]);
+/// security-svc's tables alone.
+static SECURITY_SVC: Template = Template::new("usr_security", &[|| security_svc::MIGRATIONS]);
 
 #[derive(QueryableByName)]
 struct JsonText {
@@ -386,7 +341,7 @@ pub fn now_secs() -> i64 {
 /// The in-process security-svc of a test.
 pub struct SecuritySvc {
     pub address: String,
-    pub state: web::Data<security_svc::routes::AppState>,
+    pub state: web::Data<security_svc::startup::AppState>,
     share: Vec<u8>,
     http: reqwest::Client,
 }
@@ -395,12 +350,17 @@ impl SecuritySvc {
     /// Starts security-svc on `database`, initialises it with one share, unseals it and
     /// creates the user keys.
     async fn start(database: &TestDatabase) -> Self {
+        Self::start_at(&database.url).await
+    }
+
+    /// As [`SecuritySvc::start`], on the database at `url`.
+    pub async fn start_at(url: &str) -> Self {
         let mut settings =
             security_svc::Settings::defaults().expect("security-svc's defaults parse");
         settings.application.host = "127.0.0.1".into();
         settings.application.port = 0;
         settings.application.workers = 1;
-        settings.database.url = SecretString::from(database.url.clone());
+        settings.database.url = SecretString::from(url.to_owned());
         settings.database.max_connections = 4;
         settings.database.acquire_timeout_ms = 5_000;
         settings.database.statement_timeout_ms = 10_000;
@@ -431,7 +391,8 @@ impl SecuritySvc {
                     .http
                     .post(format!("{}/v1/transit/keys/{name}", security.address))
                     .header("X-Vault-Token", SECURITY_ADMIN_TOKEN)
-                    .json(&json!({ "type": key_type })),
+                    // The PII key gives each user a data key of their own (crypto-shredding).
+                    .json(&json!({ "type": key_type, "context_keys": name == PII_KEY })),
             )
             .await;
             assert_eq!(reply.status, 200, "creating key {name}: {}", reply.text);
@@ -553,6 +514,9 @@ pub struct Options {
     pub before_start: Option<String>,
     /// Whether security-svc gets a database of its own (otherwise it shares the test's).
     pub separate_security_database: bool,
+    /// Start on an empty database that the services migrate as they start (otherwise the
+    /// test's database is a copy of one migrated once per run).
+    pub empty_database: bool,
 }
 
 impl Default for Options {
@@ -562,6 +526,7 @@ impl Default for Options {
             jwt: JwtKey::dev_hs256(),
             before_start: None,
             separate_security_database: false,
+            empty_database: false,
         }
     }
 }
@@ -584,11 +549,16 @@ pub struct TestApp {
 
 /// user-svc settings for a test on `database`, using `security`.
 fn user_settings(database: &TestDatabase, security: &str) -> Settings {
+    user_settings_at(&database.url, security)
+}
+
+/// user-svc settings for a test on the database at `url`, using `security`.
+pub fn user_settings_at(url: &str, security: &str) -> Settings {
     let mut settings = Settings::defaults().expect("user-svc's defaults parse");
     settings.application.host = "127.0.0.1".into();
     settings.application.port = 0;
     settings.application.workers = 2;
-    settings.database.url = SecretString::from(database.url.clone());
+    settings.database.url = SecretString::from(url.to_owned());
     settings.database.max_connections = 6;
     settings.database.acquire_timeout_ms = 5_000;
     settings.database.statement_timeout_ms = 10_000;
@@ -625,12 +595,7 @@ pub async fn spawn(options: Options) -> TestApp {
         log.filter = std::env::var("TEST_LOG").unwrap_or_default();
         vottery_server::telemetry::init(&log);
     }
-    let database = TestDatabase::create().await;
-    let security_database = if options.separate_security_database {
-        Some(TestDatabase::create().await)
-    } else {
-        None
-    };
+    let (database, security_database) = databases(&options).await;
     let security = SecuritySvc::start(security_database.as_deref().unwrap_or(&database)).await;
     if let Some(sql) = &options.before_start {
         database
@@ -677,6 +642,27 @@ pub async fn spawn(options: Options) -> TestApp {
     };
     app.manager.token = app.jwt_for(manager_id);
     app
+}
+
+/// The test's database and, when it has one of its own, security-svc's: cloned from the
+/// migrated templates, or empty when SQL must run before the services migrate it.
+async fn databases(options: &Options) -> (Arc<TestDatabase>, Option<Arc<TestDatabase>>) {
+    if options.before_start.is_some() || options.empty_database {
+        let security = if options.separate_security_database {
+            Some(TestDatabase::migrated("usr", &SECURITY_SVC).await)
+        } else {
+            None
+        };
+        return (TestDatabase::empty("usr").await, security);
+    }
+    if options.separate_security_database {
+        (
+            TestDatabase::migrated("usr", &USER_SVC).await,
+            Some(TestDatabase::migrated("usr", &SECURITY_SVC).await),
+        )
+    } else {
+        (TestDatabase::migrated("usr", &BOTH_SERVICES).await, None)
+    }
 }
 
 /// `user_svc::users::service::bootstrap_manager`, as the `bootstrap-manager` command calls it.

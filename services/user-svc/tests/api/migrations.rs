@@ -365,6 +365,7 @@ async fn contacts_of_rows_not_yet_encrypted_are_still_unique() {
 async fn migrations_run_cleanly_on_an_empty_database_and_again() {
     let app = spawn(Options {
         separate_security_database: true,
+        empty_database: true,
         ..Options::default()
     })
     .await;
@@ -381,6 +382,7 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
             "vottery_audit_logs",
             "vottery_biometrics",
             "vottery_devices",
+            "vottery_idempotency_keys",
             "vottery_otps",
             "vottery_sessions",
             "vottery_user_events",
@@ -406,6 +408,8 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
             "../../../../migrations/user-svc/2026-11-29-210000_audit_head_prev_hash/up.sql"
         ),
         include_str!("../../../../migrations/user-svc/2026-12-06-020000_user_events/up.sql"),
+        include_str!("../../../../migrations/user-svc/2026-12-06-070000_list_indexes/up.sql"),
+        include_str!("../../../../migrations/user-svc/2026-12-06-060000_idempotency_keys/up.sql"),
     ] {
         conn.batch_execute(sql)
             .await
@@ -416,7 +420,7 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
     assert_eq!(view["signature"]["valid"], json!(true));
 
     // Two instances starting at once on a fresh database migrate it once, without error.
-    let fresh = TestDatabase::create().await;
+    let fresh = TestDatabase::empty("usr").await;
     let mut settings = app.settings.clone();
     settings.database.url = secrecy::SecretString::from(fresh.url.clone());
     let (one, two) = tokio::join!(
@@ -429,6 +433,6 @@ async fn migrations_run_cleanly_on_an_empty_database_and_again() {
         "SELECT version FROM __diesel_schema_migrations ORDER BY version",
     )
     .await;
-    assert_eq!(migrations.len(), 5, "{migrations:?}");
+    assert_eq!(migrations.len(), 9, "{migrations:?}");
     drop((one, two));
 }

@@ -1,7 +1,9 @@
 //! The relay of user events to a real NATS JetStream server (`NATS_URL`, which
 //! `scripts/test.sh` provides): every event reaches stream `VOTTERY_USERS` once, in order for
 //! each user, with its id as `Nats-Msg-Id`; while NATS cannot be reached the events wait in the
-//! outbox and the failures are counted, and they all arrive once a relay reaches it.
+//! outbox and the failures are counted, and they all arrive once a relay reaches it. The
+//! stream is read whole over the test's range, so a repeat of an id would be seen and counted.
+//! (`relay_faults` stops NATS under load and kills a relaying process.)
 
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -14,7 +16,7 @@ use serde_json::{Value, json};
 use crate::helpers::{TestApp, closed_port, spawn_app};
 
 /// The NATS server the tests publish to.
-fn nats_url() -> String {
+pub(crate) fn nats_url() -> String {
     std::env::var("NATS_URL").unwrap_or_else(|_| {
         panic!(
             "NATS_URL is not set: the relay tests need a NATS server with JetStream \
@@ -24,7 +26,7 @@ fn nats_url() -> String {
 }
 
 /// The stream's next sequence number: where this test's messages start.
-async fn stream_start(url: &str) -> (jetstream::Context, u64) {
+pub(crate) async fn stream_start(url: &str) -> (jetstream::Context, u64) {
     let client = async_nats::connect(url).await.expect("NATS answers");
     let context = jetstream::new(client);
     let mut stream = context
@@ -60,7 +62,7 @@ async fn write_users(app: &TestApp, count: usize) {
 }
 
 /// Every outbox row's id and subject, in sequence order.
-async fn outbox(app: &TestApp) -> Vec<(String, String)> {
+pub(crate) async fn outbox(app: &TestApp) -> Vec<(String, String)> {
     app.rows("SELECT id::text AS id, subject::text AS subject FROM vottery_user_events ORDER BY sequence")
         .await
         .iter()
@@ -68,14 +70,14 @@ async fn outbox(app: &TestApp) -> Vec<(String, String)> {
         .collect()
 }
 
-async fn unpublished(app: &TestApp) -> i64 {
+pub(crate) async fn unpublished(app: &TestApp) -> i64 {
     app.count("SELECT count(*) FROM vottery_user_events WHERE published_at IS NULL")
         .await
 }
 
 /// Waits until the outbox is fully relayed.
-async fn until_relayed(app: &TestApp) {
-    let deadline = Instant::now() + Duration::from_secs(30);
+pub(crate) async fn until_relayed(app: &TestApp) {
+    let deadline = Instant::now() + Duration::from_secs(60);
     while unpublished(app).await > 0 {
         assert!(
             Instant::now() < deadline,
@@ -86,18 +88,29 @@ async fn until_relayed(app: &TestApp) {
 }
 
 /// A message of the stream: its id header, the event, its subject.
-struct Received {
+pub(crate) struct Received {
     msg_id: String,
     event: Value,
     subject: String,
 }
 
-/// The stream's messages from `start` whose id is in `ids`, until all arrived or 20 s passed.
-async fn receive(context: &jetstream::Context, start: u64, ids: &HashSet<String>) -> Vec<Received> {
-    let stream = context
+/// The stream's messages whose id is in `ids`, every one from `start` to the stream's last
+/// message when called (repeats included), waiting up to 20 s for the ids still missing.
+pub(crate) async fn receive(
+    context: &jetstream::Context,
+    start: u64,
+    ids: &HashSet<String>,
+) -> Vec<Received> {
+    let mut stream = context
         .get_stream("VOTTERY_USERS")
         .await
         .expect("the stream");
+    let end = stream
+        .info()
+        .await
+        .expect("stream info")
+        .state
+        .last_sequence;
     let consumer = stream
         .create_consumer(consumer::pull::Config {
             deliver_policy: consumer::DeliverPolicy::ByStartSequence {
@@ -112,13 +125,15 @@ async fn receive(context: &jetstream::Context, start: u64, ids: &HashSet<String>
     let mut messages = consumer.messages().await.expect("messages");
     let mut received = Vec::new();
     let mut seen = HashSet::new();
+    let mut read_to = start.saturating_sub(1);
     let deadline = Instant::now() + Duration::from_secs(20);
-    while seen.len() < ids.len() && Instant::now() < deadline {
+    while (seen.len() < ids.len() || read_to < end) && Instant::now() < deadline {
         let Ok(Some(message)) = tokio::time::timeout(Duration::from_secs(1), messages.next()).await
         else {
             continue;
         };
         let message = message.expect("a message");
+        read_to = message.info().expect("a stream message").stream_sequence;
         let msg_id = message
             .headers
             .as_ref()
@@ -138,13 +153,22 @@ async fn receive(context: &jetstream::Context, start: u64, ids: &HashSet<String>
     received
 }
 
-/// Every outbox event arrived exactly once, with its id as `Nats-Msg-Id`, on its type's
-/// subject, and each user's events in outbox order.
-fn assert_delivered(outbox: &[(String, String)], received: &[Received]) {
-    assert_eq!(received.len(), outbox.len(), "each event arrives once");
+/// Every outbox event arrived, with its id as `Nats-Msg-Id`, on its type's subject, and each
+/// user's events (first deliveries) in outbox order. Returns how many messages repeated an id
+/// already delivered.
+pub(crate) fn assert_delivered_with_repeats(
+    outbox: &[(String, String)],
+    received: &[Received],
+) -> usize {
     let mut per_user: HashMap<&str, Vec<&str>> = HashMap::new();
+    let mut first = HashSet::new();
+    let mut repeats = 0;
     for message in received {
         assert_eq!(message.event["id"], message.msg_id.as_str());
+        if !first.insert(message.msg_id.as_str()) {
+            repeats += 1;
+            continue;
+        }
         let suffix = message.event["type"]
             .as_str()
             .unwrap()
@@ -165,6 +189,15 @@ fn assert_delivered(outbox: &[(String, String)], received: &[Received]) {
             .collect();
         assert_eq!(ids, expected, "user {user}'s events in order");
     }
+    assert_eq!(first.len(), outbox.len(), "every event arrives");
+    repeats
+}
+
+/// Every outbox event is in the stream exactly once (JetStream dropped any repeat by its
+/// `Nats-Msg-Id`), on its type's subject, each user's in outbox order.
+pub(crate) fn assert_delivered(outbox: &[(String, String)], received: &[Received]) {
+    let repeats = assert_delivered_with_repeats(outbox, received);
+    assert_eq!(repeats, 0, "each event is in the stream once");
 }
 
 #[tokio::test]
@@ -173,13 +206,16 @@ async fn two_relaying_instances_deliver_every_event_once_in_order_per_user() {
     let (context, start) = stream_start(&url).await;
     let app = spawn_app().await;
     write_users(&app, 4).await;
+    let mut instances = Vec::new();
     for _ in 0..2 {
-        app.start_instance(|settings| {
-            settings.events.nats_url = nats_url();
-            settings.events.poll_interval_ms = 20;
-            settings.events.batch_size = 3;
-        })
-        .await;
+        let instance = app
+            .start_instance(|settings| {
+                settings.events.nats_url = nats_url();
+                settings.events.poll_interval_ms = 20;
+                settings.events.batch_size = 3;
+            })
+            .await;
+        instances.push(instance);
     }
     write_users(&app, 3).await;
     until_relayed(&app).await;
@@ -188,6 +224,27 @@ async fn two_relaying_instances_deliver_every_event_once_in_order_per_user() {
     let ids: HashSet<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
     assert_eq!(ids.len(), 1 + 7 * 3);
     assert_delivered(&outbox, &receive(&context, start, &ids).await);
+
+    // Each row was acknowledged and marked by one instance only, and none was sent twice.
+    let (mut published, mut duplicates) = (0.0, 0.0);
+    for instance in &instances {
+        let text = app
+            .call_at(instance, Method::GET, "/metrics")
+            .send()
+            .await
+            .text;
+        published += metric(&text, "user_events_published_total");
+        duplicates += metric(&text, "user_events_duplicates_total");
+    }
+    assert_eq!(
+        published,
+        outbox.len() as f64,
+        "each row is marked by one relay"
+    );
+    assert_eq!(
+        duplicates, 0.0,
+        "JetStream dropped no repeat: none was sent"
+    );
 }
 
 #[tokio::test]
@@ -237,7 +294,7 @@ async fn events_wait_while_nats_is_unreachable_and_all_arrive_once_it_is_reached
 }
 
 /// A metric's value in the Prometheus text.
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     text.lines()
         .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|value| value.trim().parse().ok())

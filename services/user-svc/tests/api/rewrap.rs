@@ -303,3 +303,144 @@ async fn a_record_that_cannot_be_rewrapped_is_left_and_the_rest_goes_on() {
         json!({"valid": true, "key_version": 2, "algorithm": read["signature"]["algorithm"]})
     );
 }
+
+/// The key rows were encrypted under, without a context, before each user had a key of their
+/// own.
+const SHARED_KEY: &str = "vottery-users-pii-shared";
+
+/// Turns user `id`'s stored row into one written before per-user keys: its values encrypted
+/// under the shared key without a context, `pii_erasable` false, signed as user-svc signed it.
+async fn as_written_before_per_user_keys(app: &TestApp, id: i32) {
+    use diesel::prelude::*;
+    use diesel_async::RunQueryDsl;
+    use user_svc::record::{UserRow, record_digest};
+    use user_svc::schema::vottery_users as users;
+    use user_svc::users::pii::{sealed_fields, set_column};
+    use user_svc::vault::{PiiScope, PlainField};
+
+    let mut conn = app.db().await;
+    let row: UserRow = users::table
+        .find(id)
+        .select(UserRow::as_select())
+        .get_result(&mut conn)
+        .await
+        .unwrap();
+    let vault = &app.state.vault;
+    let sealed = sealed_fields(&row);
+    let plain: Vec<String> = vault
+        .decrypt("test", &sealed)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    let fields: Vec<PlainField<'_>> = sealed
+        .iter()
+        .zip(&plain)
+        .map(|(field, value)| PlainField {
+            user_id: id,
+            column: field.column,
+            value,
+        })
+        .collect();
+    let shared = vault
+        .encrypt_in("test", PiiScope::Shared, &fields)
+        .await
+        .unwrap();
+    let mut owned = row.owned.clone();
+    for (field, ciphertext) in fields.iter().zip(shared) {
+        set_column(&mut owned, field.column, Some(ciphertext));
+    }
+    owned.pii_erasable = false;
+    let digest = record_digest(id, &row.created_at, &owned);
+    owned.record_signature = vault.sign("test", &[digest]).await.unwrap().pop();
+    diesel::update(users::table.find(id))
+        .set(&owned)
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn rows_under_the_shared_key_move_onto_their_users_own_keys_and_a_stopped_run_resumes() {
+    let app = spawn_app_with(|settings| settings.security.shared_pii_key = SHARED_KEY.into()).await;
+    app.configure_key(SHARED_KEY, json!({"type": "aes256-gcm96"}))
+        .await;
+    let mut ids = Vec::new();
+    for n in 0..3 {
+        let user = app
+            .create_user_with(json!({"first_name": format!("Sable{n}"), "last_name": "Shared"}))
+            .await;
+        as_written_before_per_user_keys(&app, user.id).await;
+        ids.push(user.id);
+    }
+    let mut before = Vec::new();
+    for id in &ids {
+        assert_eq!(app.user_row(*id).await["pii_erasable"], json!(false));
+        let read = app.read_user(*id).await;
+        assert_eq!(read["signature"]["valid"], json!(true), "{read}");
+        assert_eq!(read["last_name"], json!("Shared"));
+        before.push(shown(read));
+    }
+    // Until moved, such a user cannot be erased: a dump would still hold readable values.
+    let row = app.user_row(ids[0]).await;
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/users/{}/erase", ids[0]),
+    )
+    .token(&app.manager.token)
+    .send()
+    .await
+    .problem(409);
+    assert_eq!(app.user_row(ids[0]).await, row);
+    // A write keeps a row under the key it is under.
+    app.put(
+        &format!("/api/users/{}/profile", ids[1]),
+        &app.manager.token,
+        json!({"city": "Lisbon"}),
+    )
+    .await
+    .expect(200);
+    assert_eq!(app.user_row(ids[1]).await["pii_erasable"], json!(false));
+    before[1]["city"] = json!("Lisbon");
+
+    let options = BatchOptions {
+        batch_size: 2,
+        max_batches: Some(1),
+    };
+    let (first, reports) = run(&app, options).await;
+    let first = first.unwrap();
+    assert!(first.stopped_early);
+    assert_eq!((first.total, first.rewrapped, first.remaining), (3, 2, 1));
+    assert_eq!(reports.len(), 1);
+    let (second, _) = run(&app, options).await;
+    let second = second.unwrap();
+    assert_eq!(
+        (second.total, second.rewrapped, second.remaining),
+        (1, 1, 0)
+    );
+    assert!(second.left.is_empty());
+
+    for (id, shown_before) in ids.iter().zip(before) {
+        assert_eq!(app.user_row(*id).await["pii_erasable"], json!(true));
+        let read = app.read_user(*id).await;
+        assert_eq!(read["signature"]["valid"], json!(true), "{read}");
+        assert_eq!(shown(read), shown_before, "user {id} reads as before");
+        let last = app.audit_rows(*id).await.pop().unwrap();
+        assert_eq!(last["action"], json!(AUDIT_ACTION));
+        assert!(
+            last["details"]["changed_fields"]
+                .to_string()
+                .contains("pii_erasable")
+        );
+    }
+    // Now under their own keys, they can be erased.
+    app.call(
+        reqwest::Method::POST,
+        &format!("/api/users/{}/erase", ids[0]),
+    )
+    .token(&app.manager.token)
+    .send()
+    .await
+    .expect(204);
+}

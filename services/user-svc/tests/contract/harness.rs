@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use user_svc::configuration::SecuritySettings;
 use user_svc::vault::Vault;
 use vottery_common::client::{ClientSettings, SecurityClient};
-use vottery_server::db::{DatabaseSettings, create_database, drop_database};
+use vottery_test_db::{Template, TestDatabase};
 
 /// security-svc's admin token (default configuration).
 pub const ADMIN_TOKEN: &str = "dev-security-admin-token";
@@ -29,49 +29,8 @@ const KEYS: [(&str, &str); 4] = [
     (FOREIGN_KEY, "aes256-gcm96"),
 ];
 
-/// A database made for one test, dropped when the test ends.
-struct TestDatabase {
-    name: String,
-    url: String,
-    server: DatabaseSettings,
-}
-
-impl TestDatabase {
-    async fn create() -> Arc<Self> {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-        let server = DatabaseSettings {
-            url: SecretString::from(url),
-            max_connections: 2,
-            acquire_timeout_ms: 5_000,
-            statement_timeout_ms: 30_000,
-            migrate_on_start: false,
-        };
-        let name = format!("ctr_{}", uuid::Uuid::new_v4().simple());
-        create_database(&server, &name)
-            .await
-            .unwrap_or_else(|error| panic!("cannot create test database {name}: {error}"));
-        let url = server.with_database(&name).expose_secret().to_owned();
-        Arc::new(Self { name, url, server })
-    }
-}
-
-impl Drop for TestDatabase {
-    fn drop(&mut self) {
-        let server = self.server.clone();
-        let name = self.name.clone();
-        let dropped = std::thread::spawn(move || {
-            tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map(|runtime| runtime.block_on(drop_database(&server, &name)))
-        })
-        .join();
-        if !matches!(dropped, Ok(Ok(Ok(())))) {
-            eprintln!("could not drop test database {}", self.name);
-        }
-    }
-}
+/// security-svc's tables, migrated once per run and cloned for each test.
+static SECURITY_SVC: Template = Template::new("ctr", &[|| security_svc::MIGRATIONS]);
 
 /// An HTTP answer from security-svc, read whole.
 #[derive(Debug)]
@@ -83,7 +42,7 @@ pub struct Raw {
 /// A running security-svc.
 pub struct SecuritySvc {
     pub address: String,
-    pub state: web::Data<security_svc::routes::AppState>,
+    pub state: web::Data<security_svc::startup::AppState>,
     share: Vec<u8>,
     http: reqwest::Client,
     _database: Arc<TestDatabase>,
@@ -91,7 +50,7 @@ pub struct SecuritySvc {
 
 impl SecuritySvc {
     pub async fn start() -> Self {
-        let database = TestDatabase::create().await;
+        let database = TestDatabase::migrated("ctr", &SECURITY_SVC).await;
         let mut settings =
             security_svc::Settings::defaults().expect("security-svc's defaults parse");
         settings.application.host = "127.0.0.1".into();

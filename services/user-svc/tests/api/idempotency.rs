@@ -1,0 +1,554 @@
+//! `Idempotency-Key` on every mutating route: the first request runs, a retry with the same key
+//! and body gets the stored answer again (`Idempotent-Replayed: true`), another body is 422, a
+//! retry while the first runs is 409, keys are per caller and pruned, and a crash between the
+//! commit and the answer is answered on retry with the user it created. The stored answers hold
+//! no plaintext PII.
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use actix_web::http::Method as ActixMethod;
+use reqwest::Method;
+use serde_json::{Value, json};
+use user_svc::idempotency::Fingerprint;
+
+use crate::helpers::{Reply, SERVICE_TOKEN, TestApp, closed_port, spawn_app};
+use crate::sessions::Recorded;
+
+const KEY: &str = "Idempotency-Key";
+
+/// A request with an idempotency key.
+async fn keyed(
+    app: &TestApp,
+    method: Method,
+    path: &str,
+    token: &str,
+    key: &str,
+    body: Option<&Value>,
+) -> Reply {
+    let mut call = app.call(method, path).token(token).header(KEY, key);
+    if let Some(body) = body {
+        call = call.json(body);
+    }
+    call.send().await
+}
+
+/// A create body with every PII field, for fresh contacts.
+fn new_user_body(app: &TestApp) -> Value {
+    let (email, phone) = app.next_contacts();
+    json!({
+        "sngine_email": email,
+        "sngine_phone": phone,
+        "first_name": "Philippa",
+        "last_name": "Idempotenza",
+        "user_birthdate": "1987-03-14",
+    })
+}
+
+async fn users_count(app: &TestApp) -> i64 {
+    app.count("SELECT count(*) FROM vottery_users").await
+}
+
+async fn stored_keys(app: &TestApp) -> Vec<Value> {
+    app.rows("SELECT scope, idempotency_key, status, answer_user, answer_body, lease_until FROM vottery_idempotency_keys ORDER BY created_at")
+        .await
+}
+
+/// How many successful audit rows of `action` concern `user_id`.
+async fn audited(app: &TestApp, user_id: i32, action: &str) -> usize {
+    app.audit_rows(user_id)
+        .await
+        .iter()
+        .filter(|row| row["action"] == json!(action) && row["success"] == json!(true))
+        .count()
+}
+
+fn assert_replay_of(first: &Reply, again: &Reply) {
+    assert_eq!(again.status, first.status, "{}", again.text);
+    assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(first.header("idempotent-replayed"), None);
+    assert_eq!(again.json, first.json);
+    for header in ["location", "etag"] {
+        assert_eq!(again.header(header), first.header(header), "{header}");
+    }
+}
+
+#[tokio::test]
+async fn a_retried_create_replays_the_first_answer_and_stores_no_plaintext_pii() {
+    let app = spawn_app().await;
+    let body = new_user_body(&app);
+    let before = users_count(&app).await;
+
+    let first = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "create-1",
+        Some(&body),
+    )
+    .await;
+    first.expect(201);
+    // The same JSON with its members in another order and other spacing is the same request.
+    let reordered: Value =
+        serde_json::from_str(&serde_json::to_string_pretty(&body).unwrap()).unwrap();
+    let again = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "create-1",
+        Some(&reordered),
+    )
+    .await;
+    assert_replay_of(&first, &again);
+    assert_eq!(again.json["first_name"], json!("Philippa"));
+    assert_eq!(again.json["signature"]["valid"], json!(true));
+    assert_eq!(users_count(&app).await, before + 1);
+    let id = first.json["id"].as_i64().unwrap() as i32;
+    assert_eq!(audited(&app, id, "user.create").await, 1);
+
+    // The stored answer holds the row's ciphertexts, never the values sent or shown.
+    let stored = app
+        .rows("SELECT t::text AS row FROM vottery_idempotency_keys AS t")
+        .await;
+    assert_eq!(stored.len(), 1);
+    let text = stored[0]["row"].as_str().unwrap();
+    let phone_digits = body["sngine_phone"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches('+');
+    for plain in [
+        body["sngine_email"].as_str().unwrap(),
+        phone_digits,
+        "Philippa",
+        "Idempotenza",
+        "1987-03-14",
+    ] {
+        assert!(
+            !text.contains(plain),
+            "{plain} is stored in plaintext: {text}"
+        );
+    }
+    assert!(
+        text.contains("vault:v"),
+        "the answer keeps the ciphertexts: {text}"
+    );
+}
+
+#[tokio::test]
+async fn the_same_key_with_another_body_is_refused_and_changes_nothing() {
+    let app = spawn_app().await;
+    let first = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "reused",
+        Some(&new_user_body(&app)),
+    )
+    .await;
+    first.expect(201);
+    let before = (users_count(&app).await, app.audit_count().await);
+
+    let other = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "reused",
+        Some(&new_user_body(&app)),
+    )
+    .await;
+    other.problem(422);
+    assert!(
+        other.problem_type().ends_with("idempotency-key-reused"),
+        "{}",
+        other.text
+    );
+    assert_eq!(other.error_fields(), vec![KEY.to_owned()]);
+    assert_eq!((users_count(&app).await, app.audit_count().await), before);
+    assert_eq!(stored_keys(&app).await[0]["status"], json!(201));
+}
+
+#[tokio::test]
+async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_ends() {
+    let app = spawn_app().await;
+    let body = new_user_body(&app);
+    let fingerprint = Fingerprint::of(&ActixMethod::POST, "/api/users", Some(&body));
+    // The first request holds the key, running, as a request in flight does.
+    app.exec(&format!(
+        "INSERT INTO vottery_idempotency_keys (scope, idempotency_key, fingerprint, token, lease_until) \
+         VALUES ('service:auth_service', 'in-flight', '\\x{}', gen_random_uuid(), now() + interval '30 seconds')",
+        hex::encode(fingerprint.0)
+    ))
+    .await;
+    let before = (users_count(&app).await, app.audit_count().await);
+
+    let retry = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "in-flight",
+        Some(&body),
+    )
+    .await;
+    retry.problem(409);
+    assert!(
+        retry.problem_type().ends_with("idempotency-key-in-use"),
+        "{}",
+        retry.text
+    );
+    assert_eq!(retry.error_fields(), vec![KEY.to_owned()]);
+    let retry_after: u64 = retry.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=30).contains(&retry_after), "{retry_after}");
+    assert_eq!((users_count(&app).await, app.audit_count().await), before);
+
+    // A first request that died before committing leaves its lease to run out; then the retry
+    // runs.
+    app.exec("UPDATE vottery_idempotency_keys SET lease_until = now() - interval '1 second'")
+        .await;
+    let retry = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "in-flight",
+        Some(&body),
+    )
+    .await;
+    retry.expect(201);
+    assert_eq!(retry.header("idempotent-replayed"), None);
+    assert_eq!(users_count(&app).await, before.0 + 1);
+}
+
+#[tokio::test]
+async fn keys_belong_to_their_caller() {
+    let app = spawn_app().await;
+    let by_service = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "shared",
+        Some(&new_user_body(&app)),
+    )
+    .await;
+    by_service.expect(201);
+    let by_manager = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        &app.manager.token,
+        "shared",
+        Some(&new_user_body(&app)),
+    )
+    .await;
+    by_manager.expect(201);
+    assert_eq!(by_manager.header("idempotent-replayed"), None);
+    assert_ne!(by_manager.json["id"], by_service.json["id"]);
+    let scopes: Vec<Value> = stored_keys(&app)
+        .await
+        .into_iter()
+        .map(|row| row["scope"].clone())
+        .collect();
+    assert_eq!(
+        scopes,
+        vec![
+            json!("service:auth_service"),
+            json!(format!("user:{}", app.manager.id))
+        ]
+    );
+}
+
+#[tokio::test]
+async fn keys_past_their_retention_are_pruned() {
+    let app = spawn_app().await;
+    for key in ["old", "recent"] {
+        keyed(
+            &app,
+            Method::POST,
+            "/api/users",
+            SERVICE_TOKEN,
+            key,
+            Some(&new_user_body(&app)),
+        )
+        .await
+        .expect(201);
+    }
+    app.exec("UPDATE vottery_idempotency_keys SET created_at = now() - interval '25 hours' WHERE idempotency_key = 'old'")
+        .await;
+
+    let pruned = user_svc::idempotency::prune(&app.state.pool, 24)
+        .await
+        .unwrap();
+    assert_eq!(pruned, 1);
+    let kept: Vec<Value> = stored_keys(&app)
+        .await
+        .into_iter()
+        .map(|row| row["idempotency_key"].clone())
+        .collect();
+    assert_eq!(kept, vec![json!("recent")]);
+}
+
+#[tokio::test]
+async fn malformed_keys_are_refused_naming_the_header_and_change_nothing() {
+    let app = spawn_app().await;
+    let before = (users_count(&app).await, app.audit_count().await);
+    let too_long = "k".repeat(256);
+    for key in ["", "\"\"", "\"unterminated", "two words", too_long.as_str()] {
+        let reply = keyed(
+            &app,
+            Method::POST,
+            "/api/users",
+            SERVICE_TOKEN,
+            key,
+            Some(&new_user_body(&app)),
+        )
+        .await;
+        reply.assert_invalid(&[KEY]);
+    }
+    let twice = app
+        .call(Method::POST, "/api/users")
+        .token(SERVICE_TOKEN)
+        .header(KEY, "one")
+        .header(KEY, "two")
+        .json(&new_user_body(&app))
+        .send()
+        .await;
+    twice.assert_invalid(&[KEY]);
+    // Authentication is answered first.
+    let unauthenticated = app
+        .call(Method::POST, "/api/users")
+        .header(KEY, "")
+        .json(&new_user_body(&app))
+        .send()
+        .await;
+    unauthenticated.problem(401);
+    assert_eq!((users_count(&app).await, app.audit_count().await), before);
+    assert!(stored_keys(&app).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_refused_request_frees_its_key_so_a_retry_runs_again() {
+    let app = spawn_app().await;
+    let body = json!({"sngine_email": "not an email", "sngine_phone": "+14155550100"});
+    for _ in 0..2 {
+        let reply = keyed(
+            &app,
+            Method::POST,
+            "/api/users",
+            SERVICE_TOKEN,
+            "refused",
+            Some(&body),
+        )
+        .await;
+        reply.assert_invalid(&["sngine_email"]);
+        assert_eq!(reply.header("idempotent-replayed"), None);
+        assert!(
+            stored_keys(&app).await.is_empty(),
+            "nothing is held or stored"
+        );
+    }
+    let fixed = json!({"sngine_email": "fixed@example.com", "sngine_phone": "+14155550100"});
+    keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "refused",
+        Some(&fixed),
+    )
+    .await
+    .expect(201);
+}
+
+/// Sends a keyed request twice; asserts that the second replays the first, and returns it.
+async fn twice(app: &TestApp, method: Method, path: &str, key: &str, body: Option<Value>) -> Reply {
+    let token = app.manager.token.clone();
+    let first = keyed(app, method.clone(), path, &token, key, body.as_ref()).await;
+    assert!(first.status < 300, "{path}: {}", first.text);
+    let again = keyed(app, method, path, &token, key, body.as_ref()).await;
+    assert_replay_of(&first, &again);
+    first
+}
+
+#[tokio::test]
+async fn every_mutating_route_honours_the_key() {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    let id = user.id;
+
+    let profile = twice(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}/profile"),
+        "profile",
+        Some(json!({"first_name": "Once"})),
+    )
+    .await;
+    assert_eq!(profile.json["first_name"], json!("Once"));
+    let role = twice(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}/role"),
+        "role",
+        Some(json!({"admin_role": "analyst"})),
+    )
+    .await;
+    assert_eq!(role.json["admin_role"], json!("analyst"));
+
+    let mut device = Recorded::with_sessions(&app, id, &[(true, 1), (true, 2)]).await;
+    let single = device.session(true, 3).await;
+    twice(
+        &app,
+        Method::DELETE,
+        &format!("/api/users/{id}/sessions/{single}"),
+        "end-one",
+        None,
+    )
+    .await;
+    let ended = twice(
+        &app,
+        Method::DELETE,
+        &format!("/api/users/{id}/sessions"),
+        "end-all",
+        None,
+    )
+    .await;
+    assert_eq!(
+        ended.json,
+        json!({"sessions_ended": 2}),
+        "the replay says what the first ended"
+    );
+
+    let status = twice(
+        &app,
+        Method::PUT,
+        &format!("/api/users/{id}/status"),
+        "status",
+        Some(json!({"status": "suspended"})),
+    )
+    .await;
+    assert_eq!(status.json["status"], json!("suspended"));
+    let version = status.json["version"].as_i64().unwrap();
+    assert_eq!(
+        app.read_user(id).await["version"],
+        json!(version),
+        "each change landed once"
+    );
+
+    twice(
+        &app,
+        Method::DELETE,
+        &format!("/api/users/{id}"),
+        "delete",
+        None,
+    )
+    .await;
+    for (action, times) in [
+        ("user.update_profile", 1),
+        ("user.update_role", 1),
+        ("session.end", 1),
+        ("sessions.end", 1),
+        // Activated once before, suspended once here.
+        ("user.update_status", 2),
+        ("user.delete", 1),
+    ] {
+        assert_eq!(audited(&app, id, action).await, times, "{action}");
+    }
+    let statuses: Vec<Value> = stored_keys(&app)
+        .await
+        .into_iter()
+        .map(|row| row["status"].clone())
+        .collect();
+    assert_eq!(
+        statuses,
+        [200, 200, 204, 200, 200, 204].map(|status| json!(status))
+    );
+}
+
+/// The `user-svc` binary serving on `port`, with `failpoints` configured; ready when returned.
+async fn serve(app: &TestApp, port: u16, failpoints: &str) -> tokio::process::Child {
+    let mut command = app.command(&["serve"], &app.security.address);
+    command
+        .env("USER_SVC__APPLICATION__PORT", port.to_string())
+        .env("FAILPOINTS", failpoints)
+        .stderr(Stdio::null());
+    let child = command.spawn().expect("the user-svc binary starts");
+    let live = format!("http://127.0.0.1:{port}/health/live");
+    for _ in 0..300 {
+        if app
+            .http
+            .get(&live)
+            .send()
+            .await
+            .is_ok_and(|r| r.status().is_success())
+        {
+            return child;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("user-svc did not start on port {port}");
+}
+
+#[tokio::test]
+async fn a_crash_between_commit_and_answer_is_answered_on_retry_with_the_same_user() {
+    let app = spawn_app().await;
+    let body = new_user_body(&app);
+    let before = users_count(&app).await;
+    let port = closed_port();
+    let url = format!("http://127.0.0.1:{port}/api/users");
+
+    // The process dies once the user and its answer are committed, before answering.
+    let mut crashing = serve(&app, port, "idempotency-answer=return").await;
+    let lost = app
+        .http
+        .post(&url)
+        .bearer_auth(SERVICE_TOKEN)
+        .header(KEY, "crash-1")
+        .json(&body)
+        .send()
+        .await;
+    assert!(lost.is_err(), "the answer is lost: {lost:?}");
+    let exit = tokio::time::timeout(Duration::from_secs(30), crashing.wait())
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!exit.success(), "{exit:?}");
+    assert_eq!(
+        users_count(&app).await,
+        before + 1,
+        "the user was committed"
+    );
+    let created = app.count("SELECT (answer_user->>'id')::int FROM vottery_idempotency_keys WHERE idempotency_key = 'crash-1' AND status = 201").await;
+
+    // Restarted, the retry with the same key gets the original 201 and the same user.
+    let mut restarted = serve(&app, port, "").await;
+    let retry = app
+        .http
+        .post(&url)
+        .bearer_auth(SERVICE_TOKEN)
+        .header(KEY, "crash-1")
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(retry.status().as_u16(), 201);
+    assert_eq!(retry.headers()["idempotent-replayed"], "true");
+    assert_eq!(
+        retry.headers()["location"],
+        format!("/api/users/{created}").as_str()
+    );
+    let view: Value = retry.json().await.unwrap();
+    assert_eq!(view["id"], json!(created));
+    assert_eq!(view["sngine_email"], body["sngine_email"]);
+    assert_eq!(
+        users_count(&app).await,
+        before + 1,
+        "nothing was created twice"
+    );
+    assert_eq!(audited(&app, created as i32, "user.create").await, 1);
+    restarted.kill().await.unwrap();
+}
