@@ -4,7 +4,10 @@
 #   scripts/bench.sh security   security-svc: encrypt, decrypt, sign/verify (ed25519, ecdsa-p256),
 #                               batch-100 encrypt, and a bare actix-web handler as the ceiling
 #   scripts/bench.sh users      user-svc with 10,000 seeded users: GET one, GET a page of 20,
-#                               POST create, PUT profile (security-svc as its own process)
+#                               POST create, PUT profile, PUT status (security-svc as its own
+#                               process; events relayed to a JetStream of the benchmark's own),
+#                               then the relay's throughput from a backlog of BENCH_RELAY_EVENTS
+#                               (default 20,000) events (scripts/lib/bench_events.sh)
 #   scripts/bench.sh crypto     criterion micro-benchmarks of the transit operations in-process
 #   scripts/bench.sh guardians  vottery-election's criterion benchmarks, a full 3-of-5 key ceremony
 #                               between 5 release instances over loopback (`security-svc ceremony
@@ -13,6 +16,8 @@
 #                               (BENCH_GUARDIANS_CRITERION=0 reuses the last criterion results)
 #   scripts/bench.sh export     user-svc's export of a user with 100,000 audit rows: seconds and
 #                               peak memory growth (scripts/lib/bench_export.sh)
+#   scripts/bench.sh users-1m   user-svc's list at 10,000 and 1,000,000 users (SQL rows upgraded by
+#                               encrypt-existing), 16 readers, with the ratios (lib/bench_users_1m.sh)
 #   scripts/bench.sh all        all of the above
 #
 # Each load runs BENCH_RUNS times (default 3) for BENCH_SECONDS (default 10) with
@@ -20,6 +25,9 @@
 # the service under load is sampled from /proc. Results are also written to .data/bench/.
 # BENCH_REMEMBERED_SIGNATURES sets user-svc's memory of valid record signatures in the users
 # benchmark (default as configured; 0 verifies every record's signature in full).
+# BENCH_BASELINE=<git rev> (users) builds that revision's release user-svc once, in a worktree
+# under .data/bench-baseline/, and runs each users scenario against it and the current one,
+# alternating on the same seeded database; each row shows both rates and their ratio.
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
@@ -29,6 +37,10 @@ cd "$ROOT_DIR"
 . scripts/lib/stack.sh
 # shellcheck source=lib/bench_export.sh
 . scripts/lib/bench_export.sh
+# shellcheck source=lib/bench_users_1m.sh
+. scripts/lib/bench_users_1m.sh
+# shellcheck source=lib/bench_events.sh
+. scripts/lib/bench_events.sh
 
 MODE=${1:-all}
 DURATION=${BENCH_SECONDS:-10}
@@ -173,9 +185,9 @@ run_security() {
   tracked security-svc "$BENCH_DIR/security-svc.log" "http://127.0.0.1:$SECURITY_PORT/health/ready"
 }
 
-create_key() { # NAME TYPE
+create_key() { # NAME TYPE [context_keys]
   curl -fs -o /dev/null -H "X-Vault-Token: $ADMIN_TOKEN" -X POST \
-    "http://127.0.0.1:$SECURITY_PORT/v1/transit/keys/$1" -d "{\"type\":\"$2\"}"
+    "http://127.0.0.1:$SECURITY_PORT/v1/transit/keys/$1" -d "{\"type\":\"$2\"${3:+,\"$3\":true}}"
 }
 
 transit() { # PATH BODY -> response
@@ -254,7 +266,13 @@ start_bench_users() {
     USER_SVC__LOG__FILTER=warn
     "$@"
   )
-  env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
+  # With a baseline, the manager is made by the baseline, on the PII key it can read.
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    env "${env[@]}" USER_SVC__SECURITY__PII_KEY="$BASELINE_PII_KEY" "$BASELINE_BIN" \
+      bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
+  else
+    env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
+  fi
   USERS_TOKEN=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
   port_free "$USERS_PORT"
   env "${env[@]}" ./target/release/user-svc >"$log_file" 2>&1 &
@@ -268,24 +286,36 @@ users_database() {
   build_release
   USERS_DB=$(fresh_database "$1")
   start_security "$USERS_DB"
-  create_key vottery-users-pii aes256-gcm96
+  create_key vottery-users-pii aes256-gcm96 context_keys
   create_key vottery-users-index hmac
   create_key vottery-users-records ed25519
 }
 
 bench_users() {
+  [ -n "${BENCH_BASELINE:-}" ] && BASELINE_BIN=$(baseline_user_svc "$BENCH_BASELINE")
+  start_bench_nats
   users_database vottery_bench_users
+  # A revision from before per-user context keys encrypts without a context: it gets a PII
+  # key of its own, which the current build reads as the shared key of rows written before.
+  if [ -n "${BASELINE_BIN:-}" ]; then
+    create_key "$BASELINE_PII_KEY" aes256-gcm96
+    USERS_EXTRA_CURRENT=(USER_SVC__SECURITY__SHARED_PII_KEY="$BASELINE_PII_KEY")
+  fi
   local db=$USERS_DB
   export DATABASE_URL_USERS=$db
-  local extra=(
+  USERS_EXTRA=(
     USER_SVC__RATE_LIMIT__PER_IP_PER_MINUTE=1000000000
     USER_SVC__RATE_LIMIT__PER_USER_PER_MINUTE=1000000000
   )
   # BENCH_REMEMBERED_SIGNATURES=0 makes every read verify its records' signatures in full.
   [ -n "${BENCH_REMEMBERED_SIGNATURES:-}" ] &&
-    extra+=(USER_SVC__SECURITY__REMEMBERED_SIGNATURES="$BENCH_REMEMBERED_SIGNATURES")
-  start_bench_users "$db" "$BENCH_DIR/user-svc.log" "${extra[@]}"
-  local users_pid=$USERS_PID token=$USERS_TOKEN
+    USERS_EXTRA+=(USER_SVC__SECURITY__REMEMBERED_SIGNATURES="$BENCH_REMEMBERED_SIGNATURES")
+  users_env "$db"
+  start_bench_users "$db" "$BENCH_DIR/user-svc.log" "${USERS_EXTRA[@]}" USER_SVC__EVENTS__NATS_URL="$BENCH_NATS_URL" "${USERS_EXTRA_CURRENT[@]}"
+  local token=$USERS_TOKEN
+  # Seeded by the baseline when there is one: the current user-svc reads its rows (shared-key
+  # PII), while rows under per-user keys would be unreadable to a revision before them.
+  [ -z "$BASELINE_BIN" ] || serve_baseline
 
   local s="$BENCH_DIR/lua"; mkdir -p "$s"
   cat >"$s/create.lua" <<LUA
@@ -302,9 +332,31 @@ request = function()
   return wrk.format(nil, nil, nil, body)
 end
 LUA
-  local total=0
+  # The same creations, each with its own Idempotency-Key (numbers offset so they never meet
+  # the unkeyed ones).
+  cat >"$s/create-keyed.lua" <<LUA
+local threads = 0
+function setup(thread) threads = threads + 1; thread:set("tid", threads) end
+function init(args) run = tonumber(args[1]) or 0; counter = 0 end
+wrk.method = "POST"
+request = function()
+  counter = counter + 1
+  local body = string.format('{"sngine_email":"keyed-%d-%d-%d@example.com","sngine_phone":"+44%02d%08d","user_type":"voter","subscription_status":"free","first_name":"Bench","country":"GB"}',
+    run, tid, counter, (run * 8 + tid) % 100, 50000000 + counter)
+  local headers = {
+    ["Content-Type"] = "application/json",
+    ["Authorization"] = "Bearer $token",
+    ["Idempotency-Key"] = string.format('"bench-%d-%d-%d"', run, tid, counter),
+  }
+  return wrk.format(nil, nil, headers, body)
+end
+LUA
+  local total=0 rounds=0
   log "seeding 10,000 users through POST /api/users"
   while [ "$total" -lt 10000 ]; do
+    # Bounded: a user-svc that refuses the creations (see its log) stops the benchmark.
+    rounds=$((rounds + 1))
+    [ "$rounds" -le 60 ] || die "only $total users seeded after $((rounds - 1)) rounds; see $BENCH_DIR/user-svc.log"
     wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s "$s/create.lua" "http://127.0.0.1:$USERS_PORT/api/users" -- "$RUN_SEQ" >/dev/null 2>&1 || true
     RUN_SEQ=$((RUN_SEQ + 1))
     total=$(psql "$db" -XAtc "select count(*) from vottery_users")
@@ -336,13 +388,23 @@ request = function()
   return wrk.format(nil, "/api/users/" .. id .. "/profile", nil, '{"city":"Bench City ' .. math.random(1, 1000) .. '"}')
 end
 LUA
+  status_script "$s/put-status.lua" "$token" "$max_id"
   local base="http://127.0.0.1:$USERS_PORT"
-  table_header "user-svc ($total users seeded)"
-  run_load "GET one user (random id)" "$users_pid" "$base/api/users/1" "$s/get-one.lua"
-  run_load "GET a page of 20 + total" "$users_pid" "$base/api/users" "$s/get-page.lua"
-  run_load "POST create" "$users_pid" "$base/api/users" "$s/create.lua"
-  run_load "PUT profile (random id)" "$users_pid" "$base/api/users/2/profile" "$s/put-profile.lua"
-  kill "$users_pid" "$SECURITY_PID" 2>/dev/null || true
+  if [ -n "$BASELINE_BIN" ]; then
+    compare_header "user-svc: $BENCH_BASELINE (no events) against the current tree (events relayed), $total users seeded"
+  else
+    table_header "user-svc ($total users seeded, events relayed to JetStream)"
+  fi
+  users_scenario "GET one user (random id)" "$base/api/users/1" "$s/get-one.lua"
+  users_scenario "GET a page of 20 + total" "$base/api/users" "$s/get-page.lua"
+  users_scenario "POST create" "$base/api/users" "$s/create.lua"
+  users_scenario "POST create with Idempotency-Key" "$base/api/users" "$s/create-keyed.lua"
+  users_scenario "PUT profile (random id)" "$base/api/users/2/profile" "$s/put-profile.lua"
+  users_scenario "PUT status (active/suspended)" "$base/api/users/2/status" "$s/put-status.lua"
+  stop_users
+  kill "$SECURITY_PID" 2>/dev/null || true
+  wait "$SECURITY_PID" 2>/dev/null || true
+  bench_relay "$s/create.lua"
 }
 
 bench_crypto() {
@@ -500,7 +562,8 @@ case "$MODE" in
   crypto) bench_crypto ;;
   guardians) bench_guardians ;;
   export) bench_export ;;
+  users-1m) bench_users_1m ;;
   all) bench_security; RESULTS=""; bench_users; bench_crypto; bench_guardians; bench_export ;;
-  *) die "usage: scripts/bench.sh [security|users|crypto|guardians|export|all]" ;;
+  *) die "usage: scripts/bench.sh [security|users|users-1m|crypto|guardians|export|all]" ;;
 esac
 log "results: $BENCH_DIR/table.md"

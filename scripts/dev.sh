@@ -181,7 +181,7 @@ Try it:
   curl -s "\$$API_URL_VAR/api/users/me" -H "Authorization: Bearer \$DEV_MANAGER_JWT"
   curl -s "\$$API_URL_VAR/api/roles" -H "Authorization: Bearer \$DEV_MANAGER_JWT"
   curl -s -X POST "\$$API_URL_VAR/api/users" -H "Authorization: Bearer \$USER_SVC_SERVICE_TOKEN" -H 'Content-Type: application/json' -d "{\\"sngine_email\\":\\"voter-\$(date +%s)@example.com\\",\\"sngine_phone\\":\\"+44\$(date +%s)\\",\\"user_type\\":\\"voter\\"}"
-  curl -s -X POST "\$SECURITY_SVC_URL/v1/transit/encrypt/vottery-users-pii" -H "X-Vault-Token: \$SECURITY_SVC_ADMIN_TOKEN" -d '{"plaintext":"aGVsbG8="}'
+  curl -s -X POST "\$SECURITY_SVC_URL/v1/transit/encrypt/vottery-users-pii" -H "X-Vault-Token: \$SECURITY_SVC_ADMIN_TOKEN" -d '{"plaintext":"aGVsbG8=","context":"ZGVtbw=="}'
   curl -s -X POST "\$SECURITY_SVC_URL/v1/guardians/dev-guardian" -H "X-Vault-Token: \$SECURITY_SVC_TRUSTEE_TOKEN" -H 'Content-Type: application/json' -d '{"ceremony_id":"dev","sequence_order":1,"number_of_guardians":1,"quorum":1}'
 
 User-change events: GET \$USER_SVC_URL/api/events with \$USER_SVC_SERVICE_TOKEN, or stream

@@ -31,6 +31,7 @@ done
 
 log "cargo test"
 cargo test --workspace --locked -- --test-threads="${TEST_THREADS:-4}"
+scripts/faults.sh  # each fault under load, then the audit: one line per fault
 
 log "contracts: generated clients and schemathesis against the OpenAPI documents"
 scripts/contracts.sh
