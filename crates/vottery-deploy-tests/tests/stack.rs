@@ -841,8 +841,19 @@ fn security_svc_bootstraps_the_keys_user_svc_uses_with_a_token_that_covers_them(
             .bootstrap_keys()
             .unwrap_or_else(|error| panic!("{stack}: {error}"))
             .into_iter()
-            .map(|(name, kind)| (name, kind.as_str().to_owned()))
+            .map(|(name, key)| (name, key.key_type.as_str().to_owned()))
             .collect();
+        let shreddable = security
+            .transit
+            .bootstrap_keys()
+            .unwrap_or_default()
+            .into_iter()
+            .any(|(name, key)| name == users.security.pii_key && key.context_keys);
+        assert!(
+            shreddable,
+            "{stack}: user-svc's PII key {} must be bootstrapped with context_keys (erasure destroys a user's data key)",
+            users.security.pii_key
+        );
         let needed = [
             (
                 &users.security.pii_key,
@@ -888,6 +899,13 @@ fn security_svc_bootstraps_the_keys_user_svc_uses_with_a_token_that_covers_them(
                 policy.keys
             );
         }
+        assert!(
+            policy
+                .operations
+                .iter()
+                .any(|operation| operation == "destroy-context" || operation == "*"),
+            "{stack}: user-svc's token may not destroy a user's PII key (destroy-context), which erasure needs"
+        );
     }
 }
 
