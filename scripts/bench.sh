@@ -96,7 +96,7 @@ run_load() {
   local name=$1 pid=$2 url=$3 script=$4 items=${5:-1}
   local rps_list="" p50_list="" p99_list="" rss_peak=0 errors=0
   for run in $(seq 1 "$RUNS"); do
-    local out="$BENCH_DIR/$name-$run.txt" rss_file="$BENCH_DIR/$name-$run.rss"
+    local out="$BENCH_DIR/${name//\//_}-$run.txt" rss_file="$BENCH_DIR/${name//\//_}-$run.rss"
     echo 0 >"$rss_file"
     rss_sampler "$pid" "$rss_file" &
     local sampler=$!
@@ -400,7 +400,7 @@ LUA
   users_scenario "POST create" "$base/api/users" "$s/create.lua"
   users_scenario "POST create with Idempotency-Key" "$base/api/users" "$s/create-keyed.lua"
   users_scenario "PUT profile (random id)" "$base/api/users/2/profile" "$s/put-profile.lua"
-  users_scenario "PUT status (active/suspended)" "$base/api/users/2/status" "$s/put-status.lua"
+  users_scenario "PUT status (active, suspended)" "$base/api/users/2/status" "$s/put-status.lua"
   stop_users
   kill "$SECURITY_PID" 2>/dev/null || true
   wait "$SECURITY_PID" 2>/dev/null || true

@@ -111,6 +111,7 @@ compare_header() {
 # against a freshly started process on the same database; one row of the medians and ratio.
 compare_load() {
   local name=$1 url=$2 script=$3 baseline="" current="" errors=0 slug=${1// /_}
+  slug=${slug//\//_}
   for _ in $(seq 1 "$RUNS"); do
     serve_baseline
     wrk_once "$slug-baseline" "$url" "$script"

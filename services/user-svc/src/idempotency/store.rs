@@ -12,7 +12,7 @@ use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::{Binary, Bool, Double, Integer, Jsonb, Nullable, SmallInt, Text};
 use diesel::{QueryResult, QueryableByName};
-use diesel_async::{AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use vottery_server::db::Prepared;
 
 use super::key::{Fingerprint, IdempotencyKey};
@@ -78,7 +78,7 @@ pub(super) async fn claim(
     let hours = i32::try_from(terms.retention_hours).unwrap_or(i32::MAX);
     // A key pruned between the two statements is claimed on the next round.
     for _ in 0..3 {
-        let claimed = Prepared(
+        let claim = Prepared(
             diesel::sql_query(
                 "INSERT INTO vottery_idempotency_keys AS k \
                  (scope, idempotency_key, fingerprint, token, lease_until) \
@@ -97,9 +97,19 @@ pub(super) async fn claim(
             .bind::<Text, _>(completion.token.clone())
             .bind::<Double, _>(lease)
             .bind::<Integer, _>(hours),
-        )
-        .execute(conn)
-        .await?;
+        );
+        // The claim's commit does not wait for the disk: the change that completes the key
+        // commits later and waits, and its WAL flush covers the claim's record before it. A
+        // claim lost in a crash belongs to a request that changed nothing, which a retry
+        // claims again.
+        let claimed = conn
+            .transaction::<_, diesel::result::Error, _>(async |conn| {
+                diesel::sql_query("SET LOCAL synchronous_commit = off")
+                    .execute(conn)
+                    .await?;
+                claim.execute(conn).await
+            })
+            .await?;
         if claimed == 1 {
             return Ok(Claim::Held(completion));
         }
