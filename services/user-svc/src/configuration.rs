@@ -103,6 +103,9 @@ pub struct RateLimitSettings {
 /// User events: the relay of the outbox to NATS JetStream, and how long relayed rows are kept.
 #[derive(Debug, Clone, Deserialize)]
 pub struct EventSettings {
+    /// Whether changes write their events to the outbox. Off, no event is written, the relay
+    /// does not run, and `GET /api/events` serves only what was written before.
+    pub recorded: bool,
     /// The NATS server (`nats://host:4222`); empty turns the relay off (the feed still works).
     pub nats_url: String,
     /// Outbox rows published per round.
@@ -129,7 +132,7 @@ pub struct IdempotencySettings {
 impl EventSettings {
     /// Whether a relay runs.
     pub fn relays(&self) -> bool {
-        !self.nats_url.trim().is_empty()
+        self.recorded && !self.nats_url.trim().is_empty()
     }
 }
 

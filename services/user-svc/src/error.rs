@@ -52,6 +52,10 @@ pub enum ApiError {
     /// session or restarted). The pool replaces the connection; a read is served once more.
     #[error("the database connection was lost")]
     ConnectionLost(String),
+    /// 409: another request with the same `Idempotency-Key` stored its answer first, so this
+    /// one's change was rolled back; the idempotency layer answers with the stored answer.
+    #[error("another request with this Idempotency-Key was answered first")]
+    AnsweredMeanwhile,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -80,6 +84,7 @@ impl ApiError {
             ApiError::InvalidTransition { .. } => "invalid-transition",
             ApiError::PreconditionFailed { .. } => "precondition-failed",
             ApiError::Contention => "contention",
+            ApiError::AnsweredMeanwhile => "idempotency-key-in-use",
             ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Unavailable { .. } | ApiError::ConnectionLost(_) => "dependency-unavailable",
             ApiError::Internal(_) => "internal",
@@ -93,6 +98,7 @@ impl ApiError {
             self,
             ApiError::Unavailable { .. }
                 | ApiError::ConnectionLost(_)
+                | ApiError::AnsweredMeanwhile
                 | ApiError::Internal(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::RateLimited { .. }
@@ -132,6 +138,15 @@ impl ApiError {
                     "Conflict",
                     409,
                     "the user was changed concurrently too often; retry",
+                ),
+                Some(1),
+            ),
+            ApiError::AnsweredMeanwhile => (
+                Problem::new(
+                    "idempotency-key-in-use",
+                    "Conflict",
+                    409,
+                    "another request with this Idempotency-Key was answered first; retry with the same key to get its answer",
                 ),
                 Some(1),
             ),
@@ -229,7 +244,8 @@ impl ResponseError for ApiError {
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::Conflict { .. }
             | ApiError::InvalidTransition { .. }
-            | ApiError::Contention => StatusCode::CONFLICT,
+            | ApiError::Contention
+            | ApiError::AnsweredMeanwhile => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::ConnectionLost(_) => {
@@ -257,6 +273,11 @@ impl From<diesel::result::Error> for ApiError {
             }
             Error::DatabaseError(_, info) if info.message().contains("statement timeout") => {
                 ApiError::database(error)
+            }
+            Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
+                if info.constraint_name() == Some(crate::idempotency::ANSWERED_MEANWHILE) =>
+            {
+                ApiError::AnsweredMeanwhile
             }
             _ => ApiError::Internal(anyhow::Error::new(error)),
         }

@@ -41,6 +41,8 @@ pub struct AppState {
     pub relay: Option<Arc<RelayMetrics>>,
     /// How `Idempotency-Key` claims are held and answers kept.
     pub idempotency: IdempotencySettings,
+    /// Whether changes write their events to the outbox (`events.recorded`).
+    pub events_recorded: bool,
 }
 
 /// The service could not start.
@@ -104,6 +106,7 @@ impl AppState {
             )),
             relay: settings.events.relays().then(Arc::default),
             idempotency: settings.idempotency.clone(),
+            events_recorded: settings.events.recorded,
         })
     }
 }

@@ -22,7 +22,7 @@ use vottery_server::problem::ProblemResponse;
 pub use answer::{REPLAYED, Reply};
 pub use key::{Fingerprint, HEADER, IdempotencyKey, MAX_KEY_LENGTH, invalid_key};
 pub use prune::{prune, spawn_pruning};
-pub use store::{Completion, complete};
+pub use store::{ANSWERED_MEANWHILE, Completion, complete};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
@@ -72,6 +72,19 @@ pub async fn respond(
             // The change and its answer are committed; the answer is not yet sent.
             fail::fail_point!("idempotency-answer", |_| std::process::abort());
             Ok(reply.respond(status))
+        }
+        Err(ApiError::AnsweredMeanwhile) => {
+            // This request's lease ran out while it ran, and a retry answered the key first:
+            // this change was rolled back, and the retry's answer is the answer.
+            let taken = {
+                let mut conn = ctx.state.pool.get().await.map_err(ApiError::database)?;
+                let terms = &ctx.state.idempotency;
+                store::taken(&mut conn, &scope, &request.key, request.fingerprint, terms).await?
+            };
+            match taken {
+                Some(taken) => answer_again(ctx, &scope, &request.key, taken).await,
+                None => Err(ApiError::AnsweredMeanwhile),
+            }
         }
         Err(error) => {
             release(ctx, &completion).await;

@@ -1,23 +1,28 @@
-//! `vottery_idempotency_keys`: claiming a key before a request runs, storing its answer with
-//! the change, reading a stored answer back, and releasing a claim whose request changed
-//! nothing.
+//! Idempotency keys: claiming a key before a request runs (`vottery_idempotency_claims`),
+//! storing its answer with the change (`vottery_idempotency_keys`), reading a stored answer
+//! back, and releasing a claim whose request changed nothing.
 //!
-//! A claim is one statement (an insert, or the takeover of a key whose request died before it
-//! committed, or whose answer is past its retention). The answer is written by the change's own
+//! A claim is one statement on an unlogged table: no WAL, so no flush to wait for. It only says
+//! a request with the key is running; after a crash the table is empty, and a claim lost that
+//! way belonged to a request that changed nothing. The answer is inserted by the change's own
 //! statement ([`Completion`] as a `WITH` member after the audit row, like the outbox) or its
-//! transaction ([`complete`]), so a crash leaves both or neither.
+//! transaction ([`complete`]), so a crash leaves both or neither; a second answer for a key
+//! fails the change that carries it ([`ANSWERED_MEANWHILE`]).
 
 use diesel::OptionalExtension;
 use diesel::pg::Pg;
 use diesel::query_builder::{AstPass, QueryFragment};
 use diesel::sql_types::{Binary, Bool, Double, Integer, Jsonb, Nullable, SmallInt, Text};
 use diesel::{QueryResult, QueryableByName};
-use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
+use diesel_async::{AsyncPgConnection, RunQueryDsl};
 use vottery_server::db::Prepared;
 
 use super::key::{Fingerprint, IdempotencyKey};
 use crate::configuration::IdempotencySettings;
 use crate::record::UserRow;
+
+/// The constraint a change breaks when another request stored an answer for its key first.
+pub const ANSWERED_MEANWHILE: &str = "vottery_idempotency_keys_pkey";
 
 /// A claim held on a key by the request now running under it, and the status its answer will
 /// have. Passed to the use case, whose change stores the answer.
@@ -25,7 +30,8 @@ use crate::record::UserRow;
 pub struct Completion {
     scope: String,
     key: String,
-    /// A random id of this claim (a UUID), so that only its holder completes or releases it.
+    fingerprint: Vec<u8>,
+    /// A random id of this claim (a UUID), so that only its holder releases it.
     token: String,
     status: i16,
 }
@@ -58,8 +64,9 @@ pub(super) struct Taken {
     pub retry_after: i64,
 }
 
-/// Claims `key` for `scope` unless another request holds it (its lease alive) or answered it
-/// within the retention; what the other request left otherwise.
+/// Claims `key` for `scope` unless an answer to it is stored within the retention or another
+/// request holds it (its lease alive); what the other request left otherwise. An answer past
+/// the retention that was not pruned yet is deleted by the claim that replaces it.
 pub(super) async fn claim(
     conn: &mut AsyncPgConnection,
     scope: String,
@@ -71,69 +78,83 @@ pub(super) async fn claim(
     let completion = Completion {
         scope,
         key: key.as_str().to_owned(),
+        fingerprint: fingerprint.0.to_vec(),
         token: uuid::Uuid::new_v4().to_string(),
         status: i16::try_from(status).unwrap_or(i16::MAX),
     };
     let lease = terms.lease_seconds as f64;
     let hours = i32::try_from(terms.retention_hours).unwrap_or(i32::MAX);
-    // A key pruned between the two statements is claimed on the next round.
+    // A claim or answer that ends between the two statements is looked at again.
     for _ in 0..3 {
-        let claim = Prepared(
+        let claimed = Prepared(
             diesel::sql_query(
-                "INSERT INTO vottery_idempotency_keys AS k \
+                "WITH stale AS (DELETE FROM vottery_idempotency_keys \
+                 WHERE scope = $1 AND idempotency_key = $2 \
+                 AND created_at < now() - make_interval(hours => $6)), \
+                 answered AS (SELECT 1 FROM vottery_idempotency_keys \
+                 WHERE scope = $1 AND idempotency_key = $2 \
+                 AND created_at >= now() - make_interval(hours => $6)) \
+                 INSERT INTO vottery_idempotency_claims AS c \
                  (scope, idempotency_key, fingerprint, token, lease_until) \
-                 VALUES ($1, $2, $3, $4::uuid, now() + make_interval(secs => $5)) \
+                 SELECT $1, $2, $3, $4::uuid, now() + make_interval(secs => $5) \
+                 WHERE NOT EXISTS (SELECT 1 FROM answered) \
                  ON CONFLICT (scope, idempotency_key) DO UPDATE SET \
                  fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token, \
-                 lease_until = EXCLUDED.lease_until, status = NULL, answer_user = NULL, \
-                 answer_body = NULL, created_at = now() \
-                 WHERE (k.status IS NULL AND k.lease_until < now()) \
-                 OR k.created_at < now() - make_interval(hours => $6)",
+                 lease_until = EXCLUDED.lease_until WHERE c.lease_until < now()",
             )
             .into_boxed()
             .bind::<Text, _>(completion.scope.clone())
             .bind::<Text, _>(completion.key.clone())
-            .bind::<Binary, _>(fingerprint.0.to_vec())
+            .bind::<Binary, _>(completion.fingerprint.clone())
             .bind::<Text, _>(completion.token.clone())
             .bind::<Double, _>(lease)
             .bind::<Integer, _>(hours),
-        );
-        // The claim's commit does not wait for the disk: the change that completes the key
-        // commits later and waits, and its WAL flush covers the claim's record before it. A
-        // claim lost in a crash belongs to a request that changed nothing, which a retry
-        // claims again.
-        let claimed = conn
-            .transaction::<_, diesel::result::Error, _>(async |conn| {
-                diesel::sql_query("SET LOCAL synchronous_commit = off")
-                    .execute(conn)
-                    .await?;
-                claim.execute(conn).await
-            })
-            .await?;
+        )
+        .execute(conn)
+        .await?;
         if claimed == 1 {
             return Ok(Claim::Held(completion));
         }
-        let taken = Prepared(
-            diesel::sql_query(
-                "SELECT fingerprint = $3 AS same_request, status, \
-                 answer_user IS NOT NULL AS shows_user, answer_body AS body, \
-                 GREATEST(1, CEIL(EXTRACT(EPOCH FROM lease_until - now())))::int8 \
-                 AS retry_after \
-                 FROM vottery_idempotency_keys WHERE scope = $1 AND idempotency_key = $2",
-            )
-            .into_boxed()
-            .bind::<Text, _>(completion.scope.clone())
-            .bind::<Text, _>(completion.key.clone())
-            .bind::<Binary, _>(fingerprint.0.to_vec()),
-        )
-        .get_result::<Taken>(conn)
-        .await
-        .optional()?;
-        if let Some(taken) = taken {
+        if let Some(taken) = taken(conn, &completion.scope, key, fingerprint, terms).await? {
             return Ok(Claim::Taken(taken));
         }
     }
     Err(diesel::result::Error::NotFound)
+}
+
+/// The answer stored for a key within the retention, else the live claim another request holds
+/// on it; nothing when neither is there.
+pub(super) async fn taken(
+    conn: &mut AsyncPgConnection,
+    scope: &str,
+    key: &IdempotencyKey,
+    fingerprint: Fingerprint,
+    terms: &IdempotencySettings,
+) -> QueryResult<Option<Taken>> {
+    let hours = i32::try_from(terms.retention_hours).unwrap_or(i32::MAX);
+    Prepared(
+        diesel::sql_query(
+            "SELECT * FROM (\
+             SELECT fingerprint = $3 AS same_request, status, \
+             answer_user IS NOT NULL AS shows_user, answer_body AS body, 1::int8 AS retry_after \
+             FROM vottery_idempotency_keys WHERE scope = $1 AND idempotency_key = $2 \
+             AND created_at >= now() - make_interval(hours => $4) \
+             UNION ALL \
+             SELECT fingerprint = $3, NULL::smallint, false, NULL::jsonb, \
+             GREATEST(1, CEIL(EXTRACT(EPOCH FROM lease_until - now())))::int8 \
+             FROM vottery_idempotency_claims WHERE scope = $1 AND idempotency_key = $2 \
+             AND lease_until >= now()) AS found \
+             ORDER BY status IS NULL LIMIT 1",
+        )
+        .into_boxed()
+        .bind::<Text, _>(scope.to_owned())
+        .bind::<Text, _>(key.as_str().to_owned())
+        .bind::<Binary, _>(fingerprint.0.to_vec())
+        .bind::<Integer, _>(hours),
+    )
+    .get_result::<Taken>(conn)
+    .await
+    .optional()
 }
 
 /// The user row a stored answer shows, as it was stored (PII as ciphertext).
@@ -164,8 +185,8 @@ pub(super) async fn release(
 ) -> QueryResult<()> {
     Prepared(
         diesel::sql_query(
-            "DELETE FROM vottery_idempotency_keys \
-             WHERE scope = $1 AND idempotency_key = $2 AND token = $3::uuid AND status IS NULL",
+            "DELETE FROM vottery_idempotency_claims \
+             WHERE scope = $1 AND idempotency_key = $2 AND token = $3::uuid",
         )
         .into_boxed()
         .bind::<Text, _>(completion.scope.clone())
@@ -189,14 +210,14 @@ pub async fn complete(
     };
     Prepared(
         diesel::sql_query(
-            "UPDATE vottery_idempotency_keys SET status = $4, answer_body = $5, \
-             lease_until = NULL \
-             WHERE scope = $1 AND idempotency_key = $2 AND token = $3::uuid",
+            "INSERT INTO vottery_idempotency_keys \
+             (scope, idempotency_key, fingerprint, status, answer_body) \
+             VALUES ($1, $2, $3, $4, $5)",
         )
         .into_boxed()
         .bind::<Text, _>(completion.scope.clone())
         .bind::<Text, _>(completion.key.clone())
-        .bind::<Text, _>(completion.token.clone())
+        .bind::<Binary, _>(completion.fingerprint.clone())
         .bind::<SmallInt, _>(completion.status)
         .bind::<Nullable<Jsonb>, _>(body.cloned()),
     )
@@ -205,9 +226,13 @@ pub async fn complete(
     .map(|_| ())
 }
 
-/// Deletes the keys older than the retention; how many.
+/// Deletes the answers older than the retention and the claims whose lease ended; how many
+/// answers.
 pub async fn prune(conn: &mut AsyncPgConnection, retention_hours: u64) -> QueryResult<usize> {
     let hours = i32::try_from(retention_hours).unwrap_or(i32::MAX);
+    diesel::sql_query("DELETE FROM vottery_idempotency_claims WHERE lease_until < now()")
+        .execute(conn)
+        .await?;
     diesel::sql_query(
         "DELETE FROM vottery_idempotency_keys \
          WHERE created_at < now() - make_interval(hours => $1)",
@@ -217,22 +242,22 @@ pub async fn prune(conn: &mut AsyncPgConnection, retention_hours: u64) -> QueryR
     .await
 }
 
-/// `, answered AS (UPDATE …)`: after a change `RETURNING` a user row (the `changed` member of
+/// `, answered AS (INSERT …)`: after a change `RETURNING` a user row (the `changed` member of
 /// its statement), stores that row as the answer, when the change touched it.
 impl QueryFragment<Pg> for Completion {
     fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
-        out.push_sql(", answered AS (UPDATE vottery_idempotency_keys AS k SET status = ");
-        out.push_bind_param::<SmallInt, _>(&self.status)?;
         out.push_sql(
-            ", answer_user = to_jsonb(shown), lease_until = NULL FROM changed AS shown \
-             WHERE k.scope = ",
+            ", answered AS (INSERT INTO vottery_idempotency_keys \
+             (scope, idempotency_key, fingerprint, status, answer_user) SELECT ",
         );
         out.push_bind_param::<Text, _>(&self.scope)?;
-        out.push_sql(" AND k.idempotency_key = ");
+        out.push_sql(", ");
         out.push_bind_param::<Text, _>(&self.key)?;
-        out.push_sql(" AND k.token = ");
-        out.push_bind_param::<Text, _>(&self.token)?;
-        out.push_sql("::uuid)");
+        out.push_sql(", ");
+        out.push_bind_param::<Binary, _>(&self.fingerprint)?;
+        out.push_sql(", ");
+        out.push_bind_param::<SmallInt, _>(&self.status)?;
+        out.push_sql(", to_jsonb(shown) FROM changed AS shown)");
         Ok(())
     }
 }

@@ -229,7 +229,7 @@ async fn store_new(
         version: Some(row.owned.row_version),
         ..Outcome::default()
     };
-    events::publish(&mut event, UserEventType::Created, outcome);
+    events::publish(ctx, &mut event, UserEventType::Created, outcome);
     let mut conn = ctx.conn().await?;
     users_db::insert(&mut conn, row, &event, answer)
         .await

@@ -82,14 +82,14 @@ pub(super) async fn remove(
             keep_a_manager(conn, id, last_manager).await?;
         }
         let mut event = event.clone();
-        if !end_all_with(conn, id, version, &mut event).await?
+        if !end_all_with(ctx, conn, id, version, &mut event).await?
             || !users_db::delete_if_version(conn, id, version).await?
         {
             return Err(ApiError::PreconditionFailed {
                 current: version + 1,
             });
         }
-        events::publish(&mut event, kind, Outcome::default());
+        events::publish(ctx, &mut event, kind, Outcome::default());
         audit::append(conn, &event).await?;
         Ok(idempotency::complete(conn, answer, None).await?)
     })

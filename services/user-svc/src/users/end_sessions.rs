@@ -37,7 +37,7 @@ pub async fn end_session(
             facts: Some(facts),
             ..ctx.audit_event(&actor, &label, id, "session.end")
         };
-        publish_revoked(&mut event, ended);
+        publish_revoked(ctx, &mut event, ended);
         audit::append(conn, &event).await?;
         Ok(idempotency::complete(conn, answer, None).await?)
     })
@@ -61,7 +61,7 @@ pub async fn end_sessions(
             facts: Some(facts),
             ..ctx.audit_event(&actor, &label, id, "sessions.end")
         };
-        publish_revoked(&mut event, sessions_ended);
+        publish_revoked(ctx, &mut event, sessions_ended);
         audit::append(conn, &event).await?;
         let ended = SessionsEnded { sessions_ended };
         let body = answer.map(|_| json!(ended));
@@ -75,6 +75,7 @@ pub async fn end_sessions(
 /// at `expected_version`, ends all their sessions and notes how many in `event`. False, with
 /// nothing ended, when the user moved on.
 pub(super) async fn end_all_with(
+    ctx: &Ctx<'_>,
     conn: &mut AsyncPgConnection,
     user_id: i32,
     expected_version: i64,
@@ -90,18 +91,18 @@ pub(super) async fn end_all_with(
     };
     facts.insert("sessions_ended".into(), json!(ended));
     event.facts = Some(Value::Object(facts));
-    publish_revoked(event, ended);
+    publish_revoked(ctx, event, ended);
     Ok(true)
 }
 
 /// Adds the `sessions_revoked` event to a change that ended sessions; none when it ended none.
-fn publish_revoked(event: &mut AuditEvent<'_>, ended: i64) {
+fn publish_revoked(ctx: &Ctx<'_>, event: &mut AuditEvent<'_>, ended: i64) {
     if ended > 0 {
         let outcome = Outcome {
             sessions_ended: Some(ended),
             ..Outcome::default()
         };
-        events::publish(event, UserEventType::SessionsRevoked, outcome);
+        events::publish(ctx, event, UserEventType::SessionsRevoked, outcome);
     }
 }
 

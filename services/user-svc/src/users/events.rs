@@ -8,6 +8,7 @@ use vottery_common::events::{
     UserEventType,
 };
 
+use super::context::Ctx;
 use crate::audit::AuditEvent;
 
 /// What an event says beyond its audit record.
@@ -18,8 +19,17 @@ pub(super) struct Outcome {
     pub sessions_ended: Option<i64>,
 }
 
-/// Adds the event of `kind` to the change `audit` records.
-pub(super) fn publish(audit: &mut AuditEvent<'_>, kind: UserEventType, outcome: Outcome) {
+/// Adds the event of `kind` to the change `audit` records, unless this deployment records no
+/// events (`events.recorded = false`).
+pub(super) fn publish(
+    ctx: &Ctx<'_>,
+    audit: &mut AuditEvent<'_>,
+    kind: UserEventType,
+    outcome: Outcome,
+) {
+    if !ctx.state.events_recorded {
+        return;
+    }
     let event = build(audit, kind, outcome);
     audit.events.push(event);
 }

@@ -308,7 +308,7 @@ async fn store(
         transition: write.transition.clone(),
         sessions_ended: None,
     };
-    events::publish(&mut event, write.event, outcome);
+    events::publish(ctx, &mut event, write.event, outcome);
     let expected = target.owned.row_version;
     let update = async |conn: &mut AsyncPgConnection, event: &AuditEvent<'_>| {
         users_db::update_if_version(conn, target.id, expected, owned, event, answer)
@@ -324,7 +324,7 @@ async fn store(
             keep_a_manager(conn, target.id, last_manager).await?;
         }
         let mut event = event.clone();
-        if write.ends_sessions && !end_all_with(conn, target.id, expected, &mut event).await? {
+        if write.ends_sessions && !end_all_with(ctx, conn, target.id, expected, &mut event).await? {
             return Ok(None);
         }
         update(conn, &event).await

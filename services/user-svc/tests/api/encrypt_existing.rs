@@ -528,3 +528,60 @@ async fn the_largest_batches_go_through_and_every_row_is_audited_once() {
         assert_eq!(trail["data"][0]["action"], json!(AUDIT_ACTION), "user {id}");
     }
 }
+
+#[tokio::test]
+async fn a_row_changed_while_its_batch_is_sealed_is_left_as_it_now_is_and_taken_next_run() {
+    let app = spawn_app().await;
+    seed_legacy_rows(&app, 10).await;
+    let changed = app
+        .count(&format!(
+            "SELECT min(id) + 3 FROM vottery_users WHERE id <> {}",
+            app.manager.id
+        ))
+        .await;
+    // The customer's application changes one row while security-svc seals the batch: security-svc
+    // makes the rows' context keys in the same database, and this trigger fires then, once.
+    app.exec(&format!(
+        "CREATE FUNCTION change_meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         UPDATE vottery_users SET city = 'Changed meanwhile' \
+         WHERE id = {changed} AND city IS NULL; RETURN NULL; END $$; \
+         CREATE TRIGGER change_meanwhile AFTER INSERT ON vottery_security_context_keys \
+         FOR EACH STATEMENT EXECUTE FUNCTION change_meanwhile()"
+    ))
+    .await;
+
+    let (summary, _) = run(&app.state, BatchOptions::default()).await;
+    let summary = summary.unwrap();
+    assert_eq!(
+        (summary.total, summary.encrypted, summary.remaining),
+        (10, 9, 1)
+    );
+    let row = app
+        .rows(&format!(
+            "SELECT pii_encrypted, city, sngine_email, row_version FROM vottery_users WHERE id = {changed}"
+        ))
+        .await
+        .pop()
+        .unwrap();
+    assert_eq!(
+        row,
+        json!({"pii_encrypted": false, "city": "Changed meanwhile",
+               "sngine_email": "Legacy.User4@Example.com", "row_version": 1})
+    );
+    let audited = app
+        .count(&format!(
+            "SELECT count(*) FROM vottery_audit_logs WHERE user_id = {changed} AND action = '{AUDIT_ACTION}'"
+        ))
+        .await;
+    assert_eq!(audited, 0);
+
+    // The next run takes it, with the change it holds now.
+    app.exec("DROP TRIGGER change_meanwhile ON vottery_security_context_keys")
+        .await;
+    let (summary, _) = run(&app.state, BatchOptions::default()).await;
+    assert_eq!(summary.unwrap().encrypted, 1);
+    let user = app.read_user(changed as i32).await;
+    assert_eq!(user["city"], json!("Changed meanwhile"));
+    assert_eq!(user["sngine_email"], json!("Legacy.User4@Example.com"));
+    assert_eq!(user["signature"]["valid"], json!(true));
+}

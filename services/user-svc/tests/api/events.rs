@@ -8,7 +8,7 @@ use diesel_async::SimpleAsyncConnection;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, spawn_app};
+use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, spawn_app, spawn_app_with};
 use crate::sessions::Recorded;
 
 /// One page of the feed, read with `token`.
@@ -150,6 +150,23 @@ async fn each_change_publishes_exactly_its_event_with_ids_field_names_and_transi
     for event in &data {
         assert!(audit_requests.contains(&event["request_id"]), "{event}");
     }
+}
+
+#[tokio::test]
+async fn a_deployment_that_records_no_events_changes_users_and_writes_none() {
+    let app = spawn_app_with(|settings| settings.events.recorded = false).await;
+    let outbox = || app.count("SELECT count(*) FROM vottery_user_events");
+    let before = outbox().await;
+    let user = created_edited_activated_and_promoted(&app).await;
+    Recorded::with_sessions(&app, user.id, &[(true, 1)]).await;
+    app.set_status(user.id, "suspended").await;
+    app.delete(&format!("/api/users/{}", user.id), &app.manager.token)
+        .await;
+
+    assert_eq!(outbox().await, before);
+    assert_eq!(app.audit_rows(user.id).await.len(), 6);
+    // The feed still answers, with what was written before.
+    assert_eq!(all_events(&app).await.len() as i64, before);
 }
 
 #[tokio::test]

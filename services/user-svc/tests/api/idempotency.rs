@@ -50,7 +50,7 @@ async fn users_count(app: &TestApp) -> i64 {
 }
 
 async fn stored_keys(app: &TestApp) -> Vec<Value> {
-    app.rows("SELECT scope, idempotency_key, status, answer_user, answer_body, lease_until FROM vottery_idempotency_keys ORDER BY created_at")
+    app.rows("SELECT scope, idempotency_key, status, answer_user, answer_body FROM vottery_idempotency_keys ORDER BY created_at")
         .await
 }
 
@@ -178,7 +178,7 @@ async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_end
     let fingerprint = Fingerprint::of(&ActixMethod::POST, "/api/users", Some(&body));
     // The first request holds the key, running, as a request in flight does.
     app.exec(&format!(
-        "INSERT INTO vottery_idempotency_keys (scope, idempotency_key, fingerprint, token, lease_until) \
+        "INSERT INTO vottery_idempotency_claims (scope, idempotency_key, fingerprint, token, lease_until) \
          VALUES ('service:auth_service', 'in-flight', '\\x{}', gen_random_uuid(), now() + interval '30 seconds')",
         hex::encode(fingerprint.0)
     ))
@@ -207,7 +207,7 @@ async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_end
 
     // A first request that died before committing leaves its lease to run out; then the retry
     // runs.
-    app.exec("UPDATE vottery_idempotency_keys SET lease_until = now() - interval '1 second'")
+    app.exec("UPDATE vottery_idempotency_claims SET lease_until = now() - interval '1 second'")
         .await;
     let retry = keyed(
         &app,
@@ -221,6 +221,40 @@ async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_end
     retry.expect(201);
     assert_eq!(retry.header("idempotent-replayed"), None);
     assert_eq!(users_count(&app).await, before.0 + 1);
+}
+
+#[tokio::test]
+async fn a_request_whose_key_was_answered_while_it_ran_is_rolled_back_and_given_that_answer() {
+    let app = spawn_app().await;
+    let body = new_user_body(&app);
+    // Another request with the same key stores its answer (showing the manager's row) just
+    // after this one claimed the key, as a retry does once this request's lease ran out.
+    app.exec(&format!(
+        "CREATE FUNCTION answer_meanwhile() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         INSERT INTO vottery_idempotency_keys (scope, idempotency_key, fingerprint, status, answer_user) \
+         SELECT NEW.scope, NEW.idempotency_key, NEW.fingerprint, 201, to_jsonb(u) \
+         FROM vottery_users AS u WHERE u.id = {}; RETURN NEW; END $$; \
+         CREATE TRIGGER answer_meanwhile AFTER INSERT ON vottery_idempotency_claims \
+         FOR EACH ROW EXECUTE FUNCTION answer_meanwhile()",
+        app.manager.id
+    ))
+    .await;
+    let before = (users_count(&app).await, app.audit_count().await);
+
+    let reply = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        SERVICE_TOKEN,
+        "raced",
+        Some(&body),
+    )
+    .await;
+    reply.expect(201);
+    assert_eq!(reply.header("idempotent-replayed").as_deref(), Some("true"));
+    assert_eq!(reply.json["id"], json!(app.manager.id));
+    assert_eq!((users_count(&app).await, app.audit_count().await), before);
+    assert_eq!(stored_keys(&app).await.len(), 1);
 }
 
 #[tokio::test]
