@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs every check the project has: formatting, clippy with warnings denied, and all
 # test suites against a real PostgreSQL, Redis and NATS with JetStream (provisioned when none is
-# configured), the generated-client and schemathesis contracts, and the README's guardians
-# walkthrough.
+# configured), the fault runs, the generated-client and schemathesis contracts, the README's
+# guardians walkthrough, and every other command the README and docs/ show.
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
@@ -38,5 +38,8 @@ scripts/contracts.sh
 
 log "the README's guardians walkthrough, as written"
 scripts/guardians/walkthrough.sh
+
+log "every other command the README and docs/ show, as written"
+scripts/docs/examples.sh
 
 log "all checks passed"

@@ -136,3 +136,24 @@ bootstrap_manager_once() {
   echo "$id" >"$id_file"
   echo "$id"
 }
+
+# write_dev_env FILE USER_URL SECURITY_URL MANAGER_ID MANAGER_JWT DATABASE_URL NATS_URL — the
+# variables the README's and docs' examples use (.data/dev.env), readable by its owner only;
+# the tokens come from the exported service settings.
+write_dev_env() {
+  (
+    umask 077
+    cat >"$1" <<EOF
+USER_SVC_URL=$2
+SECURITY_SVC_URL=$3
+SECURITY_SVC_ADMIN_TOKEN=$SECURITY_SVC__AUTH__TOKENS__ADMIN__SECRET
+SECURITY_SVC_TRUSTEE_TOKEN=$SECURITY_SVC__AUTH__TOKENS__TRUSTEE__SECRET
+USER_SVC_SERVICE_TOKEN=$USER_SVC__AUTH__SERVICE_TOKENS__AUTH_SERVICE__SECRET
+DEV_MANAGER_ID=$4
+DEV_MANAGER_JWT=$5
+DEV_JWT_SECRET=$USER_SVC__AUTH__JWT_SECRET
+DATABASE_URL=$6
+NATS_URL=$7
+EOF
+  )
+}
