@@ -27,7 +27,11 @@
 # benchmark (default as configured; 0 verifies every record's signature in full).
 # BENCH_BASELINE=<git rev> (users) builds that revision's release user-svc once, in a worktree
 # under .data/bench-baseline/, and runs each users scenario against it and the current one,
-# alternating on the same seeded database; each row shows both rates and their ratio.
+# alternating, each on a database of 10,000 users it created itself; each row shows both rates
+# and their ratio. Both relay their events to the benchmark's JetStream (a revision without
+# events has none).
+# BENCH_BASELINE=events-off compares the current user-svc recording no events
+# (events.recorded=false) with the same build recording and relaying them.
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
@@ -266,13 +270,7 @@ start_bench_users() {
     USER_SVC__LOG__FILTER=warn
     "$@"
   )
-  # With a baseline, the manager is made by the baseline, on the PII key it can read.
-  if [ -n "${BASELINE_BIN:-}" ]; then
-    env "${env[@]}" USER_SVC__SECURITY__PII_KEY="$BASELINE_PII_KEY" "$BASELINE_BIN" \
-      bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
-  else
-    env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
-  fi
+  env "${env[@]}" ./target/release/user-svc bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null
   USERS_TOKEN=$(env "${env[@]}" ./target/release/user-svc issue-dev-token 1)
   port_free "$USERS_PORT"
   env "${env[@]}" ./target/release/user-svc >"$log_file" 2>&1 &
@@ -292,15 +290,12 @@ users_database() {
 }
 
 bench_users() {
-  [ -n "${BENCH_BASELINE:-}" ] && BASELINE_BIN=$(baseline_user_svc "$BENCH_BASELINE")
+  choose_baseline
   start_bench_nats
   users_database vottery_bench_users
   # A revision from before per-user context keys encrypts without a context: it gets a PII
-  # key of its own, which the current build reads as the shared key of rows written before.
-  if [ -n "${BASELINE_BIN:-}" ]; then
-    create_key "$BASELINE_PII_KEY" aes256-gcm96
-    USERS_EXTRA_CURRENT=(USER_SVC__SECURITY__SHARED_PII_KEY="$BASELINE_PII_KEY")
-  fi
+  # key of its own.
+  [ -z "$BASELINE_REV" ] || create_key "$BASELINE_PII_KEY" aes256-gcm96
   local db=$USERS_DB
   export DATABASE_URL_USERS=$db
   USERS_EXTRA=(
@@ -311,11 +306,8 @@ bench_users() {
   [ -n "${BENCH_REMEMBERED_SIGNATURES:-}" ] &&
     USERS_EXTRA+=(USER_SVC__SECURITY__REMEMBERED_SIGNATURES="$BENCH_REMEMBERED_SIGNATURES")
   users_env "$db"
-  start_bench_users "$db" "$BENCH_DIR/user-svc.log" "${USERS_EXTRA[@]}" USER_SVC__EVENTS__NATS_URL="$BENCH_NATS_URL" "${USERS_EXTRA_CURRENT[@]}"
+  start_bench_users "$db" "$BENCH_DIR/user-svc.log" "${USERS_EXTRA[@]}" USER_SVC__EVENTS__NATS_URL="$BENCH_NATS_URL"
   local token=$USERS_TOKEN
-  # Seeded by the baseline when there is one: the current user-svc reads its rows (shared-key
-  # PII), while rows under per-user keys would be unreadable to a revision before them.
-  [ -z "$BASELINE_BIN" ] || serve_baseline
 
   local s="$BENCH_DIR/lua"; mkdir -p "$s"
   cat >"$s/create.lua" <<LUA
@@ -351,22 +343,17 @@ request = function()
   return wrk.format(nil, nil, headers, body)
 end
 LUA
-  local total=0 rounds=0
-  log "seeding 10,000 users through POST /api/users"
-  while [ "$total" -lt 10000 ]; do
-    # Bounded: a user-svc that refuses the creations (see its log) stops the benchmark.
-    rounds=$((rounds + 1))
-    [ "$rounds" -le 60 ] || die "only $total users seeded after $((rounds - 1)) rounds; see $BENCH_DIR/user-svc.log"
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s "$s/create.lua" "http://127.0.0.1:$USERS_PORT/api/users" -- "$RUN_SEQ" >/dev/null 2>&1 || true
-    RUN_SEQ=$((RUN_SEQ + 1))
-    total=$(psql "$db" -XAtc "select count(*) from vottery_users")
-  done
-  local max_id; max_id=$(psql "$db" -XAtc "select max(id) from vottery_users")
-  log "$total users seeded"
-  # What autovacuum does to a table that has just grown by 10,000 rows, done now rather than
-  # whenever its next cycle comes: statistics for the planner and a visibility map for
-  # index-only scans (the page total and the page offset use them).
-  psql "$db" -XAqc "VACUUM ANALYZE vottery_users"
+  seed_users "$db" "$s/create.lua"
+  local total=$SEEDED max_id=$SEEDED_MAX_ID
+  # A revision gets a database of its own, seeded through itself, so that each build reads
+  # rows it wrote: the current one's under per-user context keys, which a revision before
+  # them cannot read. Both are measured on the ids both have.
+  if [ -n "$BASELINE_REV" ]; then
+    baseline_database vottery_bench_users_baseline
+    serve_baseline
+    seed_users "$BASELINE_DB" "$s/create.lua"
+    [ "$SEEDED_MAX_ID" -lt "$max_id" ] && max_id=$SEEDED_MAX_ID
+  fi
 
   cat >"$s/get-one.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $token"
@@ -391,7 +378,7 @@ LUA
   status_script "$s/put-status.lua" "$token" "$max_id"
   local base="http://127.0.0.1:$USERS_PORT"
   if [ -n "$BASELINE_BIN" ]; then
-    compare_header "user-svc: $BENCH_BASELINE (no events) against the current tree (events relayed), $total users seeded"
+    compare_header "user-svc: $BASELINE_LABEL against the current tree (events relayed), $total users seeded"
   else
     table_header "user-svc ($total users seeded, events relayed to JetStream)"
   fi
@@ -405,6 +392,28 @@ LUA
   kill "$SECURITY_PID" 2>/dev/null || true
   wait "$SECURITY_PID" 2>/dev/null || true
   bench_relay "$s/create.lua"
+}
+
+# seed_users DB_URL CREATE_SCRIPT — creates users through the user-svc on $USERS_PORT until DB
+# holds 10,000, then vacuums and analyzes the table; sets SEEDED and SEEDED_MAX_ID.
+seed_users() {
+  local db=$1 create=$2 rounds=0
+  SEEDED=0
+  log "seeding 10,000 users through POST /api/users"
+  while [ "$SEEDED" -lt 10000 ]; do
+    # Bounded: a user-svc that refuses the creations (see its log) stops the benchmark.
+    rounds=$((rounds + 1))
+    [ "$rounds" -le 60 ] || die "only $SEEDED users seeded after $((rounds - 1)) rounds; see $BENCH_DIR/user-svc.log"
+    wrk -t"$THREADS" -c"$CONNECTIONS" -d5s -s "$create" "http://127.0.0.1:$USERS_PORT/api/users" -- "$RUN_SEQ" >/dev/null 2>&1 || true
+    RUN_SEQ=$((RUN_SEQ + 1))
+    SEEDED=$(psql "$db" -XAtc "select count(*) from vottery_users")
+  done
+  SEEDED_MAX_ID=$(psql "$db" -XAtc "select max(id) from vottery_users")
+  log "$SEEDED users seeded"
+  # What autovacuum does to a table that has just grown by 10,000 rows, done now rather than
+  # whenever its next cycle comes: statistics for the planner and a visibility map for
+  # index-only scans (the page total and the page offset use them).
+  psql "$db" -XAqc "VACUUM ANALYZE vottery_users"
 }
 
 bench_crypto() {

@@ -1,16 +1,20 @@
 # shellcheck shell=bash
 # The users benchmark with user-change events on: a NATS server with JetStream of the
 # benchmark's own, each user-svc scenario measured against a baseline revision's user-svc
-# (BENCH_BASELINE=<git rev>, alternating baseline and current runs on one seeded database), and
+# (BENCH_BASELINE=<git rev>, alternating baseline and current runs, each build on a database it
+# seeded itself) or against this build recording no events (BENCH_BASELINE=events-off), and
 # the relay's throughput from a backlog into JetStream. Sourced by scripts/bench.sh, whose
 # helpers (run_load, tracked, port_free, median, start_bench_users, users_database) it uses.
 
 BENCH_NATS_PORT=${BENCH_NATS_PORT:-18422}
 RELAY_EVENTS=${BENCH_RELAY_EVENTS:-20000}
 BASELINE_BIN=""
+BASELINE_REV=""
+BASELINE_LABEL=""
+# The settings the baseline user-svc runs with (besides USERS_ENV).
+BASELINE_SETTINGS=()
 USERS_ENV=()
-# Settings only the current build gets, and the PII key a baseline encrypts under.
-USERS_EXTRA_CURRENT=()
+# The PII key a baseline revision encrypts under.
 BASELINE_PII_KEY=vottery-users-pii-shared
 USERS_EXTRA=()
 
@@ -58,6 +62,38 @@ baseline_user_svc() {
   echo "$target/release/user-svc"
 }
 
+# baseline_database NAME — a fresh database for the baseline revision's user-svc, migrated and
+# given its first manager by that revision; sets BASELINE_DB.
+baseline_database() {
+  BASELINE_DB=$(fresh_database "$1")
+  env "${USERS_ENV[@]}" DATABASE_URL="$BASELINE_DB" "${BASELINE_SETTINGS[@]}" "$BASELINE_BIN" migrate >/dev/null ||
+    die "the baseline user-svc did not migrate $1"
+  env "${USERS_ENV[@]}" DATABASE_URL="$BASELINE_DB" "${BASELINE_SETTINGS[@]}" "$BASELINE_BIN" \
+    bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null ||
+    die "the baseline user-svc did not make its manager"
+  BASELINE_SETTINGS+=(DATABASE_URL="$BASELINE_DB")
+}
+
+# choose_baseline — what BENCH_BASELINE names: nothing, events-off (this build recording no
+# events) or a git revision (its build, on a PII key of its own, relaying events if it has them).
+choose_baseline() {
+  case ${BENCH_BASELINE:-} in
+    "") ;;
+    events-off)
+      build_release user-svc
+      BASELINE_BIN=./target/release/user-svc
+      BASELINE_SETTINGS=(USER_SVC__EVENTS__RECORDED=false)
+      BASELINE_LABEL="events off (events.recorded=false)"
+      ;;
+    *)
+      BASELINE_REV=$BENCH_BASELINE
+      BASELINE_BIN=$(baseline_user_svc "$BENCH_BASELINE")
+      BASELINE_SETTINGS=(USER_SVC__SECURITY__PII_KEY="$BASELINE_PII_KEY")
+      BASELINE_LABEL="$BENCH_BASELINE"
+      ;;
+  esac
+}
+
 # serve_users BIN [VAR=VALUE ...] — stops the running user-svc and serves BIN on $USERS_PORT
 # with USERS_ENV and any extra settings; sets USERS_PID.
 serve_users() {
@@ -78,13 +114,15 @@ stop_users() {
 }
 
 # serve_current / serve_baseline — the user-svc measured: this tree's with events relayed to
-# the benchmark's JetStream, or the baseline's (it has no events; it leaves the newer schema
-# as it finds it).
+# the benchmark's JetStream, or the baseline: a revision's (relaying what events it has, leaving
+# the newer schema as it finds it), or this build recording none.
 serve_current() {
-  serve_users ./target/release/user-svc USER_SVC__EVENTS__NATS_URL="$BENCH_NATS_URL" "${USERS_EXTRA_CURRENT[@]}"
+  serve_users ./target/release/user-svc USER_SVC__EVENTS__NATS_URL="$BENCH_NATS_URL"
 }
 serve_baseline() {
-  serve_users "$BASELINE_BIN" USER_SVC__DATABASE__MIGRATE_ON_START=false USER_SVC__SECURITY__PII_KEY="$BASELINE_PII_KEY"
+  local relay=(USER_SVC__EVENTS__NATS_URL="$BENCH_NATS_URL")
+  [ -z "$BASELINE_REV" ] && relay=()
+  serve_users "$BASELINE_BIN" "${relay[@]}" "${BASELINE_SETTINGS[@]}"
 }
 
 # wrk_once NAME URL SCRIPT — one run; sets WRK_RPS and WRK_ERRORS (non-2xx and socket errors).
