@@ -40,21 +40,29 @@ pub fn duplicate_of(error: &Error) -> Option<Duplicate> {
 
 /// Inserts a user and appends `event` to the user's audit chain, in one statement (which also
 /// stores the idempotent request's `answer`, when there is one).
+///
+/// The rows a write returns are read to the end of its answer, never just the first (diesel's
+/// `get_result`): outside a transaction PostgreSQL commits the statement after sending its
+/// rows, so only the answer's end says it committed. A connection ended in between would
+/// otherwise leave a row reported as written that never was.
 pub async fn insert(
     conn: &mut AsyncPgConnection,
     row: &NewUserRow,
     event: &AuditEvent<'_>,
     answer: Option<&Completion>,
 ) -> QueryResult<UserRow> {
-    audit::recording(
+    let rows: Vec<UserRow> = audit::recording(
         diesel::insert_into(users::table)
             .values(row)
             .returning(UserRow::as_returning()),
         event,
         answer,
     )?
-    .get_result(conn)
-    .await
+    .load(conn)
+    .await?;
+    rows.into_iter()
+        .next()
+        .ok_or(diesel::result::Error::NotFound)
 }
 
 pub async fn find(conn: &mut AsyncPgConnection, id: i32) -> QueryResult<Option<UserRow>> {
@@ -83,7 +91,7 @@ pub async fn find_pair(
 
 /// Writes the owned columns if the row is still at `expected_version`, and appends `event` to
 /// the user's audit chain (and stores the idempotent request's `answer`), in one statement;
-/// `None` (and nothing written) if the row moved on.
+/// `None` (and nothing written) if the row moved on. Read to the end, as [`insert`] is.
 pub async fn update_if_version(
     conn: &mut AsyncPgConnection,
     id: i32,
@@ -103,9 +111,9 @@ pub async fn update_if_version(
         event,
         answer,
     )?
-    .get_result(conn)
+    .load(conn)
     .await
-    .optional()
+    .map(|rows: Vec<UserRow>| rows.into_iter().next())
 }
 
 /// Locks a user's row until the end of the transaction if it is still at `expected_version`;

@@ -629,3 +629,52 @@ impl Stack {
         }
     }
 }
+
+#[tokio::test]
+async fn a_write_whose_commit_fails_is_never_acknowledged() {
+    let app = spawn_app().await;
+    let user = app.create_user().await;
+    // PostgreSQL commits a statement sent outside a transaction after it has sent the statement's
+    // rows; a deferred constraint fails only then, as a connection ended in between would.
+    app.exec(
+        "CREATE FUNCTION refuse_at_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN \
+         RAISE EXCEPTION 'refused at commit'; END $$; \
+         CREATE CONSTRAINT TRIGGER refuse_at_commit AFTER INSERT OR UPDATE ON vottery_users \
+         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (NEW.city = 'Refused at commit') \
+         EXECUTE FUNCTION refuse_at_commit()",
+    )
+    .await;
+    let users = || app.count("SELECT count(*) FROM vottery_users");
+    let before = (users().await, app.audit_count().await);
+    let (email, phone) = app.next_contacts();
+    let created = app
+        .post(
+            "/api/users",
+            SERVICE_TOKEN,
+            json!({"sngine_email": email, "sngine_phone": phone, "city": "Refused at commit"}),
+        )
+        .await;
+    assert!(
+        !(200..300).contains(&created.status),
+        "{} {}",
+        created.status,
+        created.text
+    );
+
+    let path = format!("/api/users/{}/profile", user.id);
+    let changed = app
+        .put(&path, &user.token, json!({"city": "Refused at commit"}))
+        .await;
+    assert!(
+        !(200..300).contains(&changed.status),
+        "{} {}",
+        changed.status,
+        changed.text
+    );
+    assert_eq!((users().await, app.audit_count().await), before);
+    let stored = app.read_user(user.id).await;
+    assert_eq!(
+        (stored["city"].clone(), stored["version"].clone()),
+        (Value::Null, json!(1))
+    );
+}
