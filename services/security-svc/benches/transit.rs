@@ -4,7 +4,9 @@
 #![allow(clippy::expect_used)]
 
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use security_svc::keys::contexts::{ContextHasher, ContextKeyCache, ContextKeys, ContextUse};
+use security_svc::keys::contexts::{
+    ContextDataKey, ContextHasher, ContextKeyCache, ContextKeys, ContextUse,
+};
 use security_svc::keys::hash::HashAlgorithm;
 use security_svc::keys::material::VersionMaterial;
 use security_svc::keys::ops::{
@@ -95,7 +97,7 @@ fn context_keys(c: &mut Criterion) {
     let cache = ContextKeyCache::new(10_000);
     for user in 0..10_000u32 {
         let hash = hasher.hash("vottery-users-pii", user.to_string().as_bytes());
-        let key = Arc::new(Zeroizing::new([user as u8; 32]));
+        let key = ContextDataKey::new(Arc::new(Zeroizing::new([user as u8; 32])));
         cache.put(hash, key, 1, cache.destructions());
     }
     let mut group = c.benchmark_group("context keys");
@@ -114,7 +116,7 @@ fn context_keys(c: &mut Criterion) {
             let key = cache.get(hash, 1).expect("cached");
             let inputs = CipherInputs {
                 context: Some(context),
-                data_key: Some(&key),
+                data_key: Some(key.key()),
                 ..plain_inputs
             };
             let sealed = ops::encrypt(&aes, FLAGS, black_box(&plaintext), inputs).expect("encrypt");

@@ -23,7 +23,7 @@ use super::{KeyConfig, KeyRing, KeyVersion};
 use crate::seal::barrier::{RootKey, version_aad};
 
 /// Why a key store operation failed.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot be reached right now (pool timeout, connection refused).
     #[error("the database is unavailable: {0}")]

@@ -493,6 +493,26 @@ async fn requests_making_the_same_contexts_at_once_end_with_one_key_each_that_al
 }
 
 #[tokio::test]
+async fn many_requests_making_new_contexts_at_once_each_get_a_key_of_their_own() {
+    let app = context_app().await;
+    let users: Vec<String> = (0..64).map(|user| format!("user-{user}")).collect();
+    let made = futures_util::future::join_all(
+        users
+            .iter()
+            .map(|user| ciphertext_under(&app, user, user.as_bytes())),
+    )
+    .await;
+    assert_eq!(stored_contexts(&app).await, (64, 0));
+    for (index, (user, ciphertext)) in users.iter().zip(&made).enumerate() {
+        let reply = decrypt_under(&app, user, ciphertext).await;
+        assert_eq!(plaintext_of(&reply), user.as_bytes());
+        // Under another user's context (its own key) the value does not open.
+        let other = decrypt_under(&app, &users[(index + 1) % users.len()], ciphertext).await;
+        assert_eq!(other.status.as_u16(), 400, "{}", other.text);
+    }
+}
+
+#[tokio::test]
 async fn a_destroyed_context_is_not_made_again_by_a_later_encrypt_on_any_instance() {
     let first = context_app().await;
     let second = spawn_second_instance(&first).await;

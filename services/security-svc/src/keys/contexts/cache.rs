@@ -1,5 +1,6 @@
-//! A bounded least-recently-used map of unwrapped context data keys. Each key is wiped when the
-//! last holder drops it: on eviction here, once no request still uses it.
+//! A bounded least-recently-used map of unwrapped context data keys, each with the sealing keys
+//! derived from it so far. Each is wiped when the last holder drops it: on eviction here, once
+//! no request still uses it.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,13 +8,14 @@ use std::sync::{Arc, Mutex, PoisonError};
 use zeroize::Zeroizing;
 
 use super::ContextHash;
+use super::sealing::ContextDataKey;
 use crate::keys::material::KEY_LEN;
 
 /// A context's plain data key, wiped when the last reference goes.
 pub type ContextKey = Arc<Zeroizing<[u8; KEY_LEN]>>;
 
 struct Entry {
-    key: ContextKey,
+    key: Arc<ContextDataKey>,
     /// The key ring's generation when the entry was read from storage.
     generation: i64,
     used: u64,
@@ -77,7 +79,7 @@ impl ContextKeyCache {
 
     /// The cached key, if it was read from storage no earlier than ring generation `generation`
     /// (a key deleted and made again under the same name has a new generation).
-    pub fn get(&self, hash: ContextHash, generation: i64) -> Option<ContextKey> {
+    pub fn get(&self, hash: ContextHash, generation: i64) -> Option<Arc<ContextDataKey>> {
         let mut lru = self.lock();
         let entry = lru.touch(hash)?;
         (entry.generation >= generation).then(|| entry.key.clone())
@@ -94,7 +96,7 @@ impl ContextKeyCache {
     pub fn put(
         &self,
         hash: ContextHash,
-        key: ContextKey,
+        key: Arc<ContextDataKey>,
         generation: i64,
         read_after: Destructions,
     ) {
@@ -146,8 +148,8 @@ impl ContextKeyCache {
 mod tests {
     use super::*;
 
-    fn key(byte: u8) -> ContextKey {
-        Arc::new(Zeroizing::new([byte; KEY_LEN]))
+    fn key(byte: u8) -> Arc<ContextDataKey> {
+        ContextDataKey::new(Arc::new(Zeroizing::new([byte; KEY_LEN])))
     }
 
     fn hash(byte: u8) -> ContextHash {

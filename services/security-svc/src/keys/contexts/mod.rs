@@ -10,7 +10,8 @@
 //!
 //! A request resolves each distinct context it names once: from this instance's cache, else
 //! with one statement for all of them (reading them, or for encrypt making the missing ones).
-//! Each context's sealing key is derived once per key version in a request, not per value.
+//! Each context's sealing key is derived once per key version and kept with its cached data
+//! key, not derived again per request or value.
 //!
 //! A destruction evicts only its context: at once on the instance that destroyed it, and on
 //! the others at their next key refresh, which looks for contexts destroyed since the last.
@@ -18,6 +19,7 @@
 mod cache;
 pub(super) mod db;
 mod destroyed;
+mod making;
 mod sealing;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -87,6 +89,7 @@ pub struct ContextState {
     pub hasher: ContextHasher,
     pub cache: ContextKeyCache,
     destroyed: DestroyedWatch,
+    makers: making::Makers,
 }
 
 impl ContextState {
@@ -95,6 +98,7 @@ impl ContextState {
             hasher: ContextHasher::new(root),
             cache: ContextKeyCache::new(cache_capacity),
             destroyed: DestroyedWatch::default(),
+            makers: making::Makers::default(),
         }
     }
 }
@@ -236,7 +240,7 @@ impl KeyStore {
             let hash = state.hasher.hash(ring.name(), &context);
             match state.cache.get(hash, ring.config.generation) {
                 Some(key) => {
-                    keys.insert(context, Ok(ContextDataKey::new(key)));
+                    keys.insert(context, Ok(key));
                 }
                 None => {
                     missing.insert(hash, context);
@@ -249,7 +253,7 @@ impl KeyStore {
                 let key = found
                     .remove(&hash)
                     .unwrap_or_else(|| Err(OpError::user(NO_CONTEXT_KEY)));
-                keys.insert(context, key.map(ContextDataKey::new));
+                keys.insert(context, key);
             }
         }
         Ok(ContextKeys { active: true, keys })
@@ -263,16 +267,16 @@ impl KeyStore {
         ring: &Arc<KeyRing>,
         missing: &BTreeMap<ContextHash, Vec<u8>>,
         usage: ContextUse,
-    ) -> Result<HashMap<ContextHash, Result<ContextKey, OpError>>, StoreError> {
+    ) -> Result<HashMap<ContextHash, Result<Arc<ContextDataKey>, OpError>>, StoreError> {
         let state = self.context_state();
         let read_after = state.cache.destructions();
         let generation = ring.config.generation;
         let hashes: Vec<Vec<u8>> = missing.keys().map(|hash| hash.0.to_vec()).collect();
         let mut keys = HashMap::with_capacity(missing.len());
         let mut stored = StoredRows::new();
-        let mut conn = self.connection().await?;
         match usage {
             ContextUse::Read => {
+                let mut conn = self.connection().await?;
                 for row in db::find_many(&mut conn, ring.name(), &hashes).await? {
                     if let Some(hash) = context_hash(&row.context_hash) {
                         stored.insert(hash, (row.version as u32, row.wrapped_key));
@@ -285,24 +289,21 @@ impl KeyStore {
                 for hash in missing.keys() {
                     fresh.insert(*hash, fresh_key(ring, &rng, *hash)?);
                 }
-                let wrapped: Vec<Vec<u8>> = missing
-                    .keys()
-                    .filter_map(|hash| fresh.get(hash))
-                    .map(|fresh| fresh.wrapped.clone())
+                let wrapped: Vec<(ContextHash, Vec<u8>)> = fresh
+                    .iter()
+                    .map(|(hash, fresh)| (*hash, fresh.wrapped.clone()))
                     .collect();
                 let version = wrapped_under(ring)?.number as i32;
-                let answer =
-                    db::create_or_find(&mut conn, ring.name(), version, &hashes, &wrapped).await?;
+                let answer = self.make_contexts(ring.name(), version, wrapped).await?;
                 for row in answer {
                     let Some(hash) = context_hash(&row.context_hash) else {
                         continue;
                     };
                     match fresh.remove(&hash) {
                         Some(made) if row.made => {
-                            state
-                                .cache
-                                .put(hash, made.key.clone(), generation, read_after);
-                            keys.insert(hash, Ok(made.key));
+                            let key = ContextDataKey::new(made.key);
+                            state.cache.put(hash, key.clone(), generation, read_after);
+                            keys.insert(hash, Ok(key));
                         }
                         _ => {
                             stored.insert(hash, (row.version as u32, row.wrapped_key));
@@ -316,6 +317,7 @@ impl KeyStore {
                     .map(|hash| hash.0.to_vec())
                     .collect();
                 if !raced.is_empty() {
+                    let mut conn = self.connection().await?;
                     for row in db::find_many(&mut conn, ring.name(), &raced).await? {
                         if let Some(hash) = context_hash(&row.context_hash) {
                             stored.insert(hash, (row.version as u32, row.wrapped_key));
@@ -324,7 +326,6 @@ impl KeyStore {
                 }
             }
         }
-        drop(conn);
         if stored.is_empty() {
             return Ok(keys);
         }
@@ -335,7 +336,7 @@ impl KeyStore {
                 keys.insert(hash, Err(OpError::user(CONTEXT_DESTROYED)));
                 continue;
             };
-            let key = unwrap_key(&opening, hash, version, &wrapped)?;
+            let key = ContextDataKey::new(unwrap_key(&opening, hash, version, &wrapped)?);
             state.cache.put(hash, key.clone(), generation, read_after);
             keys.insert(hash, Ok(key));
         }

@@ -1,5 +1,5 @@
 //! The key that seals one context's values under one key version: derived from the version's
-//! key and the context's data key once per request, not once per value.
+//! key and the context's data key once per cached data key, not once per request or value.
 
 use std::sync::{Arc, Mutex, PoisonError};
 
@@ -11,7 +11,7 @@ use crate::keys::KeyVersion;
 use crate::keys::material::{KEY_LEN, Secret, VersionMaterial};
 use crate::keys::ops::OpError;
 
-/// A context's data key within one request, with the sealing keys derived from it so far.
+/// A context's data key, with the sealing keys derived from it so far (one per key version).
 pub struct ContextDataKey {
     key: ContextKey,
     derived: Mutex<Vec<(u32, Arc<VersionMaterial>)>>,
@@ -32,7 +32,7 @@ impl hkdf::KeyType for Len {
 }
 
 impl ContextDataKey {
-    pub(super) fn new(key: ContextKey) -> Arc<Self> {
+    pub fn new(key: ContextKey) -> Arc<Self> {
         Arc::new(Self {
             key,
             derived: Mutex::new(Vec::new()),
