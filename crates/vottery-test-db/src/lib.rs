@@ -8,6 +8,9 @@
 //! Templates are named after the process that built them, so a changed migration is picked up
 //! by the next run, and the templates of processes that are gone are dropped when the next one
 //! is built.
+//!
+//! `TEST_DB_TEMPLATES=0` migrates every test database in full instead, as each test did
+//! before templates: to measure what the templates save, or to run a migration set on its own.
 
 mod template;
 
@@ -46,8 +49,14 @@ impl TestDatabase {
         Self::made(prefix, None).await
     }
 
-    /// A database holding `template`'s migrations, cloned from its template database.
+    /// A database holding `template`'s migrations, cloned from its template database (or
+    /// migrated in full under `TEST_DB_TEMPLATES=0`).
     pub async fn migrated(prefix: &str, template: &Template) -> Arc<Self> {
+        if std::env::var("TEST_DB_TEMPLATES").is_ok_and(|value| value == "0") {
+            let database = Self::made(prefix, None).await;
+            template.migrate(&database.name).await;
+            return database;
+        }
         let source = template.database().await;
         Self::made(prefix, Some(source)).await
     }

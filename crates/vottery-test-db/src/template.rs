@@ -48,13 +48,18 @@ impl Template {
         create_database(&server, &name)
             .await
             .unwrap_or_else(|error| panic!("cannot create template {name}: {error}"));
-        let url = server.with_database(&name);
+        self.migrate(&name).await;
+        name
+    }
+
+    /// Applies the template's migration sets to database `name`.
+    pub(super) async fn migrate(&self, name: &str) {
+        let url = server_settings().with_database(name);
         for migrations in self.migrations {
             run_migrations(&url, migrations())
                 .await
-                .unwrap_or_else(|error| panic!("cannot migrate template {name}: {error}"));
+                .unwrap_or_else(|error| panic!("cannot migrate {name}: {error}"));
         }
-        name
     }
 }
 
