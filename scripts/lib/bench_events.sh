@@ -56,18 +56,20 @@ baseline_user_svc() {
     [ -d "$dir" ] || git worktree add --detach "$dir" "$commit" >/dev/null 2>&1 ||
       die "cannot check out $commit in $dir"
     log "building user-svc at $1 ($commit) in $dir, once"
-    (cd "$dir" && CARGO_TARGET_DIR=$target cargo build --release --locked -p user-svc --bin user-svc >/dev/null) ||
+    # Not --locked: a revision's lock file may lag behind its manifests by a crate.
+    (cd "$dir" && CARGO_TARGET_DIR=$target cargo build --release -p user-svc --bin user-svc >/dev/null) ||
       die "the baseline user-svc did not build"
   fi
   echo "$target/release/user-svc"
 }
 
-# baseline_database NAME — a fresh database for the baseline revision's user-svc, migrated and
-# given its first manager by that revision; sets BASELINE_DB.
+# baseline_database NAME — a fresh database for the baseline revision's user-svc, with the
+# current schema (a superset of the revision's: both builds write the same indexes, so the
+# ratio is the code's) and its first manager made by that revision; sets BASELINE_DB.
 baseline_database() {
   BASELINE_DB=$(fresh_database "$1")
-  env "${USERS_ENV[@]}" DATABASE_URL="$BASELINE_DB" "${BASELINE_SETTINGS[@]}" "$BASELINE_BIN" migrate >/dev/null ||
-    die "the baseline user-svc did not migrate $1"
+  env "${USERS_ENV[@]}" DATABASE_URL="$BASELINE_DB" ./target/release/user-svc migrate >/dev/null ||
+    die "user-svc did not migrate $1"
   env "${USERS_ENV[@]}" DATABASE_URL="$BASELINE_DB" "${BASELINE_SETTINGS[@]}" "$BASELINE_BIN" \
     bootstrap-manager --email bench-manager@example.com --phone +15550000001 >/dev/null ||
     die "the baseline user-svc did not make its manager"
@@ -88,7 +90,7 @@ choose_baseline() {
     *)
       BASELINE_REV=$BENCH_BASELINE
       BASELINE_BIN=$(baseline_user_svc "$BENCH_BASELINE")
-      BASELINE_SETTINGS=(USER_SVC__SECURITY__PII_KEY="$BASELINE_PII_KEY")
+      BASELINE_SETTINGS=(USER_SVC__DATABASE__MIGRATE_ON_START=false USER_SVC__SECURITY__PII_KEY="$BASELINE_PII_KEY")
       BASELINE_LABEL="$BENCH_BASELINE"
       ;;
   esac
