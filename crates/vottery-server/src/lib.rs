@@ -7,11 +7,13 @@
 //! * [`observe`]: the request-id, access-log and HTTP-metrics middleware.
 //! * [`metrics`]: lock-light Prometheus counters and histograms.
 //! * [`problem`]: RFC 9457 responses and extractor error handlers.
+//! * [`openapi`]: Swagger UI over a service's OpenAPI document, and its checked-in form.
 
 pub mod db;
 pub mod health;
 pub mod metrics;
 pub mod observe;
+pub mod openapi;
 pub mod problem;
 pub mod settings;
 pub mod telemetry;

@@ -8,7 +8,6 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::schema::{AllOfBuilder, AnyOfBuilder, ObjectBuilder};
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
-use utoipa_swagger_ui::{Config, SwaggerUi};
 use vottery_common::transit::{
     BatchResults, Ciphertext, DecryptResult, EncryptResult, Hmac, HmacResult, Plaintext,
     SignResult, Signature, Verification, VerifyResult,
@@ -291,8 +290,7 @@ fn methods_mut(
 
 /// The document as checked in: pretty-printed, object keys sorted, ending in a newline.
 pub fn to_pretty_json() -> serde_json::Result<String> {
-    let value = serde_json::to_value(ApiDoc::openapi())?;
-    Ok(serde_json::to_string_pretty(&value)? + "\n")
+    vottery_server::openapi::pretty_json(ApiDoc::openapi())
 }
 
 /// This document.
@@ -302,15 +300,7 @@ pub async fn spec() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
-/// `/docs` leads to the documentation page.
-async fn to_docs() -> HttpResponse {
-    HttpResponse::PermanentRedirect()
-        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
-        .finish()
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(spec))
-        .route("/docs", web::get().to(to_docs))
-        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
+    cfg.route("/openapi.json", web::get().to(spec));
+    vottery_server::openapi::docs_page(cfg);
 }

@@ -8,7 +8,6 @@ use actix_web::{HttpResponse, web};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
-use utoipa_swagger_ui::{Config, SwaggerUi};
 use vottery_common::problem::Problem;
 
 use super::{erase, events, export, health, roles, sessions, users};
@@ -122,8 +121,7 @@ impl Modify for BearerAuth {
 
 /// The document as checked in: pretty-printed, object keys sorted, ending in a newline.
 pub fn to_pretty_json() -> serde_json::Result<String> {
-    let value = serde_json::to_value(ApiDoc::openapi())?;
-    Ok(serde_json::to_string_pretty(&value)? + "\n")
+    vottery_server::openapi::pretty_json(ApiDoc::openapi())
 }
 
 /// This document.
@@ -133,17 +131,9 @@ pub async fn spec() -> HttpResponse {
     HttpResponse::Ok().json(ApiDoc::openapi())
 }
 
-/// `/docs` leads to the documentation page.
-async fn to_docs() -> HttpResponse {
-    HttpResponse::PermanentRedirect()
-        .insert_header((actix_web::http::header::LOCATION, "/docs/"))
-        .finish()
-}
-
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/openapi.json", web::get().to(spec))
-        .route("/docs", web::get().to(to_docs))
-        .service(SwaggerUi::new("/docs/{_:.*}").config(Config::new(["/openapi.json"])));
+    cfg.route("/openapi.json", web::get().to(spec));
+    vottery_server::openapi::docs_page(cfg);
 }
 
 /// The change bodies that are refused when empty. Stated here because utoipa-gen 5.5 writes a
