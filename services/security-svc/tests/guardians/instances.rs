@@ -21,19 +21,6 @@ pub const BINARY: &str = env!("CARGO_BIN_EXE_security-svc");
 /// How long an instance may take to start answering.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// The PostgreSQL server the instances' databases live on.
-fn server_settings() -> DatabaseSettings {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    DatabaseSettings {
-        url: SecretString::from(url),
-        max_connections: 2,
-        acquire_timeout_ms: 5_000,
-        statement_timeout_ms: 30_000,
-        migrate_on_start: false,
-    }
-}
-
 /// A database that is dropped with its owner.
 struct Database {
     server: DatabaseSettings,
@@ -97,7 +84,7 @@ pub struct Instance {
 impl Instance {
     /// A new instance for guardian `name`: database created, initialised, started, unsealed.
     pub async fn start(name: &str) -> Instance {
-        let server = server_settings();
+        let server = vottery_test_db::server_settings();
         let database = format!("guardian_{}", uuid::Uuid::new_v4().simple());
         create_database(&server, &database)
             .await
