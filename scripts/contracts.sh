@@ -216,7 +216,9 @@ checks.not_a_server_error.expected-statuses = ["2XX", "3XX", "4XX", "5XX"]
 TOML
 }
 
-# run_schemathesis CIPHERTEXT
+# run_schemathesis CIPHERTEXT — one worker: with two, hypothesis parses its sources from both
+# threads at once, and CPython 3.11's parser then fails with "AST constructor recursion depth
+# mismatch" (a race in the interpreter, not an answer of the service).
 run_schemathesis() {
   log "schemathesis against $SECURITY_URL/openapi.json ($MAX_EXAMPLES examples per operation)"
   schemathesis_config "$1" >"$WORK_DIR/schemathesis.toml"
@@ -224,7 +226,7 @@ run_schemathesis() {
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
     --exclude-path-regex "$EXCLUDED_ROUTES" \
     --header "X-Vault-Token: $ADMIN_TOKEN" \
-    --max-examples "$MAX_EXAMPLES" --workers 2 --seed 12 --generation-database none \
+    --max-examples "$MAX_EXAMPLES" --workers 1 --seed 12 --generation-database none \
     --report-dir schemathesis-report) >"$WORK_DIR/schemathesis.txt" 2>&1 || {
     cat "$WORK_DIR/schemathesis.txt" >&2
     die "schemathesis found responses the document does not describe, or data it admits mostly refused"
@@ -267,7 +269,7 @@ run_user_schemathesis() {
     (cd "$WORK_DIR" && "$VENV/bin/st" --config-file user-schemathesis.toml --no-color run "$USER_URL/openapi.json" \
       --checks not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance \
       --header "Authorization: Bearer $MANAGER_JWT" $selection \
-      --max-examples "$MAX_EXAMPLES" --workers 2 --seed 12 --generation-database none \
+      --max-examples "$MAX_EXAMPLES" --workers 1 --seed 12 --generation-database none \
       --report-dir user-schemathesis-report) >>"$WORK_DIR/user-schemathesis.txt" 2>&1 || {
       cat "$WORK_DIR/user-schemathesis.txt" >&2
       tail -n 40 "$WORK_DIR/user-svc.log" >&2 || true
