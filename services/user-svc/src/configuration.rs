@@ -59,6 +59,9 @@ pub struct SecuritySettings {
     pub signing_key_refresh_ms: u64,
     /// Most valid record signatures remembered per generation; 0 checks each one in full.
     pub remembered_signatures: usize,
+    /// How many ids after a newly reserved one get their context keys made ahead, in one call
+    /// per block; 0 leaves each create to make its own.
+    pub contexts_ahead: usize,
 }
 
 impl SecuritySettings {

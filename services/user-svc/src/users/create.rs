@@ -121,6 +121,7 @@ async fn reserve(
             users_db::reserve_user_id(&mut conn, new.email.as_str(), new.phone.as_str()).await?
         }
     };
+    ctx.state.vault.make_contexts_after(reservation.id);
     match reservation.legacy_duplicate {
         Some(duplicate) => Err(duplicate_conflict(duplicate)),
         None => Ok(reservation.id),

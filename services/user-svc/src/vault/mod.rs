@@ -3,6 +3,7 @@
 //! method is one batched call per key, whatever the number of values; record signatures are
 //! checked here with the signing key's public halves ([`record_keys`]).
 
+mod ahead;
 mod record_keys;
 mod subjects;
 
@@ -18,6 +19,7 @@ use vottery_common::transit::{
 
 use crate::configuration::SecuritySettings;
 use crate::error::ApiError;
+use ahead::ContextsAhead;
 use record_keys::RecordKeys;
 pub use subjects::{PiiScope, erased_user, is_erased};
 
@@ -86,6 +88,7 @@ pub struct Vault {
     index_key: String,
     signing_key: String,
     record_keys: Arc<RecordKeys>,
+    ahead: Arc<ContextsAhead>,
 }
 
 fn b64(bytes: &[u8]) -> String {
@@ -130,11 +133,19 @@ impl Vault {
                 Duration::from_millis(settings.signing_key_refresh_ms),
                 settings.remembered_signatures,
             )),
+            ahead: Arc::new(ContextsAhead::new(settings.contexts_ahead)),
         })
     }
 
     pub fn client(&self) -> &SecurityClient {
         &self.client
+    }
+
+    /// After a new user's id was reserved: has the context keys of the ids after it made in
+    /// the background, so that the creates that follow find theirs made (see [`ahead`]).
+    pub fn make_contexts_after(&self, reserved: i32) {
+        self.ahead
+            .after_reserved(&self.client, &self.pii_key, reserved);
     }
 
     /// Encrypts values bound to their row and column, each under its user's own context key;

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::events::events_of;
 use crate::helpers::{
     Options, PII_COLUMNS, PII_KEY, Reply, SECURITY_ADMIN_TOKEN, SERVICE_TOKEN, TestApp,
-    TestDatabase, TestUser, closed_port, spawn, spawn_app,
+    TestDatabase, TestUser, closed_port, spawn, spawn_app, spawn_app_with,
 };
 
 const FIRST_NAME: &str = "Philippa";
@@ -440,4 +440,46 @@ async fn a_backup_taken_before_an_erasure_does_not_bring_the_users_pii_back() {
     }
     let manager = read(app.manager.id).await;
     assert_eq!(manager["signature"]["valid"], json!(true));
+}
+
+#[tokio::test]
+async fn new_users_find_their_key_made_ahead_and_erasing_one_destroys_only_theirs() {
+    let app = spawn_app_with(|settings| settings.security.contexts_ahead = 8).await;
+    let first = subject(&app).await;
+    let id = app.manager.id;
+    assert_eq!(first.id, id + 1);
+    // The manager was created through the test's own state (as the CLI does: another
+    // instance), which made the keys of ids id+1..=id+8 ahead; the service's first create made
+    // those of id+2..=id+9, of which only id+9 was new. With the manager's own: 10.
+    let mut made = (0, 0);
+    for _ in 0..100 {
+        made = context_keys(&app).await;
+        if made.0 == 10 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        made,
+        (10, 0),
+        "the manager's key and ids up to {} made ahead",
+        id + 9
+    );
+
+    let user = subject(&app).await;
+    let bystander = subject(&app).await;
+    assert_eq!((user.id, bystander.id), (id + 2, id + 3));
+    assert_eq!(
+        context_keys(&app).await,
+        (10, 0),
+        "both users' keys were made ahead; their creates made none"
+    );
+    assert_eq!(app.read_user(user.id).await["first_name"], FIRST_NAME);
+
+    erase(&app, user.id, &app.manager.token).await.expect(204);
+    assert_eq!(context_keys(&app).await, (10, 1));
+    let stored = app.user_row(bystander.id).await;
+    let email = stored["sngine_email"].as_str().unwrap().to_owned();
+    decrypt_stored(&app, bystander.id, &email).await.expect(200);
+    assert_eq!(app.read_user(bystander.id).await["first_name"], FIRST_NAME);
 }
