@@ -6,6 +6,7 @@
 //! * [`users`] holds user-svc's request and response bodies; [`sessions`] those of a user's
 //!   devices and sessions; [`export`] the export of everything held about a user; [`events`]
 //!   the CloudEvents user-svc publishes about changes to users.
+//! * [`reference`] lists the time zones and countries user-svc accepts.
 //! * [`remembered`] is a bounded memory of successful checks (signatures found valid).
 //! * `client` (feature `client`) is a typed async client for security-svc.
 //!
@@ -15,6 +16,7 @@ pub mod events;
 pub mod export;
 pub mod flex;
 pub mod problem;
+pub mod reference;
 pub mod remembered;
 pub mod sessions;
 pub mod sys;

@@ -201,15 +201,7 @@ pub struct ProfileUpdate {
     /// An ISO 3166-1 alpha-2 country code (any letter case; stored upper-case). Codes outside
     /// ISO 3166-1 are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            min_length = 2,
-            max_length = 2,
-            pattern = r"^[A-Za-z]{2}$",
-            examples("US", "DE", "BR", "JP")
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = listed::country))]
     pub country: Option<String>,
     /// 1 to 100 characters after trimming, no control characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -226,16 +218,7 @@ pub struct ProfileUpdate {
     /// An IANA time zone name, exact case (`Europe/Berlin`, `UTC`); names outside the tz
     /// database are refused. Cannot be null.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(
-        feature = "openapi",
-        schema(
-            nullable = false,
-            min_length = 1,
-            max_length = 32,
-            pattern = r"^[A-Za-z][A-Za-z0-9_+-]*(/[A-Za-z0-9_+-]+)*$",
-            examples("Europe/Berlin", "UTC", "America/Argentina/Buenos_Aires", "Etc/GMT+10")
-        )
-    )]
+    #[cfg_attr(feature = "openapi", schema(schema_with = listed::time_zone))]
     pub timezone: Option<String>,
     /// At most 2,000 characters; line breaks and tabs allowed, other control characters not.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -557,4 +540,53 @@ pub struct Roles {
     pub subscription_statuses: Vec<String>,
     pub statuses: Vec<String>,
     pub rules: Vec<String>,
+}
+
+/// The schemas of the fields whose values come from a list ([`crate::reference`]): the list is
+/// the field's enum, so a client or a fuzzer sends only what user-svc accepts.
+#[cfg(feature = "openapi")]
+mod listed {
+    use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Schema, SchemaType, Type};
+
+    use crate::reference::{COUNTRIES, TIME_ZONES};
+
+    fn one_of(values: &[&str]) -> ObjectBuilder {
+        ObjectBuilder::new()
+            .schema_type(SchemaType::new(Type::String))
+            .enum_values(Some(values.iter().copied()))
+    }
+
+    /// A country, or `null`.
+    pub fn country() -> Schema {
+        Schema::OneOf(
+            OneOfBuilder::new()
+                .item(Schema::Object(one_of(COUNTRIES).build()))
+                .item(Schema::Object(
+                    ObjectBuilder::new()
+                        .schema_type(SchemaType::new(Type::Null))
+                        .build(),
+                ))
+                .description(Some(
+                    "An ISO 3166-1 alpha-2 country code, stored upper-case (lower case is accepted \
+                 too); `null` clears it. Codes outside ISO 3166-1 are refused.",
+                ))
+                .examples(["US", "DE", "BR", "JP"])
+                .build(),
+        )
+    }
+
+    pub fn time_zone() -> Object {
+        one_of(TIME_ZONES)
+            .description(Some(
+                "An IANA time zone name, exact case (`Europe/Berlin`, `UTC`), from the tz \
+                 database's zones and links; others are refused. Cannot be null.",
+            ))
+            .examples([
+                "Europe/Berlin",
+                "UTC",
+                "America/Argentina/Buenos_Aires",
+                "Etc/GMT+10",
+            ])
+            .build()
+    }
 }

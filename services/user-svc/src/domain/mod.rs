@@ -3,6 +3,5 @@
 
 pub mod contact;
 pub mod profile;
-pub mod reference;
 pub mod roles;
 pub mod status;

@@ -3,7 +3,7 @@
 
 use chrono::{Datelike, NaiveDate};
 
-use super::reference::{COUNTRIES, TIME_ZONES};
+use vottery_common::reference::{COUNTRIES, TIME_ZONES};
 
 fn has_control(text: &str) -> bool {
     text.chars().any(|c| c.is_control())

@@ -4,7 +4,9 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use vottery_common::problem::Problem;
 
-use super::extract::{IdempotencyHeader, IdempotencyKeyParam, RequestContext, UserIdPath};
+use super::extract::{
+    IdempotencyHeader, IdempotencyKeyParam, IfMatchParam, RequestContext, UserIdParam, UserIdPath,
+};
 use super::openapi::{CommonProblems, TargetProblems};
 use super::{audited, if_match};
 use crate::error::ApiError;
@@ -18,7 +20,7 @@ use crate::users::service;
 /// Retrying an interrupted erasure completes it; an erased user is 404.
 #[utoipa::path(
     post, path = "/api/users/{id}/erase", tag = "users", operation_id = "erase_user",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this erasure is based on; 412 when the user moved on"), IdempotencyKeyParam),
+    params(UserIdParam, IfMatchParam, IdempotencyKeyParam),
     responses(
         (status = 204, description = "Erased: the PII key is destroyed and the user deleted; the audit trail is kept"),
         (status = 409, description = "The last manager, or a user whose PII is not yet under a key of their own (run `encrypt-existing` and `rewrap` first), or the `Idempotency-Key`'s first request is still running", content_type = "application/problem+json", body = Problem),

@@ -9,7 +9,7 @@ use vottery_common::export::UserExport;
 use vottery_common::problem::Problem;
 
 use super::audited;
-use super::extract::{RequestContext, UserIdPath};
+use super::extract::{RequestContext, UserIdOrMeParam, UserIdPath};
 use super::openapi::CommonProblems;
 use crate::error::ApiError;
 use crate::users::export_body;
@@ -23,7 +23,7 @@ use crate::users::service;
 /// complete.
 #[utoipa::path(
     get, path = "/api/users/{id}/export", tag = "users", operation_id = "export_user",
-    params(("id" = String, Path, description = "The user's id, or `me`")),
+    params(UserIdOrMeParam),
     responses(
         (status = 200, description = "The export, as an attachment named `user-<id>-export.json`", body = UserExport,
             headers(("Content-Disposition" = String, description = "`attachment; filename=\"user-<id>-export.json\"`"))),

@@ -192,6 +192,58 @@ pub struct IdempotencyKeyParam {
     /// the first request runs is 409 with `Retry-After`. A request refused or failed without a
     /// change frees its key. Keys are per caller and kept 24 hours
     /// (`idempotency.retention_hours`).
-    #[param(rename = "Idempotency-Key", required = false)]
+    #[param(
+        rename = "Idempotency-Key",
+        required = false,
+        pattern = r#"^([!#-\[\]-~]{1,255}|"([ !#-\[\]-~]|\\["\\]){1,255}")$"#
+    )]
     idempotency_key: String,
+}
+
+/// The `{id}` of a user's path, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // a schema only
+pub struct UserIdParam {
+    /// The user's id
+    #[param(minimum = 1, maximum = 2147483647)]
+    id: i32,
+}
+
+/// The `{id}` of a user's path where `me` names the caller, as the OpenAPI document describes
+/// it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // a schema only
+pub struct UserIdOrMeParam {
+    /// The user's id (1 to 2147483647), or `me` for the caller's own
+    #[param(pattern = "^(me|[1-9][0-9]{0,9})$")]
+    id: String,
+}
+
+/// The path of one of a user's sessions, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Path)]
+#[allow(dead_code)] // a schema only
+pub struct SessionParams {
+    /// The user's id (1 to 2147483647), or `me` for the caller's own
+    #[param(pattern = "^(me|[1-9][0-9]{0,9})$")]
+    id: String,
+    /// The session's id
+    #[param(minimum = 1, maximum = 2147483647)]
+    session_id: i32,
+}
+
+/// The `If-Match` request header of a change to a user, as the OpenAPI document describes it.
+#[derive(utoipa::IntoParams)]
+#[into_params(parameter_in = Header)]
+#[allow(dead_code)] // a schema only
+pub struct IfMatchParam {
+    /// The `ETag` this change is based on (or `*`: any); 412 when the user moved on
+    #[param(
+        rename = "If-Match",
+        required = false,
+        pattern = r#"^(\*|(W/)?"[0-9]{1,18}")$"#
+    )]
+    if_match: String,
 }

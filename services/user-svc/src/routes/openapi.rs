@@ -5,6 +5,7 @@
 //! it drifts and `UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi` rewrites it.
 
 use actix_web::{HttpResponse, web};
+use utoipa::openapi::schema::{AdditionalProperties, AllOf, Object};
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::{RefOr, Schema};
 use utoipa::{Modify, OpenApi};
@@ -31,7 +32,7 @@ use super::{erase, events, export, health, roles, sessions, users};
         (name = "roles", description = "The admin hierarchy and its rules."),
         (name = "operations", description = "Health, metrics and this document."),
     ),
-    modifiers(&BearerAuth, &AtLeastOneField)
+    modifiers(&BearerAuth, &RequestBodyRules)
 )]
 pub struct ApiDoc;
 
@@ -136,19 +137,53 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     vottery_server::openapi::docs_page(cfg);
 }
 
-/// The change bodies that are refused when empty. Stated here because utoipa-gen 5.5 writes a
-/// struct's `min_properties` as `maxProperties`.
-struct AtLeastOneField;
+/// What the request bodies' derived schemas do not say: the change bodies that are refused when
+/// empty (stated here because utoipa-gen 5.5 writes a struct's `min_properties` as
+/// `maxProperties`), and that every body refuses fields it does not name. `CreateUser` is written
+/// out flat (the profile's fields beside its own): with `allOf`, each part's closed object would
+/// refuse the other part's fields.
+struct RequestBodyRules;
 
-impl Modify for AtLeastOneField {
+/// The bodies whose schemas are objects of their own.
+const CLOSED_BODIES: [&str; 3] = ["ProfileUpdate", "RoleUpdate", "StatusUpdate"];
+
+impl Modify for RequestBodyRules {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         let Some(components) = openapi.components.as_mut() else {
             return;
         };
-        for name in ["ProfileUpdate", "RoleUpdate"] {
-            if let Some(RefOr::T(Schema::Object(object))) = components.schemas.get_mut(name) {
-                object.min_properties = Some(1);
+        let schemas = &mut components.schemas;
+        for name in CLOSED_BODIES {
+            if let Some(RefOr::T(Schema::Object(object))) = schemas.get_mut(name) {
+                object.additional_properties =
+                    Some(Box::new(AdditionalProperties::FreeForm(false)));
+                if name != "StatusUpdate" {
+                    object.min_properties = Some(1);
+                }
             }
         }
+        let flat = match (schemas.get("ProfileUpdate"), schemas.get("CreateUser")) {
+            (Some(RefOr::T(Schema::Object(profile))), Some(RefOr::T(Schema::AllOf(create)))) => {
+                flat_create_user(profile, create)
+            }
+            _ => None,
+        };
+        if let Some(flat) = flat {
+            schemas.insert("CreateUser".into(), RefOr::T(Schema::Object(flat)));
+        }
     }
+}
+
+/// `CreateUser` as one closed object: the profile's fields and its own.
+fn flat_create_user(profile: &Object, create: &AllOf) -> Option<Object> {
+    let own = create.items.iter().find_map(|item| match item {
+        RefOr::T(Schema::Object(own)) => Some(own),
+        _ => None,
+    })?;
+    let mut flat = profile.clone();
+    flat.min_properties = None;
+    flat.description.clone_from(&create.description);
+    flat.properties.extend(own.properties.clone());
+    flat.required.clone_from(&own.required);
+    Some(flat)
 }

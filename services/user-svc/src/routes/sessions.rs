@@ -9,7 +9,8 @@ use vottery_common::users::PageQuery;
 
 use super::audited;
 use super::extract::{
-    IdempotencyHeader, IdempotencyKeyParam, RequestContext, SessionIdPath, UserIdPath,
+    IdempotencyHeader, IdempotencyKeyParam, RequestContext, SessionIdPath, SessionParams,
+    UserIdOrMeParam, UserIdPath,
 };
 use super::openapi::CommonProblems;
 use crate::error::ApiError;
@@ -20,7 +21,7 @@ use crate::users::service;
 /// it (type and dates only). Oneself, moderator and above on lower ranks, or a service.
 #[utoipa::path(
     get, path = "/api/users/{id}/devices", tag = "sessions", operation_id = "list_devices",
-    params(("id" = String, Path, description = "The user's id, or `me`"), PageQuery),
+    params(UserIdOrMeParam, PageQuery),
     responses(
         (status = 200, description = "One page of devices and the total", body = DevicePage),
         (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
@@ -43,7 +44,7 @@ pub async fn devices(
 /// and above on lower ranks, or a service.
 #[utoipa::path(
     get, path = "/api/users/{id}/sessions", tag = "sessions", operation_id = "list_sessions",
-    params(("id" = String, Path, description = "The user's id, or `me`"), PageQuery),
+    params(UserIdOrMeParam, PageQuery),
     responses(
         (status = 200, description = "One page of sessions and the total", body = SessionPage),
         (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
@@ -66,7 +67,7 @@ pub async fn sessions(
 /// moderator and above on lower ranks; audited as `session.end`.
 #[utoipa::path(
     delete, path = "/api/users/{id}/sessions/{session_id}", tag = "sessions", operation_id = "end_session",
-    params(("id" = String, Path, description = "The user's id, or `me`"), ("session_id" = i32, Path, description = "The session's id"), IdempotencyKeyParam),
+    params(SessionParams, IdempotencyKeyParam),
     responses(
         (status = 204, description = "The session is ended"),
         (status = 404, description = "No such user, or the user has no such session", content_type = "application/problem+json", body = Problem),
@@ -100,7 +101,7 @@ pub async fn end_session(
 /// audited as `sessions.end` with the count.
 #[utoipa::path(
     delete, path = "/api/users/{id}/sessions", tag = "sessions", operation_id = "end_sessions",
-    params(("id" = String, Path, description = "The user's id, or `me`"), IdempotencyKeyParam),
+    params(UserIdOrMeParam, IdempotencyKeyParam),
     responses(
         (status = 200, description = "How many active sessions were ended (0 when none was)", body = SessionsEnded),
         (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),

@@ -11,7 +11,9 @@ use vottery_common::users::{
 };
 use vottery_server::problem::{JsonBody, ProblemResponse};
 
-use super::extract::{IdempotencyHeader, IdempotencyKeyParam, RequestContext, UserIdPath};
+use super::extract::{
+    IdempotencyHeader, IdempotencyKeyParam, IfMatchParam, RequestContext, UserIdParam, UserIdPath,
+};
 use super::openapi::{BodyProblems, CommonProblems, TargetProblems};
 use super::{audited, etag, if_match};
 use crate::auth::Principal;
@@ -195,7 +197,7 @@ pub async fn me(request: RequestContext) -> Result<HttpResponse, ApiError> {
 /// One user (oneself, or any admin role; low ranks see contacts masked).
 #[utoipa::path(
     get, path = "/api/users/{id}", tag = "users", operation_id = "get_user",
-    params(("id" = i32, Path, description = "The user's id")),
+    params(UserIdParam),
     responses(
         (status = 200, description = "The user, with `ETag` and its signature check", body = UserView, headers(("ETag" = String, description = "The version"))),
         (status = 404, description = "No such user", content_type = "application/problem+json", body = Problem),
@@ -216,7 +218,7 @@ pub async fn get(request: RequestContext, path: UserIdPath) -> Result<HttpRespon
 /// Changes profile fields (oneself, or moderator and above on lower ranks).
 #[utoipa::path(
     put, path = "/api/users/{id}/profile", tag = "users", operation_id = "update_profile",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
+    params(UserIdParam, IfMatchParam, IdempotencyKeyParam),
     request_body(content = ProfileUpdate, description = "Only the fields present change; `null` clears one. The Sngine names `user_gender`, `user_country`, `user_birthdate` are accepted too."),
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
@@ -240,7 +242,7 @@ pub async fn profile(
 /// Moves a user through the lifecycle.
 #[utoipa::path(
     put, path = "/api/users/{id}/status", tag = "users", operation_id = "update_status",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
+    params(UserIdParam, IfMatchParam, IdempotencyKeyParam),
     request_body = StatusUpdate,
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
@@ -264,7 +266,7 @@ pub async fn status(
 /// Changes user type, admin role and subscription (admin and above, on lower ranks).
 #[utoipa::path(
     put, path = "/api/users/{id}/role", tag = "users", operation_id = "update_role",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
+    params(UserIdParam, IfMatchParam, IdempotencyKeyParam),
     request_body(content = RoleUpdate, description = "Only the fields present change; `\"admin_role\": null` revokes."),
     responses(
         (status = 200, description = "The updated user", body = UserView, headers(("ETag" = String, description = "The version"))),
@@ -288,7 +290,7 @@ pub async fn role(
 /// Deletes a user (managers only); the audit trail is kept.
 #[utoipa::path(
     delete, path = "/api/users/{id}", tag = "users", operation_id = "delete_user",
-    params(("id" = i32, Path, description = "The user's id"), ("If-Match" = Option<String>, Header, description = "The `ETag` this change is based on; 412 when the user moved on"), IdempotencyKeyParam),
+    params(UserIdParam, IfMatchParam, IdempotencyKeyParam),
     responses(
         (status = 204, description = "Deleted; the audit trail is kept"),
         (status = 409, description = "The last manager cannot be deleted, or the `Idempotency-Key`'s first request is still running", content_type = "application/problem+json", body = Problem),
@@ -320,7 +322,7 @@ pub async fn delete(
 /// A user's audit trail, newest first, with the check of its hash chain (auditor and above).
 #[utoipa::path(
     get, path = "/api/users/{id}/audit", tag = "users", operation_id = "get_audit_trail",
-    params(("id" = i32, Path, description = "The user's id"), PageQuery),
+    params(UserIdParam, PageQuery),
     responses(
         (status = 200, description = "One page of the trail and the check of its hash chain", body = AuditPage),
         (status = 404, description = "No such user and no trail", content_type = "application/problem+json", body = Problem),

@@ -270,8 +270,8 @@ fn every_request_field_of_the_user_writes_states_its_rule() {
         ("last_name", &["pattern", "minLength", "maxLength"][..]),
         ("city", &["pattern", "minLength", "maxLength"][..]),
         ("date_of_birth", &["format:date", "pattern"][..]),
-        ("country", &["pattern", "minLength", "maxLength"][..]),
-        ("timezone", &["pattern", "maxLength"][..]),
+        ("country", &["enum"][..]),
+        ("timezone", &["enum"][..]),
         ("language", &["pattern", "maxLength"][..]),
         ("bio", &["pattern", "maxLength"][..]),
         ("avatar_url", &["format:uri", "pattern", "maxLength"][..]),
@@ -321,6 +321,15 @@ fn every_request_field_of_the_user_writes_states_its_rule() {
     }
     assert!(missing.is_empty(), "{}", missing.join("\n"));
 
+    for (method, path) in USER_WRITES {
+        let body = &document["paths"][path][method]["requestBody"]["content"]["application/json"];
+        let schema = resolve(&document, &body["schema"]);
+        assert_eq!(
+            schema["additionalProperties"],
+            json!(false),
+            "{method} {path} refuses fields it does not name: {schema}"
+        );
+    }
     let create = request_fields(&document, "post", "/api/users");
     let required: BTreeSet<&str> = create
         .iter()
@@ -380,6 +389,14 @@ fn the_documented_enums_are_the_services_values() {
             .iter()
             .map(|step| step.to_string())
             .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        enum_of("put", "/api/users/{id}/profile", "country"),
+        vottery_common::reference::COUNTRIES
+    );
+    assert_eq!(
+        enum_of("put", "/api/users/{id}/profile", "timezone"),
+        vottery_common::reference::TIME_ZONES
     );
     assert_eq!(
         enum_of("put", "/api/users/{id}/profile", "gender"),
