@@ -1,5 +1,8 @@
 //! What both services serve around their OpenAPI documents: Swagger UI at `/docs/` over the
-//! document at `/openapi.json`, and the document's checked-in form.
+//! document at `/openapi.json`, and the document's checked-in form; and what their tests check
+//! of it ([`conformance`]).
+
+pub mod conformance;
 
 use actix_web::{HttpResponse, web};
 use utoipa::openapi::OpenApi;

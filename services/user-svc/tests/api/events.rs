@@ -73,15 +73,7 @@ fn assert_envelope(event: &Value, user_id: i32) {
 /// A user created, then with a city set by themself, activated and made an editor: one event
 /// of each of those kinds.
 pub(crate) async fn created_edited_activated_and_promoted(app: &TestApp) -> TestUser {
-    let user = app.create_user().await;
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
-        &user.token,
-        json!({"city": "Leeds"}),
-    )
-    .await
-    .expect(200);
-    app.set_status(user.id, "active").await;
+    let user = app.created_edited_and_activated().await;
     app.set_role(user.id, Some("editor")).await;
     user
 }

@@ -808,6 +808,21 @@ impl TestApp {
         user
     }
 
+    /// A user created, then given a city by themself and activated by the manager: three
+    /// changes (and three events). Every write must succeed.
+    pub async fn created_edited_and_activated(&self) -> TestUser {
+        let user = self.create_user().await;
+        self.put(
+            &format!("/api/users/{}/profile", user.id),
+            &user.token,
+            json!({"city": "Leeds"}),
+        )
+        .await
+        .expect(200);
+        self.set_status(user.id, "active").await;
+        user
+    }
+
     /// The manager sets a status; asserts 200.
     pub async fn set_status(&self, id: i32, status: &str) {
         self.put(

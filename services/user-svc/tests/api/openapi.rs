@@ -5,17 +5,15 @@
 //! `UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use reqwest::Method;
 use serde_json::{Value, json};
+use vottery_server::openapi::conformance;
 
 use crate::helpers::{SERVICE_TOKEN, spawn_app};
 
 const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi";
-
-/// The methods probed on every documented path.
-const METHODS: [&str; 6] = ["get", "head", "post", "put", "delete", "patch"];
 
 fn manifest_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -29,88 +27,27 @@ fn document() -> Value {
     serde_json::from_str(&generated()).expect("the document is JSON")
 }
 
-/// The documented methods of each path.
-fn documented() -> BTreeMap<String, BTreeSet<String>> {
-    let document = document();
-    document["paths"]
-        .as_object()
-        .expect("paths")
-        .iter()
-        .map(|(path, item)| {
-            let methods = item
-                .as_object()
-                .expect("a path item")
-                .keys()
-                .filter(|key| METHODS.contains(&key.as_str()))
-                .cloned()
-                .collect();
-            (path.clone(), methods)
-        })
-        .collect()
+#[test]
+fn the_openapi_document_matches_the_checked_in_file() {
+    conformance::assert_checked_in(
+        &manifest_dir().join("openapi.json"),
+        &generated(),
+        REGENERATE,
+    );
 }
 
 #[test]
-fn the_openapi_document_matches_the_checked_in_file() {
-    let path = manifest_dir().join("openapi.json");
-    let generated = generated();
-    if std::env::var_os("UPDATE_OPENAPI").is_some() {
-        std::fs::write(&path, &generated).expect("openapi.json is writable");
-        return;
-    }
-    let checked_in = std::fs::read_to_string(&path).unwrap_or_default();
-    if checked_in != generated {
-        let line = checked_in
-            .lines()
-            .zip(generated.lines())
-            .position(|(old, new)| old != new)
-            .unwrap_or_else(|| checked_in.lines().count().min(generated.lines().count()));
-        panic!(
-            "{} is out of date with the code (first difference at line {}).\n\
-             Regenerate it with `{REGENERATE}` and review the diff.",
-            path.display(),
-            line + 1
-        );
-    }
-}
-
-/// The path literals inside each `configure` function of the route modules.
-fn registered_paths(dir: &Path) -> BTreeSet<String> {
-    let mut paths = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).expect("the routes directory") {
-        let file = entry.expect("a directory entry").path();
-        if file.extension().is_some_and(|ext| ext == "rs") {
-            let source = std::fs::read_to_string(&file).expect("a route module");
-            paths.extend(path_literals_in_configure(&source));
-        }
-    }
-    paths
-}
-
-fn path_literals_in_configure(source: &str) -> Vec<String> {
-    let Some(start) = source.find("fn configure(") else {
-        return Vec::new();
-    };
-    source[start..]
-        .split('"')
-        .skip(1)
-        .step_by(2)
-        .filter(|literal| literal.starts_with('/'))
-        .map(|literal| {
-            let trimmed = literal.trim_end_matches('/');
-            if trimmed.is_empty() { "/" } else { trimmed }.to_owned()
-        })
-        .collect()
+fn every_schema_the_document_refers_to_is_in_it() {
+    let (found, dangling) = conformance::dangling_references(&document());
+    assert!(found > 20, "the scan found {found} references");
+    assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
 }
 
 #[test]
 fn every_registered_route_is_in_the_openapi_document() {
-    let registered = registered_paths(&manifest_dir().join("src").join("routes"));
+    let registered = conformance::registered_paths(&manifest_dir().join("src").join("routes"));
     assert!(registered.len() > 10, "the route scan found {registered:?}");
-    let documented = documented();
-    let missing: Vec<_> = registered
-        .iter()
-        .filter(|path| !path.starts_with("/docs") && !documented.contains_key(*path))
-        .collect();
+    let missing = conformance::undocumented(&registered, &document());
     assert!(
         missing.is_empty(),
         "routes registered but not documented: {missing:?}; add #[utoipa::path] to their handlers, \
@@ -118,30 +55,18 @@ fn every_registered_route_is_in_the_openapi_document() {
     );
 }
 
-/// A concrete URL for a templated path.
-fn concrete(path: &str) -> String {
-    path.replace("{id}", "1")
-}
-
 #[tokio::test]
 async fn documented_operations_are_served_and_no_others() {
     let app = spawn_app().await;
-    let mut wrong = Vec::new();
-    for (path, methods) in documented() {
-        assert!(!path.contains('{') || concrete(&path) != path, "{path}");
-        for method in METHODS {
+    let wrong = conformance::served_as_documented(
+        &document(),
+        |path| path.replace("{id}", "1"),
+        async |method, url| {
             let verb = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
-            let status = app.call(verb, &concrete(&path)).send().await.status;
-            let served = status != 404 && status != 405;
-            if served != methods.contains(method) {
-                wrong.push(format!(
-                    "{} {path}: {status}, documented: {}",
-                    method.to_uppercase(),
-                    methods.contains(method)
-                ));
-            }
-        }
-    }
+            app.call(verb, url).send().await.status
+        },
+    )
+    .await;
     assert!(
         wrong.is_empty(),
         "the document and the routes disagree:\n{}",

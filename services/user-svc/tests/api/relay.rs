@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream::{self, consumer, stream};
 use futures_util::StreamExt;
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::helpers::{TestApp, closed_port, spawn_app};
 
@@ -49,15 +49,7 @@ pub(crate) async fn stream_start(url: &str) -> (jetstream::Context, u64) {
 /// Some users created and changed: several events each.
 async fn write_users(app: &TestApp, count: usize) {
     for _ in 0..count {
-        let user = app.create_user().await;
-        app.put(
-            &format!("/api/users/{}/profile", user.id),
-            &user.token,
-            json!({"city": "Leeds"}),
-        )
-        .await
-        .expect(200);
-        app.set_status(user.id, "active").await;
+        app.created_edited_and_activated().await;
     }
 }
 

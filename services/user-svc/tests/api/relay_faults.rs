@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 use async_nats::jetstream;
 use futures_util::future::join_all;
 use reqwest::Method;
-use serde_json::json;
 use tokio::process::Child;
 
 use crate::helpers::{TestApp, closed_port, spawn_app, spawn_app_with};
@@ -26,15 +25,7 @@ const WRITERS: usize = 4;
 
 /// One user created, given a city and activated: three events. Every write must succeed.
 async fn write_round(app: &TestApp) -> usize {
-    let user = app.create_user().await;
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
-        &user.token,
-        json!({"city": "Leeds"}),
-    )
-    .await
-    .expect(200);
-    app.set_status(user.id, "active").await;
+    app.created_edited_and_activated().await;
     3
 }
 
