@@ -1,6 +1,7 @@
 //! What both services' tests check of their OpenAPI documents: the checked-in file is what the
 //! code generates, every route a `configure` function registers is documented, every `$ref`
-//! resolves, and every documented operation is served (and no other method on its path).
+//! resolves, and every documented operation is served (and no other method on its path). A
+//! failed check panics, as an assertion in the test calling it would.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -14,7 +15,8 @@ pub const METHODS: [&str; 6] = ["get", "head", "post", "put", "delete", "patch"]
 /// `UPDATE_OPENAPI` is set; panics at the first difference, naming `regenerate`.
 pub fn assert_checked_in(path: &Path, generated: &str, regenerate: &str) {
     if std::env::var_os("UPDATE_OPENAPI").is_some() {
-        std::fs::write(path, generated).expect("openapi.json is writable");
+        std::fs::write(path, generated)
+            .unwrap_or_else(|error| panic!("cannot write {}: {error}", path.display()));
         return;
     }
     let checked_in = std::fs::read_to_string(path).unwrap_or_default();
@@ -37,12 +39,12 @@ pub fn assert_checked_in(path: &Path, generated: &str, regenerate: &str) {
 pub fn documented(document: &Value) -> BTreeMap<String, BTreeSet<String>> {
     document["paths"]
         .as_object()
-        .expect("paths")
+        .unwrap_or_else(|| panic!("the document has no paths"))
         .iter()
         .map(|(path, item)| {
             let methods = item
                 .as_object()
-                .expect("a path item")
+                .unwrap_or_else(|| panic!("{path} is not a path item"))
                 .keys()
                 .filter(|key| METHODS.contains(&key.as_str()))
                 .cloned()
@@ -55,10 +57,15 @@ pub fn documented(document: &Value) -> BTreeMap<String, BTreeSet<String>> {
 /// The path literals inside each `configure` function of the route modules in `dir`.
 pub fn registered_paths(dir: &Path) -> BTreeSet<String> {
     let mut paths = BTreeSet::new();
-    for entry in std::fs::read_dir(dir).expect("the routes directory") {
-        let file = entry.expect("a directory entry").path();
+    for entry in std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()))
+    {
+        let file = entry
+            .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()))
+            .path();
         if file.extension().is_some_and(|ext| ext == "rs") {
-            let source = std::fs::read_to_string(&file).expect("a route module");
+            let source = std::fs::read_to_string(&file)
+                .unwrap_or_else(|error| panic!("cannot read {}: {error}", file.display()));
             paths.extend(path_literals_in_configure(&source));
         }
     }
