@@ -1,5 +1,8 @@
-//! A dependency-free local health probe, so that container health checks can run the service's
-//! own binary (`<service> healthcheck`) in images without curl.
+//! Health: a dependency-free local probe, so that container health checks can run the
+//! service's own binary (`<service> healthcheck`) in images without curl; and what both
+//! services' health routes share ([`routes`]).
+
+pub mod routes;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};

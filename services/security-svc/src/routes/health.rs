@@ -1,27 +1,12 @@
 //! `/health/live`, `/health/ready`, `/metrics`: for orchestrators and scrapers, outside Vault's API.
 
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, web};
-use diesel_async::RunQueryDsl;
 use serde::Serialize;
 use vottery_server::db::DbPool;
-use vottery_server::metrics::{HttpMetrics, PROMETHEUS_TEXT, Render};
+use vottery_server::health::routes as health;
+use vottery_server::metrics::{HttpMetrics, Render};
 
 use super::AppState;
-
-/// `/health/live`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Liveness {
-    /// Always `ok`.
-    status: &'static str,
-}
-
-/// The process is up.
-#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "live",
-    responses((status = 200, description = "Alive", body = Liveness)))]
-pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(Liveness { status: "ok" })
-}
 
 /// `/health/ready`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -43,15 +28,7 @@ pub struct Readiness {
         (status = 503, description = "The database is unavailable, or the instance is sealed or uninitialized; with `Retry-After`", body = Readiness),
     ))]
 pub async fn ready(state: web::Data<AppState>, pool: web::Data<DbPool>) -> HttpResponse {
-    let database = match tokio::time::timeout(std::time::Duration::from_secs(2), async {
-        let mut conn = pool.get().await.ok()?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
-    })
-    .await
-    {
-        Ok(Some(_)) => "ok",
-        _ => "unavailable",
-    };
+    let database = health::database(&pool).await;
     let _ = state.seal.sync_config().await;
     let seal = match (state.seal.is_initialized(), state.seal.is_sealed()) {
         (false, _) => "uninitialized",
@@ -64,13 +41,7 @@ pub async fn ready(state: web::Data<AppState>, pool: web::Data<DbPool>) -> HttpR
         database,
         seal,
     };
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "5"))
-            .json(body)
-    }
+    health::readiness(ready, body)
 }
 
 /// Prometheus metrics: HTTP traffic, each operation's outcomes and latency, the seal state.
@@ -86,13 +57,11 @@ pub async fn metrics(state: web::Data<AppState>, http: web::Data<HttpMetrics>) -
     } else {
         "vottery_security_sealed 0\n"
     });
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, PROMETHEUS_TEXT))
-        .body(text)
+    health::prometheus(text)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
+    cfg.route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics));
 }

@@ -38,7 +38,7 @@ use crate::routes::{contexts, crypt, health, keys, misc, sign, sys};
         guardians::create_guardian, guardians::read_guardian, guardians::share_backups,
         guardians::verify_backups, guardians::finalize_guardian, guardians::read_ceremony,
         guardians::decrypt_shares, guardians::compensate_shares,
-        health::live, health::ready, health::metrics, spec
+        vottery_server::health::routes::live, health::ready, health::metrics, spec
     ),
     tags(
         (name = "sys", description = "Initialisation, unseal and seal, as Vault's `/v1/sys`."),

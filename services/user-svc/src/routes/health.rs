@@ -1,28 +1,11 @@
 //! `/health/live`, `/health/ready` (database and security-svc), `/metrics`.
 
-use std::time::Duration;
-
-use actix_web::http::header::CONTENT_TYPE;
 use actix_web::{HttpResponse, web};
-use diesel_async::RunQueryDsl;
 use serde::Serialize;
-use vottery_server::metrics::{HttpMetrics, PROMETHEUS_TEXT, Render};
+use vottery_server::health::routes as health;
+use vottery_server::metrics::{HttpMetrics, Render};
 
 use crate::startup::AppState;
-
-/// `/health/live`.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct Liveness {
-    /// Always `ok`.
-    status: &'static str,
-}
-
-/// The process is up.
-#[utoipa::path(get, path = "/health/live", tag = "operations", operation_id = "live",
-    responses((status = 200, description = "Alive", body = Liveness)))]
-pub async fn live() -> HttpResponse {
-    HttpResponse::Ok().json(Liveness { status: "ok" })
-}
 
 /// `/health/ready`.
 #[derive(Serialize, utoipa::ToSchema)]
@@ -42,21 +25,11 @@ pub struct Readiness {
         (status = 503, description = "A dependency is unavailable; with `Retry-After`", body = Readiness),
     ))]
 pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
-    let database = async {
-        let mut conn = state.pool.get().await.ok()?;
-        diesel::sql_query("SELECT 1").execute(&mut conn).await.ok()
-    };
     let call = state.vault.client().call(None);
-    let security = call.seal_status();
     let (database, security) = tokio::join!(
-        tokio::time::timeout(Duration::from_secs(2), database),
-        tokio::time::timeout(Duration::from_secs(2), security)
+        health::database(&state.pool),
+        tokio::time::timeout(health::CHECK_TIMEOUT, call.seal_status())
     );
-    let database = if matches!(database, Ok(Some(_))) {
-        "ok"
-    } else {
-        "unavailable"
-    };
     let security_svc = match security {
         Ok(Ok(status)) if !status.sealed => "ok",
         Ok(Ok(_)) => "sealed",
@@ -68,13 +41,7 @@ pub async fn ready(state: web::Data<AppState>) -> HttpResponse {
         database,
         security_svc,
     };
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable()
-            .insert_header(("Retry-After", "5"))
-            .json(body)
-    }
+    health::readiness(ready, body)
 }
 
 /// Prometheus metrics.
@@ -86,13 +53,11 @@ pub async fn metrics(http: web::Data<HttpMetrics>, state: web::Data<AppState>) -
     if let Some(relay) = &state.relay {
         relay.render(&mut text);
     }
-    HttpResponse::Ok()
-        .insert_header((CONTENT_TYPE, PROMETHEUS_TEXT))
-        .body(text)
+    health::prometheus(text)
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/health/live", web::get().to(live))
+    cfg.route("/health/live", web::get().to(health::live))
         .route("/health/ready", web::get().to(ready))
         .route("/metrics", web::get().to(metrics));
 }

@@ -22,7 +22,7 @@ use super::{erase, events, export, health, roles, sessions, users};
     paths(
         users::create, users::list, users::me, users::get, users::profile, users::status,
         users::role, users::delete, erase::erase, users::audit, export::export, sessions::devices, sessions::sessions,
-        sessions::end_session, sessions::end_sessions, events::events, roles::roles, health::live,
+        sessions::end_session, sessions::end_sessions, events::events, roles::roles, vottery_server::health::routes::live,
         health::ready, health::metrics, spec
     ),
     tags(
