@@ -319,13 +319,14 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $token"
 request = function()
   counter = counter + 1
-  local body = string.format('{"sngine_email":"bench-%d-%d-%d@example.com","sngine_phone":"+44%02d%08d","user_type":"voter","subscription_status":"free","first_name":"Bench","country":"GB"}',
-    run, tid, counter, (run * 8 + tid) % 100, counter)
+  local body = string.format('{"sngine_email":"bench-%d-%d-%d@example.com","sngine_phone":"+44%04d%07d","user_type":"voter","subscription_status":"free","first_name":"Bench","country":"GB"}',
+    run, tid, counter, (run * 16 + tid) % 10000, counter)
   return wrk.format(nil, nil, nil, body)
 end
 LUA
   # The same creations, each with its own Idempotency-Key (numbers offset so they never meet
-  # the unkeyed ones).
+  # the unkeyed ones). A phone number is +44, four digits of the run and thread (unique for
+  # 625 runs of up to 16 threads) and a counter, so no run meets another's numbers.
   cat >"$s/create-keyed.lua" <<LUA
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
@@ -334,7 +335,7 @@ wrk.method = "POST"
 request = function()
   counter = counter + 1
   local body = string.format('{"sngine_email":"keyed-%d-%d-%d@example.com","sngine_phone":"+44%02d%08d","user_type":"voter","subscription_status":"free","first_name":"Bench","country":"GB"}',
-    run, tid, counter, (run * 8 + tid) % 100, 50000000 + counter)
+    run, tid, counter, (run * 16 + tid) % 10000, 5000000 + counter)
   local headers = {
     ["Content-Type"] = "application/json",
     ["Authorization"] = "Bearer $token",
