@@ -3,6 +3,7 @@
 //! * [`settings`]: layered configuration (defaults, optional file, prefixed environment).
 //! * [`db`]: the PostgreSQL pool and embedded migrations.
 //! * [`health`]: a local health probe for container health checks.
+//! * [`listen`]: the listening socket and the number of HTTP workers.
 //! * [`telemetry`]: the tracing subscriber.
 //! * [`observe`]: the request-id, access-log and HTTP-metrics middleware.
 //! * [`metrics`]: lock-light Prometheus counters and histograms.
@@ -11,6 +12,7 @@
 
 pub mod db;
 pub mod health;
+pub mod listen;
 pub mod metrics;
 pub mod observe;
 pub mod openapi;

@@ -1,7 +1,6 @@
 //! Builds the application: pool, migrations, seal (and development unseal), routes, background
 //! tasks; binds its own listener so tests can ask for port 0.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,6 +10,7 @@ use actix_web::middleware::{ErrorHandlerResponse, ErrorHandlers, from_fn};
 use actix_web::{App, HttpResponse, HttpServer, web};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use vottery_server::db::{build_pool, run_migrations};
+use vottery_server::listen;
 use vottery_server::metrics::HttpMetrics;
 use vottery_server::observe::{AccessLogLevel, observe};
 
@@ -131,15 +131,8 @@ impl Application {
         let access_log = AccessLogLevel(settings.log.access_level());
         let pool_data = web::Data::new(pool);
 
-        let listener = TcpListener::bind((
-            settings.application.host.as_str(),
-            settings.application.port,
-        ))?;
-        let port = listener.local_addr()?.port();
-        let workers = match settings.application.workers {
-            0 => std::thread::available_parallelism().map_or(2, usize::from),
-            workers => workers,
-        };
+        let listener = listen::bind(&settings.application.host, settings.application.port)?;
+        let port = listener.port;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -156,9 +149,9 @@ impl Application {
                 .configure(crate::routes::openapi::configure)
                 .default_service(web::to(not_found))
         })
-        .workers(workers)
+        .workers(listen::workers(settings.application.workers))
         .keep_alive(vottery_common::SERVER_KEEP_ALIVE)
-        .listen(listener)?
+        .listen(listener.socket)?
         .run();
 
         let tasks = background_tasks(&state, &settings);

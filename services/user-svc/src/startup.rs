@@ -1,7 +1,6 @@
 //! Builds the application: pool, migrations, security-svc client, authentication, rate
 //! limits, routes; binds its own listener so tests can ask for port 0.
 
-use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,6 +9,7 @@ use actix_web::middleware::from_fn;
 use actix_web::{App, HttpServer, web};
 use diesel_migrations::{EmbeddedMigrations, embed_migrations};
 use vottery_server::db::{DbPool, build_pool, run_migrations};
+use vottery_server::listen;
 use vottery_server::metrics::HttpMetrics;
 use vottery_server::observe::observe;
 use vottery_server::problem::JsonBodyLimit;
@@ -117,15 +117,8 @@ impl Application {
         let http_metrics = web::Data::new(HttpMetrics::new());
         let body_limit = JsonBodyLimit(settings.application.max_body_bytes);
 
-        let listener = TcpListener::bind((
-            settings.application.host.as_str(),
-            settings.application.port,
-        ))?;
-        let port = listener.local_addr()?.port();
-        let workers = match settings.application.workers {
-            0 => std::thread::available_parallelism().map_or(2, usize::from),
-            workers => workers,
-        };
+        let listener = listen::bind(&settings.application.host, settings.application.port)?;
+        let port = listener.port;
         let app_state = state.clone();
         let server = HttpServer::new(move || {
             App::new()
@@ -138,9 +131,9 @@ impl Application {
                 .configure(routes::configure)
                 .default_service(web::to(not_found))
         })
-        .workers(workers)
+        .workers(listen::workers(settings.application.workers))
         .keep_alive(vottery_common::SERVER_KEEP_ALIVE)
-        .listen(listener)?
+        .listen(listener.socket)?
         .run();
         let shared: Arc<AppState> = state.into_inner();
         let mut tasks = Vec::new();
