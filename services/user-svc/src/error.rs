@@ -52,10 +52,11 @@ pub enum ApiError {
     /// session or restarted). The pool replaces the connection; a read is served once more.
     #[error("the database connection was lost")]
     ConnectionLost(String),
-    /// 409: another request with the same `Idempotency-Key` stored its answer first, so this
-    /// one's change was rolled back; the idempotency layer answers with the stored answer.
-    #[error("another request with this Idempotency-Key was answered first")]
-    AnsweredMeanwhile,
+    /// 409: another request with the same `Idempotency-Key` holds it (this one's claim was
+    /// refused) or stored its answer first (this one's change was rolled back); the idempotency
+    /// layer answers with what that request left.
+    #[error("another request holds or answered this Idempotency-Key")]
+    KeyTaken,
     #[error(transparent)]
     Internal(#[from] anyhow::Error),
 }
@@ -84,7 +85,7 @@ impl ApiError {
             ApiError::InvalidTransition { .. } => "invalid-transition",
             ApiError::PreconditionFailed { .. } => "precondition-failed",
             ApiError::Contention => "contention",
-            ApiError::AnsweredMeanwhile => "idempotency-key-in-use",
+            ApiError::KeyTaken => "idempotency-key-in-use",
             ApiError::RateLimited { .. } => "rate-limited",
             ApiError::Unavailable { .. } | ApiError::ConnectionLost(_) => "dependency-unavailable",
             ApiError::Internal(_) => "internal",
@@ -98,7 +99,7 @@ impl ApiError {
             self,
             ApiError::Unavailable { .. }
                 | ApiError::ConnectionLost(_)
-                | ApiError::AnsweredMeanwhile
+                | ApiError::KeyTaken
                 | ApiError::Internal(_)
                 | ApiError::Unauthorized(_)
                 | ApiError::RateLimited { .. }
@@ -141,7 +142,7 @@ impl ApiError {
                 ),
                 Some(1),
             ),
-            ApiError::AnsweredMeanwhile => (
+            ApiError::KeyTaken => (
                 Problem::new(
                     "idempotency-key-in-use",
                     "Conflict",
@@ -245,7 +246,7 @@ impl ResponseError for ApiError {
             ApiError::Conflict { .. }
             | ApiError::InvalidTransition { .. }
             | ApiError::Contention
-            | ApiError::AnsweredMeanwhile => StatusCode::CONFLICT,
+            | ApiError::KeyTaken => StatusCode::CONFLICT,
             ApiError::PreconditionFailed { .. } => StatusCode::PRECONDITION_FAILED,
             ApiError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Unavailable { .. } | ApiError::ConnectionLost(_) => {
@@ -275,9 +276,9 @@ impl From<diesel::result::Error> for ApiError {
                 ApiError::database(error)
             }
             Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, info)
-                if info.constraint_name() == Some(crate::idempotency::ANSWERED_MEANWHILE) =>
+                if info.constraint_name() == Some(crate::idempotency::KEY_ANSWERED) =>
             {
-                ApiError::AnsweredMeanwhile
+                ApiError::KeyTaken
             }
             _ => ApiError::Internal(anyhow::Error::new(error)),
         }

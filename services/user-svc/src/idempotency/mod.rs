@@ -22,14 +22,14 @@ use vottery_server::problem::ProblemResponse;
 pub use answer::{REPLAYED, Reply};
 pub use key::{Fingerprint, HEADER, IdempotencyKey, MAX_KEY_LENGTH, invalid_key};
 pub use prune::{prune, spawn_pruning};
-pub use store::{ANSWERED_MEANWHILE, Completion, complete};
+pub use store::{ClaimFirst, Completion, KEY_ANSWERED, complete};
 
 use crate::auth::Principal;
 use crate::error::ApiError;
 use crate::users::actor::Contacts;
 use crate::users::service::Ctx;
 use crate::users::view;
-use store::{Claim, Taken};
+use store::Taken;
 
 /// A mutating request that carries a valid key, and its fingerprint.
 #[derive(Debug, Clone)]
@@ -47,43 +47,73 @@ pub async fn respond(
     status: StatusCode,
     run: impl AsyncFnOnce(Option<&Completion>) -> Result<Reply, ApiError>,
 ) -> Result<HttpResponse, ApiError> {
+    answer(ctx, request, status, ClaimAt::OwnStatement, run).await
+}
+
+/// As [`respond`], for a change whose first statement claims the key itself
+/// ([`Completion::claim_first`]): one statement fewer per request. A request refused before
+/// that statement leaves the key as it was.
+pub async fn respond_claiming_in_change(
+    ctx: &Ctx<'_>,
+    request: Option<KeyedRequest>,
+    status: StatusCode,
+    run: impl AsyncFnOnce(Option<&Completion>) -> Result<Reply, ApiError>,
+) -> Result<HttpResponse, ApiError> {
+    answer(ctx, request, status, ClaimAt::ChangesFirstStatement, run).await
+}
+
+/// Where a request's key is claimed.
+enum ClaimAt {
+    /// By a statement of its own before the request runs.
+    OwnStatement,
+    /// By the first statement of the change.
+    ChangesFirstStatement,
+}
+
+async fn answer(
+    ctx: &Ctx<'_>,
+    request: Option<KeyedRequest>,
+    status: StatusCode,
+    claim_at: ClaimAt,
+    run: impl AsyncFnOnce(Option<&Completion>) -> Result<Reply, ApiError>,
+) -> Result<HttpResponse, ApiError> {
     let Some(request) = request else {
         return Ok(run(None).await?.respond(status));
     };
+    let terms = &ctx.state.idempotency;
     let scope = scope_of(ctx.principal);
-    let claim = {
-        let mut conn = ctx.state.pool.get().await.map_err(ApiError::database)?;
-        store::claim(
-            &mut conn,
-            scope.clone(),
-            &request.key,
-            request.fingerprint,
-            status.as_u16(),
-            &ctx.state.idempotency,
-        )
-        .await?
-    };
-    let completion = match claim {
-        Claim::Held(completion) => completion,
-        Claim::Taken(taken) => return answer_again(ctx, &scope, &request.key, taken).await,
-    };
+    let mut completion = Completion::new(
+        scope,
+        &request.key,
+        request.fingerprint,
+        status.as_u16(),
+        terms,
+    );
+    if let ClaimAt::OwnStatement = claim_at {
+        let taken = {
+            let mut conn = ctx.state.pool.get().await.map_err(ApiError::database)?;
+            store::claim(&mut conn, &mut completion).await?
+        };
+        if let Some(taken) = taken {
+            return answer_again(ctx, &completion, taken).await;
+        }
+    }
     match run(Some(&completion)).await {
         Ok(reply) => {
             // The change and its answer are committed; the answer is not yet sent.
             fail::fail_point!("idempotency-answer", |_| std::process::abort());
             Ok(reply.respond(status))
         }
-        Err(ApiError::AnsweredMeanwhile) => {
-            // This request's lease ran out while it ran, and a retry answered the key first:
-            // this change was rolled back, and the retry's answer is the answer.
+        Err(ApiError::KeyTaken) => {
+            // Another request holds the key, or answered it first: this change made nothing
+            // (its claim was refused) or was rolled back, and the other's answer is the answer.
             let taken = {
                 let mut conn = ctx.state.pool.get().await.map_err(ApiError::database)?;
-                let terms = &ctx.state.idempotency;
-                store::taken(&mut conn, &scope, &request.key, request.fingerprint, terms).await?
+                store::taken(&mut conn, &completion).await?
             };
             match taken {
-                Some(taken) => answer_again(ctx, &scope, &request.key, taken).await,
-                None => Err(ApiError::AnsweredMeanwhile),
+                Some(taken) => answer_again(ctx, &completion, taken).await,
+                None => Err(ApiError::KeyTaken),
             }
         }
         Err(error) => {
@@ -107,8 +137,7 @@ fn scope_of(principal: &Principal) -> String {
 /// What a key another request holds or answered gets: its stored answer, or a refusal.
 async fn answer_again(
     ctx: &Ctx<'_>,
-    scope: &str,
-    key: &IdempotencyKey,
+    completion: &Completion,
     taken: Taken,
 ) -> Result<HttpResponse, ApiError> {
     if !taken.same_request {
@@ -120,7 +149,7 @@ async fn answer_again(
     let status = StatusCode::from_u16(u16::try_from(status).unwrap_or(500))
         .map_err(|error| ApiError::Internal(error.into()))?;
     let reply = if taken.shows_user {
-        Reply::User(Box::new(stored_user(ctx, scope, key).await?))
+        Reply::User(Box::new(stored_user(ctx, completion).await?))
     } else {
         taken.body.map_or(Reply::Empty, Reply::Json)
     };
@@ -130,12 +159,11 @@ async fn answer_again(
 /// The user a stored answer shows, decrypted and checked as a read of its row is.
 async fn stored_user(
     ctx: &Ctx<'_>,
-    scope: &str,
-    key: &IdempotencyKey,
+    completion: &Completion,
 ) -> Result<vottery_common::users::UserView, ApiError> {
     let row = {
         let mut conn = ctx.state.pool.get().await.map_err(ApiError::database)?;
-        store::answered_user(&mut conn, scope, key).await?
+        store::answered_user(&mut conn, completion).await?
     };
     let row = row.ok_or_else(|| ApiError::Internal(anyhow::anyhow!("stored answer vanished")))?;
     let today = chrono::Utc::now().date_naive();

@@ -2,16 +2,18 @@
 //! storing its answer with the change (`vottery_idempotency_keys`), reading a stored answer
 //! back, and releasing a claim whose request changed nothing.
 //!
-//! A claim is one statement on an unlogged table: no WAL, so no flush to wait for. It only says
-//! a request with the key is running; after a crash the table is empty, and a claim lost that
-//! way belonged to a request that changed nothing. The answer is inserted by the change's own
+//! A claim is one row of an unlogged table: no WAL, so no flush to wait for. It only says a
+//! request with the key is running; after a crash the table is empty, and a claim lost that
+//! way belonged to a request that changed nothing. It is made by a statement of its own
+//! ([`claim`]) or, where a change starts with a statement anyway, at the start of that one
+//! ([`Completion::claim_first`]), which saves a round trip. The answer is inserted by the change's own
 //! statement ([`Completion`] as a `WITH` member after the audit row, like the outbox) or its
 //! transaction ([`complete`]), so a crash leaves both or neither; a second answer for a key
-//! fails the change that carries it ([`ANSWERED_MEANWHILE`]).
+//! fails the change that carries it ([`KEY_ANSWERED`]).
 
 use diesel::OptionalExtension;
 use diesel::pg::Pg;
-use diesel::query_builder::{AstPass, QueryFragment};
+use diesel::query_builder::{AstPass, Query, QueryFragment};
 use diesel::sql_types::{Binary, Bool, Double, Integer, Jsonb, Nullable, SmallInt, Text};
 use diesel::{QueryResult, QueryableByName};
 use diesel_async::{AsyncPgConnection, RunQueryDsl};
@@ -22,7 +24,7 @@ use crate::configuration::IdempotencySettings;
 use crate::record::UserRow;
 
 /// The constraint a change breaks when another request stored an answer for its key first.
-pub const ANSWERED_MEANWHILE: &str = "vottery_idempotency_keys_pkey";
+pub const KEY_ANSWERED: &str = "vottery_idempotency_keys_pkey";
 
 /// A claim held on a key by the request now running under it, and the status its answer will
 /// have. Passed to the use case, whose change stores the answer.
@@ -34,14 +36,113 @@ pub struct Completion {
     /// A random id of this claim (a UUID), so that only its holder releases it.
     token: String,
     status: i16,
+    /// How long the claim holds the key while its request runs, in seconds.
+    lease: f64,
+    /// How long a stored answer is kept, in hours.
+    retention_hours: i32,
+    /// Whether the key is claimed already; if not, the change's first statement claims it
+    /// ([`Completion::claim_first`]).
+    held: bool,
 }
 
-/// What claiming a key found.
-pub(super) enum Claim {
-    /// The key is this request's now.
-    Held(Completion),
-    /// Another request holds or answered the key.
-    Taken(Taken),
+impl Completion {
+    /// A request's claim on `key` for `scope`, not yet made.
+    pub(super) fn new(
+        scope: String,
+        key: &IdempotencyKey,
+        fingerprint: Fingerprint,
+        status: u16,
+        terms: &IdempotencySettings,
+    ) -> Self {
+        Self {
+            scope,
+            key: key.as_str().to_owned(),
+            fingerprint: fingerprint.0.to_vec(),
+            token: uuid::Uuid::new_v4().to_string(),
+            status: i16::try_from(status).unwrap_or(i16::MAX),
+            lease: terms.lease_seconds as f64,
+            retention_hours: i32::try_from(terms.retention_hours).unwrap_or(i32::MAX),
+            held: false,
+        }
+    }
+
+    /// `$scope, $key, $fingerprint, `: the request's columns of a claim or an answer.
+    fn push_request<'b>(&'b self, out: &mut AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        out.push_bind_param::<Text, _>(&self.scope)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Text, _>(&self.key)?;
+        out.push_sql(", ");
+        out.push_bind_param::<Binary, _>(&self.fingerprint)?;
+        out.push_sql(", ");
+        Ok(())
+    }
+
+    /// The claim the change's first statement must make, when the key is not held yet: that
+    /// statement starts with it and selects `EXISTS (SELECT 1 FROM claimed)`, and a change
+    /// whose claim was refused ends there with [`crate::error::ApiError::KeyTaken`].
+    pub fn claim_first(&self) -> Option<ClaimFirst<'_>> {
+        (!self.held).then_some(ClaimFirst(self))
+    }
+}
+
+/// `WITH stale AS (…), answered AS (…), claimed AS (INSERT … RETURNING 1) `: the start of a
+/// statement that claims a key unless an answer to it is stored within the retention or
+/// another request holds it (its lease alive). An answer past the retention that was not
+/// pruned yet is deleted by the claim that replaces it. `claimed` has a row when the claim
+/// was made.
+#[derive(Debug, Clone, Copy)]
+pub struct ClaimFirst<'a>(&'a Completion);
+
+impl QueryFragment<Pg> for ClaimFirst<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        let claim = self.0;
+        let this_key = |out: &mut AstPass<'_, 'b, Pg>| -> QueryResult<()> {
+            out.push_sql("scope = ");
+            out.push_bind_param::<Text, _>(&claim.scope)?;
+            out.push_sql(" AND idempotency_key = ");
+            out.push_bind_param::<Text, _>(&claim.key)?;
+            out.push_sql(" AND created_at ");
+            Ok(())
+        };
+        out.push_sql("WITH stale AS (DELETE FROM vottery_idempotency_keys WHERE ");
+        this_key(&mut out)?;
+        out.push_sql("< now() - make_interval(hours => ");
+        out.push_bind_param::<Integer, _>(&claim.retention_hours)?;
+        out.push_sql(")), answered AS (SELECT 1 FROM vottery_idempotency_keys WHERE ");
+        this_key(&mut out)?;
+        out.push_sql(">= now() - make_interval(hours => ");
+        out.push_bind_param::<Integer, _>(&claim.retention_hours)?;
+        out.push_sql(
+            ")), claimed AS (INSERT INTO vottery_idempotency_claims AS c \
+             (scope, idempotency_key, fingerprint, token, lease_until) SELECT ",
+        );
+        claim.push_request(&mut out)?;
+        out.push_bind_param::<Text, _>(&claim.token)?;
+        out.push_sql("::uuid, now() + make_interval(secs => ");
+        out.push_bind_param::<Double, _>(&claim.lease)?;
+        out.push_sql(
+            ") WHERE NOT EXISTS (SELECT 1 FROM answered) \
+             ON CONFLICT (scope, idempotency_key) DO UPDATE SET \
+             fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token, \
+             lease_until = EXCLUDED.lease_until WHERE c.lease_until < now() RETURNING 1) ",
+        );
+        Ok(())
+    }
+}
+
+/// A claim alone: `<ClaimFirst> SELECT EXISTS (SELECT 1 FROM claimed)`.
+struct ClaimAlone<'a>(ClaimFirst<'a>);
+
+impl QueryFragment<Pg> for ClaimAlone<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        self.0.walk_ast(out.reborrow())?;
+        out.push_sql("SELECT EXISTS (SELECT 1 FROM claimed)");
+        Ok(())
+    }
+}
+
+impl Query for ClaimAlone<'_> {
+    type SqlType = Bool;
 }
 
 /// A key held or answered by an earlier request.
@@ -64,74 +165,34 @@ pub(super) struct Taken {
     pub retry_after: i64,
 }
 
-/// Claims `key` for `scope` unless an answer to it is stored within the retention or another
-/// request holds it (its lease alive); what the other request left otherwise. An answer past
-/// the retention that was not pruned yet is deleted by the claim that replaces it.
+/// Claims `completion`'s key (see [`ClaimFirst`]); what another request left when it could
+/// not. The claim then holds the key.
 pub(super) async fn claim(
     conn: &mut AsyncPgConnection,
-    scope: String,
-    key: &IdempotencyKey,
-    fingerprint: Fingerprint,
-    status: u16,
-    terms: &IdempotencySettings,
-) -> QueryResult<Claim> {
-    let completion = Completion {
-        scope,
-        key: key.as_str().to_owned(),
-        fingerprint: fingerprint.0.to_vec(),
-        token: uuid::Uuid::new_v4().to_string(),
-        status: i16::try_from(status).unwrap_or(i16::MAX),
-    };
-    let lease = terms.lease_seconds as f64;
-    let hours = i32::try_from(terms.retention_hours).unwrap_or(i32::MAX);
+    completion: &mut Completion,
+) -> QueryResult<Option<Taken>> {
     // A claim or answer that ends between the two statements is looked at again.
     for _ in 0..3 {
-        let claimed = Prepared(
-            diesel::sql_query(
-                "WITH stale AS (DELETE FROM vottery_idempotency_keys \
-                 WHERE scope = $1 AND idempotency_key = $2 \
-                 AND created_at < now() - make_interval(hours => $6)), \
-                 answered AS (SELECT 1 FROM vottery_idempotency_keys \
-                 WHERE scope = $1 AND idempotency_key = $2 \
-                 AND created_at >= now() - make_interval(hours => $6)) \
-                 INSERT INTO vottery_idempotency_claims AS c \
-                 (scope, idempotency_key, fingerprint, token, lease_until) \
-                 SELECT $1, $2, $3, $4::uuid, now() + make_interval(secs => $5) \
-                 WHERE NOT EXISTS (SELECT 1 FROM answered) \
-                 ON CONFLICT (scope, idempotency_key) DO UPDATE SET \
-                 fingerprint = EXCLUDED.fingerprint, token = EXCLUDED.token, \
-                 lease_until = EXCLUDED.lease_until WHERE c.lease_until < now()",
-            )
-            .into_boxed()
-            .bind::<Text, _>(completion.scope.clone())
-            .bind::<Text, _>(completion.key.clone())
-            .bind::<Binary, _>(completion.fingerprint.clone())
-            .bind::<Text, _>(completion.token.clone())
-            .bind::<Double, _>(lease)
-            .bind::<Integer, _>(hours),
-        )
-        .execute(conn)
-        .await?;
-        if claimed == 1 {
-            return Ok(Claim::Held(completion));
+        let claimed = Prepared(ClaimAlone(ClaimFirst(completion)))
+            .get_result::<bool>(conn)
+            .await?;
+        if claimed {
+            completion.held = true;
+            return Ok(None);
         }
-        if let Some(taken) = taken(conn, &completion.scope, key, fingerprint, terms).await? {
-            return Ok(Claim::Taken(taken));
+        if let Some(taken) = taken(conn, completion).await? {
+            return Ok(Some(taken));
         }
     }
     Err(diesel::result::Error::NotFound)
 }
 
-/// The answer stored for a key within the retention, else the live claim another request holds
-/// on it; nothing when neither is there.
+/// The answer stored for `completion`'s key within the retention, else the live claim another
+/// request holds on it; nothing when neither is there.
 pub(super) async fn taken(
     conn: &mut AsyncPgConnection,
-    scope: &str,
-    key: &IdempotencyKey,
-    fingerprint: Fingerprint,
-    terms: &IdempotencySettings,
+    completion: &Completion,
 ) -> QueryResult<Option<Taken>> {
-    let hours = i32::try_from(terms.retention_hours).unwrap_or(i32::MAX);
     Prepared(
         diesel::sql_query(
             "SELECT * FROM (\
@@ -147,10 +208,10 @@ pub(super) async fn taken(
              ORDER BY status IS NULL LIMIT 1",
         )
         .into_boxed()
-        .bind::<Text, _>(scope.to_owned())
-        .bind::<Text, _>(key.as_str().to_owned())
-        .bind::<Binary, _>(fingerprint.0.to_vec())
-        .bind::<Integer, _>(hours),
+        .bind::<Text, _>(completion.scope.clone())
+        .bind::<Text, _>(completion.key.clone())
+        .bind::<Binary, _>(completion.fingerprint.clone())
+        .bind::<Integer, _>(completion.retention_hours),
     )
     .get_result::<Taken>(conn)
     .await
@@ -160,8 +221,7 @@ pub(super) async fn taken(
 /// The user row a stored answer shows, as it was stored (PII as ciphertext).
 pub(super) async fn answered_user(
     conn: &mut AsyncPgConnection,
-    scope: &str,
-    key: &IdempotencyKey,
+    completion: &Completion,
 ) -> QueryResult<Option<UserRow>> {
     Prepared(
         diesel::sql_query(
@@ -170,8 +230,8 @@ pub(super) async fn answered_user(
              WHERE k.scope = $1 AND k.idempotency_key = $2 AND k.answer_user IS NOT NULL",
         )
         .into_boxed()
-        .bind::<Text, _>(scope.to_owned())
-        .bind::<Text, _>(key.as_str().to_owned()),
+        .bind::<Text, _>(completion.scope.clone())
+        .bind::<Text, _>(completion.key.clone()),
     )
     .get_result::<UserRow>(conn)
     .await
@@ -250,12 +310,7 @@ impl QueryFragment<Pg> for Completion {
             ", answered AS (INSERT INTO vottery_idempotency_keys \
              (scope, idempotency_key, fingerprint, status, answer_user) SELECT ",
         );
-        out.push_bind_param::<Text, _>(&self.scope)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Text, _>(&self.key)?;
-        out.push_sql(", ");
-        out.push_bind_param::<Binary, _>(&self.fingerprint)?;
-        out.push_sql(", ");
+        self.push_request(&mut out)?;
         out.push_bind_param::<SmallInt, _>(&self.status)?;
         out.push_sql(", to_jsonb(shown) FROM changed AS shown)");
         Ok(())

@@ -108,7 +108,7 @@ pub async fn create(
     let ctx = request.ctx();
     let fields = attempted_fields(&body);
     let keyed = key.keyed(json_of(&body))?;
-    idempotency::respond(&ctx, keyed, StatusCode::CREATED, async |answer| {
+    idempotency::respond_claiming_in_change(&ctx, keyed, StatusCode::CREATED, async |answer| {
         let view = audited(&ctx, "user.create", None, fields, async {
             service::create(&ctx, body?.0, answer).await
         })

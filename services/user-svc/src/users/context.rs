@@ -4,11 +4,12 @@
 use chrono::{NaiveDate, Utc};
 
 use super::actor::Actor;
-use super::db::{self as users_db, Reservation};
+use super::db::{self as users_db, Reservation, ReserveError};
 use super::input;
 use crate::audit::{self, AuditEvent, RequestMeta};
 use crate::auth::Principal;
 use crate::error::ApiError;
+use crate::idempotency::Completion;
 use crate::record::UserRow;
 use crate::startup::AppState;
 
@@ -59,18 +60,21 @@ impl Ctx<'_> {
         Ok((actor, target.ok_or_else(|| not_found(target_id))?))
     }
 
-    /// The actor and, for a user, the reservation of a new user's id, in one query.
+    /// The actor and, for a user, the reservation of a new user's id, in one query that first
+    /// makes the idempotent request's claim when `answer` is not held yet.
     pub(super) async fn load_reserving(
         &self,
         new: &input::NewUser,
+        answer: Option<&Completion>,
     ) -> Result<(Actor, Option<Reservation>), ApiError> {
         let Some(actor_id) = self.principal.user_id() else {
             return Ok((Actor::resolve(self.principal, &[])?, None));
         };
         let found = {
             let mut conn = self.conn().await?;
-            users_db::find_reserving(&mut conn, actor_id, new.email.as_str(), new.phone.as_str())
-                .await?
+            let claim = answer.and_then(Completion::claim_first);
+            let (email, phone) = (new.email.as_str(), new.phone.as_str());
+            users_db::find_reserving(&mut conn, actor_id, email, phone, claim).await?
         };
         let (row, reservation) = found.unzip();
         Ok((Actor::resolve(self.principal, row.as_slice())?, reservation))
@@ -146,4 +150,13 @@ pub(super) fn today() -> NaiveDate {
 /// No user has this id.
 pub(super) fn not_found(id: i32) -> ApiError {
     ApiError::NotFound(format!("no user has id {id}"))
+}
+
+impl From<ReserveError> for ApiError {
+    fn from(error: ReserveError) -> Self {
+        match error {
+            ReserveError::KeyTaken => ApiError::KeyTaken,
+            ReserveError::Database(error) => error.into(),
+        }
+    }
 }

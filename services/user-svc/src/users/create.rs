@@ -39,7 +39,7 @@ pub async fn create(
             return Err(invalid);
         }
     };
-    let (actor, reservation) = ctx.load_reserving(&new).await?;
+    let (actor, reservation) = ctx.load_reserving(&new, answer).await?;
     actor.may_create()?;
     let standing = Standing {
         status: Status::Pending,
@@ -85,7 +85,7 @@ async fn insert_user(
     reservation: Option<Reservation>,
     answer: Option<&Completion>,
 ) -> Result<UserView, ApiError> {
-    let id = reserve(ctx, &new, reservation).await?;
+    let id = reserve(ctx, &new, reservation, answer).await?;
     let mut owned = new_columns(&new, standing);
     let plain = seal_new(ctx, id, &new, &mut owned).await?;
     let created_at = Some(now_micros());
@@ -107,18 +107,22 @@ async fn insert_user(
     ))
 }
 
-/// The new user's id: reserved now unless the actor's lookup did; 409 when a row written
-/// before this service (plaintext, so not covered by the blind indexes) has its contacts.
+/// The new user's id: reserved now (with the idempotent request's claim) unless the actor's
+/// lookup did; 409 when a row written before this service (plaintext, so not covered by the
+/// blind indexes) has its contacts.
 async fn reserve(
     ctx: &Ctx<'_>,
     new: &NewUser,
     reservation: Option<Reservation>,
+    answer: Option<&Completion>,
 ) -> Result<i32, ApiError> {
     let reservation = match reservation {
         Some(reservation) => reservation,
         None => {
             let mut conn = ctx.conn().await?;
-            users_db::reserve_user_id(&mut conn, new.email.as_str(), new.phone.as_str()).await?
+            let claim = answer.and_then(Completion::claim_first);
+            let (email, phone) = (new.email.as_str(), new.phone.as_str());
+            users_db::reserve_user_id(&mut conn, email, phone, claim).await?
         }
     };
     ctx.state.vault.make_contexts_after(reservation.id);

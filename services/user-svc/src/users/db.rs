@@ -10,7 +10,7 @@ use vottery_server::db::Prepared;
 use crate::audit::{self, AuditEvent};
 use crate::domain::roles::{AdminRole, SubscriptionStatus, UserType};
 use crate::domain::status::Status;
-use crate::idempotency::Completion;
+use crate::idempotency::{ClaimFirst, Completion};
 use crate::record::{NewUserRow, OwnedColumns, UserRow};
 use crate::schema::vottery_users as users;
 
@@ -175,17 +175,8 @@ pub struct Reservation {
     pub legacy_duplicate: Option<Duplicate>,
 }
 
-/// The select list of a reservation, for an email (`$1`) and a phone's digits (`$2`).
-macro_rules! reservation_columns {
-    () => {
-        "nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS reserved_id, \
-        (SELECT lower(btrim(sngine_email)) = $1 FROM vottery_users \
-         WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = $1 \
-            OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN ($2, '00' || $2)) \
-         ORDER BY 1 DESC LIMIT 1) AS legacy_email"
-    };
-}
-
+/// A reservation as selected: `claimed` is false only when the statement's idempotency claim
+/// was refused.
 #[derive(QueryableByName)]
 struct Reserved {
     #[diesel(sql_type = diesel::sql_types::Integer)]
@@ -193,59 +184,128 @@ struct Reserved {
     /// Null: no match; true: the email matches; false: only the phone does.
     #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Bool>)]
     legacy_email: Option<bool>,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    claimed: bool,
 }
 
-impl From<Reserved> for Reservation {
-    fn from(reserved: Reserved) -> Self {
-        Self {
-            id: reserved.reserved_id,
-            legacy_duplicate: reserved.legacy_email.map(|email| {
+impl Reserved {
+    /// The reservation, or [`ReserveError::KeyTaken`] when the claim was refused.
+    fn reservation(self) -> Result<Reservation, ReserveError> {
+        if !self.claimed {
+            return Err(ReserveError::KeyTaken);
+        }
+        Ok(Reservation {
+            id: self.reserved_id,
+            legacy_duplicate: self.legacy_email.map(|email| {
                 if email {
                     Duplicate::Email
                 } else {
                     Duplicate::Phone
                 }
             }),
-        }
+        })
     }
 }
 
-fn reservation_query(
-    sql: &str,
-    email: &str,
-    phone: &str,
-) -> diesel::query_builder::BoxedSqlQuery<'static, Pg, diesel::query_builder::SqlQuery> {
-    diesel::sql_query(sql)
-        .into_boxed()
-        .bind::<diesel::sql_types::Text, _>(email.to_owned())
-        .bind::<diesel::sql_types::Text, _>(phone.trim_start_matches('+').to_owned())
+/// Why no id was reserved.
+#[derive(Debug)]
+pub enum ReserveError {
+    /// The request's idempotency key is held or answered by another request.
+    KeyTaken,
+    Database(Error),
+}
+
+impl From<Error> for ReserveError {
+    fn from(error: Error) -> Self {
+        Self::Database(error)
+    }
+}
+
+/// `[<claim>] SELECT [<actor's row>,] <reserved id>, <legacy duplicate>, <claimed> [FROM
+/// vottery_users WHERE id = <actor>]`: reserves the id of a user about to be created and looks
+/// for a row written before this service (plaintext) with its email or phone's digits; with
+/// the acting user's row when `actor` is set, and making the request's idempotency claim first
+/// when `claim` is set, so that a create starts with one statement.
+struct Reserving<'a> {
+    claim: Option<ClaimFirst<'a>>,
+    actor: Option<i32>,
+    email: &'a str,
+    /// The phone's digits, without `+`.
+    digits: &'a str,
+}
+
+impl QueryFragment<Pg> for Reserving<'_> {
+    fn walk_ast<'b>(&'b self, mut out: AstPass<'_, 'b, Pg>) -> QueryResult<()> {
+        use diesel::sql_types::{Integer, Text};
+        if let Some(claim) = &self.claim {
+            claim.walk_ast(out.reborrow())?;
+        }
+        out.push_sql("SELECT ");
+        if self.actor.is_some() {
+            out.push_sql("vottery_users.*, ");
+        }
+        out.push_sql(
+            "nextval(pg_get_serial_sequence('vottery_users', 'id'))::int4 AS reserved_id, \
+             (SELECT lower(btrim(sngine_email)) = ",
+        );
+        out.push_bind_param::<Text, _>(self.email)?;
+        out.push_sql(
+            " FROM vottery_users WHERE NOT pii_encrypted AND (lower(btrim(sngine_email)) = ",
+        );
+        out.push_bind_param::<Text, _>(self.email)?;
+        out.push_sql(" OR regexp_replace(sngine_phone, '[^0-9]', '', 'g') IN (");
+        out.push_bind_param::<Text, _>(self.digits)?;
+        out.push_sql(", '00' || ");
+        out.push_bind_param::<Text, _>(self.digits)?;
+        out.push_sql(")) ORDER BY 1 DESC LIMIT 1) AS legacy_email, ");
+        out.push_sql(match self.claim {
+            Some(_) => "EXISTS (SELECT 1 FROM claimed) AS claimed",
+            None => "true AS claimed",
+        });
+        if let Some(actor) = &self.actor {
+            out.push_sql(" FROM vottery_users WHERE vottery_users.id = ");
+            out.push_bind_param::<Integer, _>(actor)?;
+        }
+        Ok(())
+    }
+}
+
+impl Query for Reserving<'_> {
+    type SqlType = diesel::sql_types::Untyped;
 }
 
 /// Reserves the id of a user about to be created and looks for a legacy duplicate, in one
-/// statement.
+/// statement that first makes the request's idempotency `claim`, if any.
 pub async fn reserve_user_id(
     conn: &mut AsyncPgConnection,
     email: &str,
     phone: &str,
-) -> QueryResult<Reservation> {
-    Prepared(reservation_query(
-        concat!("SELECT ", reservation_columns!()),
+    claim: Option<ClaimFirst<'_>>,
+) -> Result<Reservation, ReserveError> {
+    let reserving = Reserving {
+        claim,
+        actor: None,
         email,
-        phone,
-    ))
-    .get_result::<Reserved>(conn)
-    .await
-    .map(Reservation::from)
+        digits: phone.trim_start_matches('+'),
+    };
+    // Read to the end: a claim is committed once the statement's answer ends.
+    let rows: Vec<Reserved> = Prepared(reserving).load(conn).await?;
+    rows.into_iter()
+        .next()
+        .ok_or(Error::NotFound)?
+        .reservation()
 }
 
 /// The acting user's row and a reservation, in one statement (one round trip where a create
-/// would otherwise take two). `None`, with nothing reserved, when the actor's row is gone.
+/// would otherwise take two), which first makes the request's idempotency `claim`, if any.
+/// `None`, with nothing reserved, when the actor's row is gone.
 pub async fn find_reserving(
     conn: &mut AsyncPgConnection,
     actor_id: i32,
     email: &str,
     phone: &str,
-) -> QueryResult<Option<(UserRow, Reservation)>> {
+    claim: Option<ClaimFirst<'_>>,
+) -> Result<Option<(UserRow, Reservation)>, ReserveError> {
     #[derive(QueryableByName)]
     struct ActorReserving {
         #[diesel(embed)]
@@ -253,22 +313,17 @@ pub async fn find_reserving(
         #[diesel(embed)]
         reserved: Reserved,
     }
-    Prepared(
-        reservation_query(
-            concat!(
-                "SELECT vottery_users.*, ",
-                reservation_columns!(),
-                " FROM vottery_users WHERE vottery_users.id = $3"
-            ),
-            email,
-            phone,
-        )
-        .bind::<diesel::sql_types::Integer, _>(actor_id),
-    )
-    .get_result::<ActorReserving>(conn)
-    .await
-    .optional()
-    .map(|found| found.map(|found| (found.actor, found.reserved.into())))
+    let reserving = Reserving {
+        claim,
+        actor: Some(actor_id),
+        email,
+        digits: phone.trim_start_matches('+'),
+    };
+    let rows: Vec<ActorReserving> = Prepared(reserving).load(conn).await?;
+    match rows.into_iter().next() {
+        Some(found) => Ok(Some((found.actor, found.reserved.reservation()?))),
+        None => Ok(None),
+    }
 }
 
 /// Managers who are not suspended.

@@ -63,6 +63,16 @@ async fn audited(app: &TestApp, user_id: i32, action: &str) -> usize {
         .count()
 }
 
+/// Holds `key` for `scope` with a live claim, as a request still running does.
+async fn hold(app: &TestApp, scope: &str, key: &str, fingerprint: Fingerprint) {
+    app.exec(&format!(
+        "INSERT INTO vottery_idempotency_claims (scope, idempotency_key, fingerprint, token, lease_until) \
+         VALUES ('{scope}', '{key}', '\\x{}', gen_random_uuid(), now() + interval '30 seconds')",
+        hex::encode(fingerprint.0)
+    ))
+    .await;
+}
+
 fn assert_replay_of(first: &Reply, again: &Reply) {
     assert_eq!(again.status, first.status, "{}", again.text);
     assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
@@ -171,56 +181,110 @@ async fn the_same_key_with_another_body_is_refused_and_changes_nothing() {
     assert_eq!(stored_keys(&app).await[0]["status"], json!(201));
 }
 
+/// For a service (whose create claims its key in the statement that reserves the id) and for
+/// a user (in the one that also reads the user).
 #[tokio::test]
 async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_ends() {
     let app = spawn_app().await;
+    let manager = format!("user:{}", app.manager.id);
+    for (token, scope) in [
+        (SERVICE_TOKEN, "service:auth_service"),
+        (app.manager.token.as_str(), manager.as_str()),
+    ] {
+        let body = new_user_body(&app);
+        let fingerprint = Fingerprint::of(&ActixMethod::POST, "/api/users", Some(&body));
+        // The first request holds the key, running, as a request in flight does.
+        hold(&app, scope, "in-flight", fingerprint).await;
+        let before = (users_count(&app).await, app.audit_count().await);
+        let retry_create = async || {
+            keyed(
+                &app,
+                Method::POST,
+                "/api/users",
+                token,
+                "in-flight",
+                Some(&body),
+            )
+            .await
+        };
+
+        let retry = retry_create().await;
+        retry.problem(409);
+        assert!(
+            retry.problem_type().ends_with("idempotency-key-in-use"),
+            "{}",
+            retry.text
+        );
+        assert_eq!(retry.error_fields(), vec![KEY.to_owned()]);
+        let retry_after: u64 = retry.header("retry-after").unwrap().parse().unwrap();
+        assert!((1..=30).contains(&retry_after), "{retry_after}");
+        assert_eq!((users_count(&app).await, app.audit_count().await), before);
+
+        // A first request that died before committing leaves its lease to run out; then the
+        // retry runs.
+        app.exec("UPDATE vottery_idempotency_claims SET lease_until = now() - interval '1 second'")
+            .await;
+        let retry = retry_create().await;
+        retry.expect(201);
+        assert_eq!(retry.header("idempotent-replayed"), None);
+        assert_eq!(users_count(&app).await, before.0 + 1);
+    }
+}
+
+/// A user's create claims its key in the statement that reads the user and reserves the id:
+/// a retry is replayed, another body refused, and the claim is the one row of its key.
+#[tokio::test]
+async fn a_users_keyed_create_is_replayed_and_its_key_refused_for_another_body() {
+    let app = spawn_app().await;
+    let token = app.manager.token.clone();
     let body = new_user_body(&app);
-    let fingerprint = Fingerprint::of(&ActixMethod::POST, "/api/users", Some(&body));
-    // The first request holds the key, running, as a request in flight does.
-    app.exec(&format!(
-        "INSERT INTO vottery_idempotency_claims (scope, idempotency_key, fingerprint, token, lease_until) \
-         VALUES ('service:auth_service', 'in-flight', '\\x{}', gen_random_uuid(), now() + interval '30 seconds')",
-        hex::encode(fingerprint.0)
-    ))
-    .await;
     let before = (users_count(&app).await, app.audit_count().await);
 
-    let retry = keyed(
+    let first = keyed(
         &app,
         Method::POST,
         "/api/users",
-        SERVICE_TOKEN,
-        "in-flight",
+        &token,
+        "fresh",
         Some(&body),
     )
     .await;
-    retry.problem(409);
+    first.expect(201);
+    let again = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        &token,
+        "fresh",
+        Some(&body),
+    )
+    .await;
+    assert_replay_of(&first, &again);
+    let other_body = new_user_body(&app);
+    let other = keyed(
+        &app,
+        Method::POST,
+        "/api/users",
+        &token,
+        "fresh",
+        Some(&other_body),
+    )
+    .await;
+    other.problem(422);
     assert!(
-        retry.problem_type().ends_with("idempotency-key-in-use"),
+        other.problem_type().ends_with("idempotency-key-reused"),
         "{}",
-        retry.text
+        other.text
     );
-    assert_eq!(retry.error_fields(), vec![KEY.to_owned()]);
-    let retry_after: u64 = retry.header("retry-after").unwrap().parse().unwrap();
-    assert!((1..=30).contains(&retry_after), "{retry_after}");
-    assert_eq!((users_count(&app).await, app.audit_count().await), before);
-
-    // A first request that died before committing leaves its lease to run out; then the retry
-    // runs.
-    app.exec("UPDATE vottery_idempotency_claims SET lease_until = now() - interval '1 second'")
+    assert_eq!(
+        (users_count(&app).await, app.audit_count().await),
+        (before.0 + 1, before.1 + 1)
+    );
+    assert_eq!(stored_keys(&app).await.len(), 1);
+    let claims = app
+        .count("SELECT count(*) FROM vottery_idempotency_claims WHERE idempotency_key = 'fresh'")
         .await;
-    let retry = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "in-flight",
-        Some(&body),
-    )
-    .await;
-    retry.expect(201);
-    assert_eq!(retry.header("idempotent-replayed"), None);
-    assert_eq!(users_count(&app).await, before.0 + 1);
+    assert_eq!(claims, 1);
 }
 
 #[tokio::test]
