@@ -4,9 +4,10 @@
 #   scripts/bench.sh security   security-svc: encrypt, decrypt, sign/verify (ed25519, ecdsa-p256),
 #                               batch-100 encrypt, and a bare actix-web handler as the ceiling
 #   scripts/bench.sh users      user-svc with 10,000 seeded users: GET one, GET a page of 20,
-#                               POST create, PUT profile, PUT status (security-svc as its own
-#                               process; events relayed to a JetStream of the benchmark's own),
-#                               then the relay's throughput from a backlog of BENCH_RELAY_EVENTS
+#                               POST create (without and with an Idempotency-Key), PUT profile,
+#                               PUT status (security-svc as its own process; events relayed to a
+#                               JetStream of the benchmark's own), then POST create with a key
+#                               against without, alternating on one process, then the relay's throughput from a backlog of BENCH_RELAY_EVENTS
 #                               (default 20,000) events (scripts/lib/bench_events.sh)
 #   scripts/bench.sh crypto     criterion micro-benchmarks of the transit operations in-process
 #   scripts/bench.sh guardians  vottery-election's criterion benchmarks, a full 3-of-5 key ceremony
@@ -32,6 +33,9 @@
 # events has none).
 # BENCH_BASELINE=events-off compares the current user-svc recording no events
 # (events.recorded=false) with the same build recording and relaying them.
+# BENCH_ONLY=<text> (users) runs only the scenarios whose name holds it ("POST create").
+# BENCH_CPU=1 (users) also writes each run's CPU time per request of user-svc, security-svc
+# and PostgreSQL to .data/bench/cpu.md (scripts/lib/bench_cpu.sh).
 set -euo pipefail
 ROOT_DIR=$(cd "$(dirname "$0")/.." && pwd)
 cd "$ROOT_DIR"
@@ -45,6 +49,8 @@ cd "$ROOT_DIR"
 . scripts/lib/bench_users_1m.sh
 # shellcheck source=lib/bench_events.sh
 . scripts/lib/bench_events.sh
+# shellcheck source=lib/bench_cpu.sh
+. scripts/lib/bench_cpu.sh
 
 MODE=${1:-all}
 DURATION=${BENCH_SECONDS:-10}
@@ -104,7 +110,9 @@ run_load() {
     echo 0 >"$rss_file"
     rss_sampler "$pid" "$rss_file" &
     local sampler=$!
+    cpu_mark
     wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency -s "$script" "$url" -- "$RUN_SEQ" >"$out" 2>&1 || true
+    cpu_report "$name (run $RUN_SEQ)" "$out"
     RUN_SEQ=$((RUN_SEQ + 1))
     kill "$sampler" 2>/dev/null || true
     wait "$sampler" 2>/dev/null || true
@@ -383,12 +391,16 @@ LUA
   else
     table_header "user-svc ($total users seeded, events relayed to JetStream)"
   fi
+  cpu_header
   users_scenario "GET one user (random id)" "$base/api/users/1" "$s/get-one.lua"
   users_scenario "GET a page of 20 + total" "$base/api/users" "$s/get-page.lua"
   users_scenario "POST create" "$base/api/users" "$s/create.lua"
   users_scenario "POST create with Idempotency-Key" "$base/api/users" "$s/create-keyed.lua"
   users_scenario "PUT profile (random id)" "$base/api/users/2/profile" "$s/put-profile.lua"
   users_scenario "PUT status (active, suspended)" "$base/api/users/2/status" "$s/put-status.lua"
+  if [[ "POST create" == *"${BENCH_ONLY:-}"* ]]; then
+    compare_keyed "$base/api/users" "$s/create.lua" "$s/create-keyed.lua"
+  fi
   stop_users
   kill "$SECURITY_PID" 2>/dev/null || true
   wait "$SECURITY_PID" 2>/dev/null || true

@@ -130,7 +130,9 @@ serve_baseline() {
 # wrk_once NAME URL SCRIPT — one run; sets WRK_RPS and WRK_ERRORS (non-2xx and socket errors).
 wrk_once() {
   local out="$BENCH_DIR/$1-$RUN_SEQ.txt"
+  cpu_mark
   wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" -s "$3" "$2" -- "$RUN_SEQ" >"$out" 2>&1 || true
+  cpu_report "$1 (run $RUN_SEQ)" "$out"
   RUN_SEQ=$((RUN_SEQ + 1))
   WRK_RPS=$(awk '/^Requests\/sec:/ {print $2}' "$out")
   WRK_ERRORS=$(awk '/Non-2xx or 3xx responses:/ {n += $5} /Socket errors:/ {gsub(",", ""); n += $4 + $6 + $8 + $10}
@@ -147,11 +149,24 @@ compare_header() {
   } | tee -a "$BENCH_DIR/table.md"
 }
 
+# warm_up URL SCRIPT — an unmeasured 2 s run.
+warm_up() {
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d2s -s "$2" "$1" -- "$RUN_SEQ" >/dev/null 2>&1 || true
+  RUN_SEQ=$((RUN_SEQ + 1))
+}
+
 # compare_load NAME URL SCRIPT — RUNS rounds of one baseline run then one current run, each
-# against a freshly started process on the same database; one row of the medians and ratio.
+# against a freshly started process on its own database; one row of the medians and ratio.
+# An unmeasured run of each comes first, so that every measured run follows a run of the other
+# build: the first does not find its database's pages evicted by the other's seeding while
+# the other's are warm.
 compare_load() {
   local name=$1 url=$2 script=$3 baseline="" current="" errors=0 slug=${1// /_}
   slug=${slug//\//_}
+  serve_baseline
+  warm_up "$url" "$script"
+  serve_current
+  warm_up "$url" "$script"
   for _ in $(seq 1 "$RUNS"); do
     serve_baseline
     wrk_once "$slug-baseline" "$url" "$script"
@@ -160,17 +175,41 @@ compare_load() {
     wrk_once "$slug-current" "$url" "$script"
     current+="$WRK_RPS " errors=$((errors + WRK_ERRORS))
   done
+  compare_row "$name" "$baseline" "$current" "$errors"
+}
+
+# compare_row NAME BASELINE_RATES CURRENT_RATES ERRORS — the row of two lists' medians and ratio.
+compare_row() {
   local base_rps current_rps
-  base_rps=$(echo "$baseline" | tr ' ' '\n' | grep . | median)
-  current_rps=$(echo "$current" | tr ' ' '\n' | grep . | median)
-  awk -v n="$name" -v b="$base_rps" -v c="$current_rps" -v e="$errors" \
+  base_rps=$(echo "$2" | tr ' ' '\n' | grep . | median)
+  current_rps=$(echo "$3" | tr ' ' '\n' | grep . | median)
+  awk -v n="$1" -v b="$base_rps" -v c="$current_rps" -v e="$4" \
     'BEGIN {printf "| %-28s | %14.0f | %13.0f | %17.2fx | %6d |\n", n, b, c, (b > 0 ? c / b : 0), e}' |
     tee -a "$BENCH_DIR/table.md"
 }
 
+# compare_keyed URL UNKEYED_SCRIPT KEYED_SCRIPT — RUNS rounds of one run of creates without an
+# Idempotency-Key then one with, on the current user-svc (started afresh); one row of the
+# medians and ratio.
+compare_keyed() {
+  local plain="" keyed="" errors=0
+  serve_current
+  compare_header "user-svc: POST create with an Idempotency-Key (current) against without (baseline), alternating on one process"
+  warm_up "$1" "$2"
+  for _ in $(seq 1 "$RUNS"); do
+    wrk_once POST_create-unkeyed "$1" "$2"
+    plain+="$WRK_RPS " errors=$((errors + WRK_ERRORS))
+    wrk_once POST_create-keyed "$1" "$3"
+    keyed+="$WRK_RPS " errors=$((errors + WRK_ERRORS))
+  done
+  compare_row "POST create, keyed/unkeyed" "$plain" "$keyed" "$errors"
+}
+
 # users_scenario NAME URL SCRIPT — one scenario of the users benchmark: against the baseline
-# when BENCH_BASELINE is set, else the current user-svc alone (run_load's row).
+# when BENCH_BASELINE is set, else the current user-svc alone (run_load's row). With
+# BENCH_ONLY set, only the scenarios whose name holds it run.
 users_scenario() {
+  [[ "$1" == *"${BENCH_ONLY:-}"* ]] || return 0
   if [ -n "$BASELINE_BIN" ]; then
     compare_load "$@"
   else
@@ -179,7 +218,8 @@ users_scenario() {
 }
 
 # status_script FILE TOKEN MAX_ID — PUT status flips. Each run (wrk's first argument) takes a
-# slice of 1,000 seeded users no other run of it touched, split between the threads; a user
+# slice of 500 seeded users no other run of it touched (20 slices of 10,000 users: enough for
+# the warm-up and 5 alternating runs of each build), split between the threads; a user
 # goes pending -> active -> suspended -> active ... on its successive visits, so every request
 # is a real move. User 1, the manager, is never in a slice.
 status_script() {
@@ -187,9 +227,9 @@ status_script() {
 local threads = 0
 function setup(thread) threads = threads + 1; thread:set("tid", threads) end
 function init(args)
-  local slices = math.max(1, math.floor(($3 - 1) / 1000))
-  base = 2 + ((tonumber(args[1]) or 0) % slices) * 1000
-  per_thread = math.floor(1000 / $THREADS)
+  local slices = math.max(1, math.floor(($3 - 1) / 500))
+  base = 2 + ((tonumber(args[1]) or 0) % slices) * 500
+  per_thread = math.floor(500 / $THREADS)
   visits = 0
 end
 wrk.method = "PUT"
