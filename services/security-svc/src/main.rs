@@ -7,11 +7,11 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use base64::Engine;
 use clap::{Args, Parser, Subcommand};
 use security_svc::seal::{Seal, root_key_file_text};
 use security_svc::{Application, MIGRATIONS, Settings};
 use serde::Serialize;
+use vottery_common::sys::InitResponse;
 
 const SETTINGS_HELP: &str = "Settings of serve, migrate, healthcheck and operator init come from \
 config/default.toml, the file named in SECURITY_SVC_CONFIG, and SECURITY_SVC__<SECTION>__<KEY> \
@@ -80,9 +80,8 @@ struct InitArgs {
 
 #[derive(Serialize)]
 struct InitOutput {
-    keys: Vec<String>,
-    keys_base64: Vec<String>,
-    root_token: String,
+    #[serde(flatten)]
+    handed_out: InitResponse,
     secret_shares: usize,
     secret_threshold: i64,
 }
@@ -115,17 +114,7 @@ async fn operator_init(settings: Settings, args: InitArgs) -> Result<(), String>
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
     }
     let output = InitOutput {
-        keys: initialized
-            .shares
-            .iter()
-            .map(|share| hex::encode(share.as_slice()))
-            .collect(),
-        keys_base64: initialized
-            .shares
-            .iter()
-            .map(|share| base64::engine::general_purpose::STANDARD.encode(share.as_slice()))
-            .collect(),
-        root_token: secrecy::ExposeSecret::expose_secret(&initialized.root_token).to_owned(),
+        handed_out: initialized.handed_out(),
         secret_shares: initialized.shares.len(),
         secret_threshold: args.threshold,
     };

@@ -98,20 +98,7 @@ pub async fn init(
         shares = initialized.shares.len(),
         "initialized: root key made and split; shares handed out once"
     );
-    let response = InitResponse {
-        keys: initialized
-            .shares
-            .iter()
-            .map(|share| hex::encode(share.as_slice()))
-            .collect(),
-        keys_base64: initialized
-            .shares
-            .iter()
-            .map(|share| base64::engine::general_purpose::STANDARD.encode(share.as_slice()))
-            .collect(),
-        root_token: secrecy::ExposeSecret::expose_secret(&initialized.root_token).to_owned(),
-    };
-    Ok(json(StatusCode::OK, &response))
+    Ok(json(StatusCode::OK, &initialized.handed_out()))
 }
 
 /// The seal state and the progress of the current unseal attempt.

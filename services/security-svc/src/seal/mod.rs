@@ -11,7 +11,7 @@ use std::sync::{Arc, RwLock};
 
 use base64::Engine;
 use secrecy::SecretString;
-use vottery_common::sys::SealStatus;
+use vottery_common::sys::{InitResponse, SealStatus};
 use vottery_server::db::{DbPool, is_unavailable};
 use zeroize::Zeroizing;
 
@@ -61,6 +61,20 @@ pub struct Initialized {
     pub root_token: SecretString,
     /// The root key itself, for writing a development key file; dropped otherwise.
     pub root_key: RootKey,
+}
+
+impl Initialized {
+    /// The shares (hex and base64) and the root token, as `init` answers them, once.
+    pub fn handed_out(&self) -> InitResponse {
+        let shares = || self.shares.iter().map(|share| share.as_slice());
+        InitResponse {
+            keys: shares().map(hex::encode).collect(),
+            keys_base64: shares()
+                .map(|share| base64::engine::general_purpose::STANDARD.encode(share))
+                .collect(),
+            root_token: secrecy::ExposeSecret::expose_secret(&self.root_token).to_owned(),
+        }
+    }
 }
 
 struct Progress {
