@@ -13,11 +13,10 @@ use std::time::Duration;
 use diesel_async::{AsyncConnection, AsyncPgConnection};
 use reqwest::Method;
 use serde_json::{Value, json};
-use user_svc::startup::AppState;
 
 use crate::helpers::{
-    JwtKey, MANAGER_EMAIL, MANAGER_PHONE, PII_COLUMNS, SERVICE_TOKEN, SecuritySvc, bootstrap,
-    now_secs, query_rows, spawn_app, start_user_svc, user_settings_at,
+    JwtKey, PII_COLUMNS, SERVICE_TOKEN, SecuritySvc, now_secs, own_state_with_manager, query_rows,
+    spawn_app, start_user_svc, user_settings_at,
 };
 
 /// Concurrent writers (each creating users) and readers (the manager and a page of users).
@@ -610,17 +609,7 @@ impl Stack {
         let jwt = JwtKey::dev_hs256();
         jwt.configure(&mut settings);
         let base = start_user_svc(settings.clone()).await;
-
-        let mut direct = settings;
-        direct.database.migrate_on_start = false;
-        direct.database.max_connections = 1;
-        let state = AppState::from_settings(&direct)
-            .await
-            .expect("the test's own state builds");
-        let manager = bootstrap(&state, MANAGER_EMAIL, MANAGER_PHONE)
-            .await
-            .expect("the first manager is bootstrapped");
-        let manager_id = manager["id"].as_i64().expect("the manager has an id") as i32;
+        let (_state, manager_id) = own_state_with_manager(&settings, 1).await;
         let now = now_secs();
         let token = jwt.sign(&json!({"sub": manager_id.to_string(), "iat": now, "exp": now + 600}));
         Self {

@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, SECURITY_ADMIN_TOKEN, SERVICE_TOKEN, TestApp, closed_port, spawn_app};
+use crate::helpers::{
+    Reply, SECURITY_ADMIN_TOKEN, SERVICE_TOKEN, TestApp, closed_port, send, spawn_app,
+};
 
 /// Where the gateway configuration lives in the repository.
 fn gateway_dir() -> PathBuf {
@@ -181,21 +183,6 @@ async fn app_behind_gateway() -> (TestApp, Gateway) {
         .to_owned();
     let gateway = Gateway::start(&upstream).await;
     (app, gateway)
-}
-
-/// Sends a request built on any client and reads the answer whole.
-async fn send(builder: reqwest::RequestBuilder) -> Reply {
-    let response = builder.send().await.expect("the gateway answers");
-    let status = response.status().as_u16();
-    let headers = response.headers().clone();
-    let text = response.text().await.expect("the body is read");
-    let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-    Reply {
-        status,
-        headers,
-        text,
-        json,
-    }
 }
 
 /// A body for `POST /api/users` with fresh contacts.

@@ -173,7 +173,8 @@ impl Reply {
     }
 }
 
-async fn send(builder: reqwest::RequestBuilder) -> Reply {
+/// Sends a request built on any client and reads the answer whole.
+pub async fn send(builder: reqwest::RequestBuilder) -> Reply {
     let response = builder.send().await.expect("the request is answered");
     let status = response.status().as_u16();
     let headers = response.headers().clone();
@@ -613,18 +614,7 @@ pub async fn spawn(options: Options) -> TestApp {
     (options.configure)(&mut settings);
     let address = start_user_svc(settings.clone()).await;
 
-    // A state of the test's own, to bootstrap the manager as the CLI does.
-    let mut direct = settings.clone();
-    direct.database.migrate_on_start = false;
-    direct.database.max_connections = 2;
-    direct.rate_limit.enabled = false;
-    let state = AppState::from_settings(&direct)
-        .await
-        .expect("the test's own state builds");
-    let manager = bootstrap(&state, MANAGER_EMAIL, MANAGER_PHONE)
-        .await
-        .expect("the first manager is bootstrapped");
-    let manager_id = manager["id"].as_i64().expect("the manager has an id") as i32;
+    let (state, manager_id) = own_state_with_manager(&settings, 2).await;
 
     let mut app = TestApp {
         address,
@@ -944,3 +934,20 @@ pub const PII_COLUMNS: [&str; 5] = [
     "last_name",
     "date_of_birth",
 ];
+
+/// A state of the test's own on `settings`' database, with `connections` connections and no
+/// rate limit, and the first manager bootstrapped through it as the CLI does; with their id.
+pub async fn own_state_with_manager(settings: &Settings, connections: usize) -> (AppState, i32) {
+    let mut direct = settings.clone();
+    direct.database.migrate_on_start = false;
+    direct.database.max_connections = connections;
+    direct.rate_limit.enabled = false;
+    let state = AppState::from_settings(&direct)
+        .await
+        .expect("the test's own state builds");
+    let manager = bootstrap(&state, MANAGER_EMAIL, MANAGER_PHONE)
+        .await
+        .expect("the first manager is bootstrapped");
+    let manager_id = manager["id"].as_i64().expect("the manager has an id") as i32;
+    (state, manager_id)
+}
