@@ -36,6 +36,15 @@ pub fn server_settings() -> DatabaseSettings {
     }
 }
 
+/// Points a service's database settings at the test database `url`, with `connections`
+/// connections, a 5 s wait for a free one and a 10 s limit per statement.
+pub fn use_database(settings: &mut DatabaseSettings, url: &str, connections: usize) {
+    settings.url = SecretString::from(url.to_owned());
+    settings.max_connections = connections;
+    settings.acquire_timeout_ms = 5_000;
+    settings.statement_timeout_ms = 10_000;
+}
+
 /// A database made for one test, dropped (with its connections) when the last holder goes.
 pub struct TestDatabase {
     pub name: String,

@@ -233,10 +233,7 @@ fn test_settings(url: &str) -> Settings {
     settings.application.host = "127.0.0.1".into();
     settings.application.port = 0;
     settings.application.workers = 1;
-    settings.database.url = SecretString::from(url.to_owned());
-    settings.database.max_connections = 4;
-    settings.database.acquire_timeout_ms = 5_000;
-    settings.database.statement_timeout_ms = 10_000;
+    vottery_test_db::use_database(&mut settings.database, url, 4);
     settings.seal.key_refresh_interval_ms = 200;
     settings.log.filter = "error".into();
     settings

@@ -361,10 +361,7 @@ impl SecuritySvc {
         settings.application.host = "127.0.0.1".into();
         settings.application.port = 0;
         settings.application.workers = 1;
-        settings.database.url = SecretString::from(url.to_owned());
-        settings.database.max_connections = 4;
-        settings.database.acquire_timeout_ms = 5_000;
-        settings.database.statement_timeout_ms = 10_000;
+        vottery_test_db::use_database(&mut settings.database, url, 4);
         settings.log.filter = "error".into();
         let application = security_svc::Application::build(settings)
             .await
@@ -559,10 +556,7 @@ pub fn user_settings_at(url: &str, security: &str) -> Settings {
     settings.application.host = "127.0.0.1".into();
     settings.application.port = 0;
     settings.application.workers = 2;
-    settings.database.url = SecretString::from(url.to_owned());
-    settings.database.max_connections = 6;
-    settings.database.acquire_timeout_ms = 5_000;
-    settings.database.statement_timeout_ms = 10_000;
+    vottery_test_db::use_database(&mut settings.database, url, 6);
     settings.security.url = security.to_owned();
     settings.security.timeout_ms = 10_000;
     // Context keys are made ahead only where a test asks for it: the tests that count
