@@ -6,14 +6,13 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::{CONTENT_LENGTH, CONTENT_TYPE};
-use actix_web::{FromRequest, HttpRequest, web};
-use futures_util::StreamExt;
+use actix_web::http::header::CONTENT_TYPE;
+use actix_web::{FromRequest, HttpRequest};
 use serde::de::DeserializeOwned;
 use vottery_server::problem::describe_json_error;
 
 use super::error::GuardianError;
-use crate::startup::AppState;
+use crate::routes::body::{Unread, read_bounded};
 
 /// A request body of type `T`.
 pub struct GuardianBody<T>(pub T);
@@ -58,33 +57,18 @@ impl<T: DeserializeOwned + 'static> FromRequest for GuardianBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(4 << 20, |state| state.max_body_bytes);
-        let declared = req
-            .headers()
-            .get(CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
         let json = declares_json(req);
-        let mut payload = payload.take();
+        let body = read_bounded(req, payload);
         Box::pin(async move {
             if !json {
                 return Err(GuardianError::NotJson);
             }
-            if declared.is_some_and(|length| length > limit) {
-                return Err(GuardianError::TooLarge(limit));
-            }
-            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-            while let Some(chunk) = payload.next().await {
-                let chunk = chunk.map_err(|_| {
+            let body = body.await.map_err(|unread| match unread {
+                Unread::TooLarge(limit) => GuardianError::TooLarge(limit),
+                Unread::Broken => {
                     GuardianError::Malformed("the request body could not be read".into())
-                })?;
-                if body.len() + chunk.len() > limit {
-                    return Err(GuardianError::TooLarge(limit));
                 }
-                body.extend_from_slice(&chunk);
-            }
+            })?;
             parse(&body).map(GuardianBody)
         })
     }

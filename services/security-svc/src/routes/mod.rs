@@ -2,6 +2,7 @@
 //! envelopes; `/health`, `/metrics` and `/openapi.json` are the service's own.
 
 pub mod batch;
+pub mod body;
 pub mod contexts;
 pub mod crypt;
 pub mod health;
@@ -22,7 +23,6 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
-use futures_util::StreamExt;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use vottery_common::vault::VaultResponse;
@@ -90,34 +90,15 @@ impl<T: DeserializeOwned + Default + 'static> FromRequest for VaultBody<T> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
-        let limit = req
-            .app_data::<web::Data<AppState>>()
-            .map_or(4 << 20, |state| state.max_body_bytes);
-        let declared = req
-            .headers()
-            .get(actix_web::http::header::CONTENT_LENGTH)
-            .and_then(|value| value.to_str().ok())
-            .and_then(|value| value.parse::<usize>().ok());
-        let mut payload = payload.take();
+        let body = body::read_bounded(req, payload);
         Box::pin(async move {
-            let too_large = || {
-                VaultError::new(
+            let body = body.await.map_err(|unread| match unread {
+                body::Unread::TooLarge(_) => VaultError::new(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "http: request body too large",
-                )
-            };
-            if declared.is_some_and(|length| length > limit) {
-                return Err(too_large());
-            }
-            let mut body = web::BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-            while let Some(chunk) = payload.next().await {
-                let chunk =
-                    chunk.map_err(|_| VaultError::bad_request("error reading the request body"))?;
-                if body.len() + chunk.len() > limit {
-                    return Err(too_large());
-                }
-                body.extend_from_slice(&chunk);
-            }
+                ),
+                body::Unread::Broken => VaultError::bad_request("error reading the request body"),
+            })?;
             if body.iter().all(u8::is_ascii_whitespace) {
                 return Ok(VaultBody(T::default()));
             }
