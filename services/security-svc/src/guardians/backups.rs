@@ -110,10 +110,7 @@ pub async fn share(
     let mut conn = keys.connection().await?;
     let answer = conn
         .transaction::<_, GuardianError, _>(async |conn| {
-            let locked: Guardian = store::lock(conn, name.as_str())
-                .await?
-                .ok_or_else(|| GuardianError::NotFound(name.to_string()))?
-                .try_into()?;
+            let locked = Guardian::lock(conn, name).await?;
             if locked.stage >= GuardianStage::BackupsShared {
                 return repeat(&locked, &records);
             }

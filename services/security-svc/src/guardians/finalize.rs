@@ -236,10 +236,7 @@ pub async fn finalize(
     let mut conn = keys.connection().await?;
     let answer = conn
         .transaction::<_, GuardianError, _>(async |conn| {
-            let locked: Guardian = store::lock(conn, name.as_str())
-                .await?
-                .ok_or_else(|| GuardianError::NotFound(name.to_string()))?
-                .try_into()?;
+            let locked = Guardian::lock(conn, name).await?;
             if let Some(stored) = &locked.ceremony_record {
                 return repeat(&locked, stored, &verifications);
             }

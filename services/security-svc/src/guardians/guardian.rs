@@ -147,4 +147,15 @@ impl Guardian {
             .ok_or_else(|| GuardianError::NotFound(name.to_string()))?
             .try_into()
     }
+    /// Inside a transaction: reads and locks (`FOR UPDATE`) the guardian named `name`, so that
+    /// one request at a time moves it on; 404 when this instance hosts none.
+    pub async fn lock(
+        conn: &mut diesel_async::AsyncPgConnection,
+        name: &super::input::GuardianName,
+    ) -> Result<Self, GuardianError> {
+        super::store::lock(conn, name.as_str())
+            .await?
+            .ok_or_else(|| GuardianError::NotFound(name.to_string()))?
+            .try_into()
+    }
 }

@@ -197,10 +197,7 @@ pub async fn verify(
         let others = guardian.number_of_guardians as i64 - 1;
         let mut conn = keys.connection().await?;
         conn.transaction::<_, GuardianError, _>(async |conn| {
-            let locked: Guardian = store::lock(conn, name.as_str())
-                .await?
-                .ok_or_else(|| GuardianError::NotFound(name.to_string()))?
-                .try_into()?;
+            let locked = Guardian::lock(conn, name).await?;
             for row in &rows {
                 store::insert_received(conn, row).await?;
             }
