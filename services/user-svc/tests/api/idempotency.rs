@@ -73,6 +73,13 @@ async fn hold(app: &TestApp, scope: &str, key: &str, fingerprint: Fingerprint) {
     .await;
 }
 
+/// A problem answer of `status` and type `kind` that names the key's header.
+fn assert_key_refused(reply: &Reply, status: u16, kind: &str) {
+    reply.problem(status);
+    assert!(reply.problem_type().ends_with(kind), "{}", reply.text);
+    assert_eq!(reply.error_fields(), vec![KEY.to_owned()]);
+}
+
 fn assert_replay_of(first: &Reply, again: &Reply) {
     assert_eq!(again.status, first.status, "{}", again.text);
     assert_eq!(again.header("idempotent-replayed").as_deref(), Some("true"));
@@ -170,13 +177,7 @@ async fn the_same_key_with_another_body_is_refused_and_changes_nothing() {
         Some(&new_user_body(&app)),
     )
     .await;
-    other.problem(422);
-    assert!(
-        other.problem_type().ends_with("idempotency-key-reused"),
-        "{}",
-        other.text
-    );
-    assert_eq!(other.error_fields(), vec![KEY.to_owned()]);
+    assert_key_refused(&other, 422, "idempotency-key-reused");
     assert_eq!((users_count(&app).await, app.audit_count().await), before);
     assert_eq!(stored_keys(&app).await[0]["status"], json!(201));
 }
@@ -209,13 +210,7 @@ async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_end
         };
 
         let retry = retry_create().await;
-        retry.problem(409);
-        assert!(
-            retry.problem_type().ends_with("idempotency-key-in-use"),
-            "{}",
-            retry.text
-        );
-        assert_eq!(retry.error_fields(), vec![KEY.to_owned()]);
+        assert_key_refused(&retry, 409, "idempotency-key-in-use");
         let retry_after: u64 = retry.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=30).contains(&retry_after), "{retry_after}");
         assert_eq!((users_count(&app).await, app.audit_count().await), before);
