@@ -9,54 +9,23 @@
 #[path = "api/helpers.rs"]
 mod helpers;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 
 use secrecy::SecretString;
 use security_svc::configuration::TokenSettings;
 use serde_json::json;
-use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::format::FmtSpan;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
 use helpers::*;
 
-/// Every log line written so far.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Captured {
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
-    }
-}
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Captured {
-    type Writer = Captured;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 /// Installs the global subscriber once: every level, as text (with span events) and as JSON.
-fn capture() -> Captured {
-    static CAPTURED: OnceLock<Captured> = OnceLock::new();
+fn capture() -> LogBuffer {
+    static CAPTURED: OnceLock<LogBuffer> = OnceLock::new();
     CAPTURED
         .get_or_init(|| {
-            let captured = Captured::default();
+            let captured = LogBuffer::default();
             let text = tracing_subscriber::fmt::layer()
                 .with_writer(captured.clone())
                 .with_ansi(false)
@@ -100,58 +69,42 @@ async fn logs_hold_no_plaintext_token_or_key_material() {
     let encoded = b64(PLAINTEXT);
 
     let created = app
-        .post(
-            "/v1/transit/keys/canary",
-            token,
-            json!({"type": "aes256-gcm96"}),
-        )
+        .transit_as(token, "keys/canary", json!({"type": "aes256-gcm96"}))
         .await;
     created.ok();
     let encrypted = app
-        .post(
-            "/v1/transit/encrypt/canary",
-            token,
-            json!({"plaintext": encoded}),
-        )
+        .transit_as(token, "encrypt/canary", json!({"plaintext": encoded}))
         .await;
     let ciphertext = encrypted.ok()["ciphertext"].as_str().unwrap().to_owned();
     let (_, ciphertext_payload) = split_versioned(&ciphertext);
     let decrypted = app
-        .post(
-            "/v1/transit/decrypt/canary",
-            token,
-            json!({"ciphertext": ciphertext}),
-        )
+        .transit_as(token, "decrypt/canary", json!({"ciphertext": ciphertext}))
         .await;
     assert_eq!(decrypted.ok()["plaintext"], json!(encoded));
 
     // Batches, data keys, failures and refusals carrying the same secrets.
     let batch = app
-        .post(
-            "/v1/transit/encrypt/canary",
+        .transit_as(
             token,
+            "encrypt/canary",
             json!({"batch_input": [{"plaintext": encoded, "reference": "r"}, {"plaintext": PLAINTEXT}]}),
         )
         .await;
     assert_eq!(batch.status(), 400, "{}", batch.text);
     let data_key = app
-        .post("/v1/transit/datakey/plaintext/canary", token, json!({}))
+        .transit_as(token, "datakey/plaintext/canary", json!({}))
         .await;
     let data_key_plaintext = data_key.ok()["plaintext"].as_str().unwrap().to_owned();
-    app.post(
-        "/v1/transit/encrypt/canary",
+    app.transit_as(
         token,
+        "encrypt/canary",
         json!({"plaintext": encoded, "key_version": PLAINTEXT}),
     )
     .await
     .assert_error(400, "error parsing JSON");
     let tampered = format!("{ciphertext}A");
     let failed = app
-        .post(
-            "/v1/transit/decrypt/canary",
-            token,
-            json!({"ciphertext": tampered}),
-        )
+        .transit_as(token, "decrypt/canary", json!({"ciphertext": tampered}))
         .await;
     assert_eq!(failed.status(), 400);
     app.post(
@@ -171,7 +124,7 @@ async fn logs_hold_no_plaintext_token_or_key_material() {
         .unwrap();
     assert_eq!(bearer.status().as_u16(), 200);
     let hmac = app
-        .post("/v1/transit/hmac/canary", token, json!({"input": encoded}))
+        .transit_as(token, "hmac/canary", json!({"input": encoded}))
         .await;
     let hmac = hmac.ok()["hmac"].as_str().unwrap().to_owned();
 
@@ -248,8 +201,8 @@ fn assert_not_logged(logs: &str, secrets: &[(&str, String)]) {
 async fn guardian_secrets_are_never_logged() {
     use security_svc::guardians::secrets::SecretOwner;
     use vottery_election::{
-        ElectionPolynomial, ElectionPublicKey, compute_polynomial_coordinate, elgamal_encrypt,
-        generate_backup, rand_q,
+        ElectionPartialKeyBackup, ElectionPolynomial, ElectionPublicKey,
+        compute_polynomial_coordinate, elgamal_encrypt, generate_backup, rand_q,
     };
 
     let captured = capture();
@@ -276,34 +229,23 @@ async fn guardian_secrets_are_never_logged() {
         )
         .await;
     assert_eq!(shared.status(), 200, "{}", shared.text);
+    // guardian-1's answer to a backup, asserting whether it verified.
+    let send_backup = |backup: ElectionPartialKeyBackup, verified: bool| {
+        let app = &app;
+        async move {
+            let body = json!({"backups": [backup]});
+            let reply = app
+                .post("/v1/guardians/guardian-1/verifications", token, body)
+                .await;
+            let answer = &reply.json["verifications"][0]["verified"];
+            assert_eq!(answer, &json!(verified), "{}", reply.text);
+            reply
+        }
+    };
     let wrong = generate_backup("guardian-2", &ElectionPolynomial::generate(2), &own);
-    let refused = app
-        .post(
-            "/v1/guardians/guardian-1/verifications",
-            token,
-            json!({"backups": [wrong]}),
-        )
-        .await;
-    assert_eq!(
-        refused.json["verifications"][0]["verified"],
-        json!(false),
-        "{}",
-        refused.text
-    );
+    let refused = send_backup(wrong, false).await;
     let backup = generate_backup("guardian-2", &peer_polynomial, &own);
-    let verified = app
-        .post(
-            "/v1/guardians/guardian-1/verifications",
-            token,
-            json!({"backups": [backup]}),
-        )
-        .await;
-    assert_eq!(
-        verified.json["verifications"][0]["verified"],
-        json!(true),
-        "{}",
-        verified.text
-    );
+    let verified = send_backup(backup, true).await;
     let verifications = json!([
         {"owner_id": "guardian-1", "designated_id": "guardian-2", "verifier_id": "guardian-2", "verified": true},
         {"owner_id": "guardian-2", "designated_id": "guardian-1", "verifier_id": "guardian-1", "verified": true},

@@ -26,27 +26,17 @@ async fn fixture(app: &TestApp) -> Fixture {
     app.create_key_with("derived", json!({"derived": true}))
         .await;
     let derived = app
-        .post(
-            "/v1/transit/encrypt/derived",
-            ADMIN,
+        .encrypt_with(
+            "derived",
             json!({"plaintext": b64("secret four"), "context": b64("ctx")}),
         )
-        .await
-        .ok()["ciphertext"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     let with_ad = app
-        .post(
-            "/v1/transit/encrypt/aes",
-            ADMIN,
+        .encrypt_with(
+            "aes",
             json!({"plaintext": b64("secret five"), "associated_data": b64("ad")}),
         )
-        .await
-        .ok()["ciphertext"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+        .await;
     app.create_key("ed", "ed25519").await;
     app.create_key("ec", "ecdsa-p256").await;
     app.create_key("mac", "hmac").await;
@@ -65,6 +55,22 @@ async fn snapshot(app: &TestApp) -> Vec<Value> {
         keys.push(app.read_key(name).await);
     }
     keys
+}
+
+/// What AES-GCM reports for a wrong key, nonce, body, tag or associated data.
+const AUTH_FAILED: &str = "cipher: message authentication failed";
+
+/// Posts `body` to `/v1/transit/{path}` as the admin, asserts a 400 whose errors mention
+/// `message`, and returns the errors.
+async fn assert_refused(app: &TestApp, path: &str, body: Value, message: &str) -> Vec<String> {
+    let reply = app.transit(path, body.clone()).await;
+    assert_eq!(reply.status(), 400, "{path} {body}: {}", reply.text);
+    let errors = reply.errors();
+    assert!(
+        errors.iter().any(|error| error.contains(message)),
+        "{path} {body}: expected {message:?}, got {errors:?}"
+    );
+    errors
 }
 
 fn tamper(ciphertext: &str, index: usize) -> String {
@@ -133,12 +139,12 @@ async fn malformed_wrong_and_tampered_ciphertexts_are_refused_without_side_effec
         (
             "decrypt/other-aes",
             json!({"ciphertext": fx.aes_v1}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         (
             "decrypt/aes",
             json!({"ciphertext": fx.chacha.replacen("vault:v1:", "vault:v2:", 1)}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         // A version this key never had.
         (
@@ -155,23 +161,23 @@ async fn malformed_wrong_and_tampered_ciphertexts_are_refused_without_side_effec
         (
             "decrypt/aes",
             json!({"ciphertext": fx.aes_v2.replacen("vault:v2:", "vault:v1:", 1)}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         // Tampered nonce, body and tag.
         (
             "decrypt/aes",
             json!({"ciphertext": tamper(&fx.aes_v2, 0)}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         (
             "decrypt/aes",
             json!({"ciphertext": tamper(&fx.aes_v2, 13)}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         (
             "decrypt/aes",
             json!({"ciphertext": tamper(&fx.aes_v2, 12 + 10 + 15)}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         (
             "decrypt/chacha",
@@ -182,17 +188,17 @@ async fn malformed_wrong_and_tampered_ciphertexts_are_refused_without_side_effec
         (
             "decrypt/aes",
             json!({"ciphertext": fx.with_ad, "associated_data": b64("other")}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         (
             "decrypt/aes",
             json!({"ciphertext": fx.with_ad}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         (
             "decrypt/aes",
             json!({"ciphertext": fx.aes_v1, "associated_data": b64("unexpected")}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         // Derived keys need their context.
         (
@@ -203,7 +209,7 @@ async fn malformed_wrong_and_tampered_ciphertexts_are_refused_without_side_effec
         (
             "decrypt/derived",
             json!({"ciphertext": fx.derived, "context": b64("other")}),
-            "cipher: message authentication failed",
+            AUTH_FAILED,
         ),
         (
             "decrypt/derived",
@@ -212,15 +218,7 @@ async fn malformed_wrong_and_tampered_ciphertexts_are_refused_without_side_effec
         ),
     ];
     for (path, body, message) in cases {
-        let reply = app
-            .post(&format!("/v1/transit/{path}"), ADMIN, body.clone())
-            .await;
-        assert_eq!(reply.status(), 400, "{path} {body}: {}", reply.text);
-        let errors = reply.errors();
-        assert!(
-            errors.iter().any(|error| error.contains(message)),
-            "{path} {body}: expected {message:?}, got {errors:?}"
-        );
+        let errors = assert_refused(&app, path, body, message).await;
         assert!(
             !errors.iter().any(|error| error.contains("secret")),
             "no plaintext in errors: {errors:?}"
@@ -247,20 +245,19 @@ async fn versions_below_the_minimum_are_refused_without_side_effects() {
             400,
             "ciphertext or signature version is disallowed by policy (too old)",
         );
-    app.post(
-        "/v1/transit/encrypt/aes",
-        ADMIN,
-        json!({"plaintext": b64("x"), "key_version": 1}),
-    )
-    .await
-    .assert_error(400, "key version disallowed by policy");
-    app.post(
-        "/v1/transit/encrypt/aes",
-        ADMIN,
-        json!({"plaintext": b64("x"), "key_version": 3}),
-    )
-    .await
-    .assert_error(400, "higher than the latest key version");
+    app.assert_refusals([
+        (
+            "encrypt/aes",
+            json!({"plaintext": b64("x"), "key_version": 1}),
+            "key version disallowed by policy",
+        ),
+        (
+            "encrypt/aes",
+            json!({"plaintext": b64("x"), "key_version": 3}),
+            "higher than the latest key version",
+        ),
+    ])
+    .await;
     assert_eq!(snapshot(&app).await, before);
     assert_eq!(app.decrypt("aes", &fx.aes_v2).await, b"secret two");
 }
@@ -375,20 +372,10 @@ async fn unknown_keys_and_wrong_key_types_are_refused() {
         ),
     ];
     for (path, body, message) in cases {
-        let reply = app
-            .post(&format!("/v1/transit/{path}"), ADMIN, body.clone())
-            .await;
-        assert_eq!(reply.status(), 400, "{path} {body}: {}", reply.text);
-        let errors = reply.errors();
-        assert!(
-            errors.iter().any(|error| error.contains(message)),
-            "{path} {body}: expected {message:?}, got {errors:?}"
-        );
+        assert_refused(&app, path, body, message).await;
     }
     // Reads of unknown keys are 404s with an empty error list; none was created.
-    app.get("/v1/transit/keys/nope", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("nope").await;
     assert_eq!(snapshot(&app).await, before);
 }
 
@@ -415,9 +402,7 @@ async fn bad_json_is_refused() {
         reply.assert_error(400, "error parsing JSON");
     }
     assert_eq!(snapshot(&app).await, before);
-    app.get("/v1/transit/keys/brand-new", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("brand-new").await;
     assert_eq!(app.decrypt("aes", &fx.aes_v2).await, b"secret two");
 }
 
@@ -428,26 +413,19 @@ async fn oversized_bodies_are_refused_with_413() {
     let before = app.read_key("small").await;
     let plaintext = b64(vec![b'a'; 8 * 1024]);
     let reply = app
-        .post(
-            "/v1/transit/encrypt/small",
-            ADMIN,
-            json!({"plaintext": plaintext}),
-        )
+        .transit("encrypt/small", json!({"plaintext": plaintext}))
         .await;
     reply.assert_error(413, "request body too large");
     // Creating a key with an oversized body creates nothing.
     let padding = "x".repeat(4096);
     let reply = app
-        .post(
-            "/v1/transit/keys/too-big",
-            ADMIN,
+        .transit(
+            "keys/too-big",
             json!({"type": "aes256-gcm96", "padding": padding}),
         )
         .await;
     reply.assert_error(413, "request body too large");
-    app.get("/v1/transit/keys/too-big", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("too-big").await;
     // Chunked bodies without a length are limited too.
     let port = app.port;
     let answer = tokio::task::spawn_blocking(move || {
@@ -515,45 +493,34 @@ async fn invalid_key_types_and_names_are_refused_on_create() {
             "auto rotate period must be 0 to disable or at least an hour",
         ),
     ] {
-        app.post("/v1/transit/keys/typed", ADMIN, body.clone())
+        app.transit("keys/typed", body.clone())
             .await
             .assert_error(400, message);
-        app.get("/v1/transit/keys/typed", ADMIN)
-            .await
-            .assert_empty_error(404);
+        app.assert_no_key("typed").await;
     }
     for name in ["-leading", "trailing-", "has%20space", "caf%C3%A9", "dot."] {
-        app.post(
-            &format!("/v1/transit/keys/{name}"),
-            ADMIN,
-            json!({"type": "aes256-gcm96"}),
-        )
-        .await
-        .assert_error(400, "invalid key name");
+        app.transit(&format!("keys/{name}"), json!({"type": "aes256-gcm96"}))
+            .await
+            .assert_error(400, "invalid key name");
     }
     let long = "k".repeat(129);
-    app.post(&format!("/v1/transit/keys/{long}"), ADMIN, json!({}))
+    app.transit(&format!("keys/{long}"), json!({}))
         .await
         .assert_error(400, "invalid key name");
-    app.list("/v1/transit/keys", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_keys().await;
     // Upsert refuses an invalid name too, and creates nothing.
-    app.post(
-        "/v1/transit/encrypt/-leading",
-        ADMIN,
-        json!({"plaintext": b64("x")}),
-    )
-    .await
-    .assert_error(400, "encryption key not found");
-    app.post(
-        "/v1/transit/encrypt/typed",
-        ADMIN,
-        json!({"plaintext": b64("x"), "type": "rsa-1024"}),
-    )
-    .await
-    .assert_error(400, "unknown key type rsa-1024");
-    app.list("/v1/transit/keys", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_refusals([
+        (
+            "encrypt/-leading",
+            json!({"plaintext": b64("x")}),
+            "encryption key not found",
+        ),
+        (
+            "encrypt/typed",
+            json!({"plaintext": b64("x"), "type": "rsa-1024"}),
+            "unknown key type rsa-1024",
+        ),
+    ])
+    .await;
+    app.assert_no_keys().await;
 }

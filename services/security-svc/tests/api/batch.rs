@@ -6,6 +6,18 @@ use vottery_common::transit::{DecryptItem, EncryptItem, HmacItem, SignItem, Veri
 
 use crate::helpers::*;
 
+/// Asserts the batch's answer has `status` and returns its `batch_results`.
+fn batch_results(reply: &Reply, status: u16) -> Vec<Value> {
+    assert_eq!(reply.status(), status, "{}", reply.text);
+    results(reply)
+}
+
+/// Asserts that a batch item failed with an error mentioning `needle`.
+fn assert_item_error(item: &Value, needle: &str) {
+    let error = item["error"].as_str().unwrap_or_default();
+    assert!(error.contains(needle), "expected {needle:?} in {item}");
+}
+
 fn results(reply: &Reply) -> Vec<Value> {
     let data = reply.envelope();
     data["batch_results"]
@@ -27,14 +39,9 @@ async fn encrypt_and_decrypt_batches_keep_order_and_references() {
         .map(|(index, text)| json!({"plaintext": b64(text), "reference": format!("ref-{index}")}))
         .collect();
     let reply = app
-        .post(
-            "/v1/transit/encrypt/batch",
-            ADMIN,
-            json!({"batch_input": items}),
-        )
+        .transit("encrypt/batch", json!({"batch_input": items}))
         .await;
-    assert_eq!(reply.status(), 200, "{}", reply.text);
-    let encrypted = results(&reply);
+    let encrypted = batch_results(&reply, 200);
     assert_eq!(encrypted.len(), 20);
     for (index, result) in encrypted.iter().enumerate() {
         assert_eq!(result["reference"], json!(format!("ref-{index}")));
@@ -44,9 +51,8 @@ async fn encrypt_and_decrypt_batches_keep_order_and_references() {
     }
     // A reference is echoed as "" when absent.
     let reply = app
-        .post(
-            "/v1/transit/encrypt/batch",
-            ADMIN,
+        .transit(
+            "encrypt/batch",
             json!({"batch_input": [{"plaintext": b64("no ref")}]}),
         )
         .await;
@@ -59,14 +65,9 @@ async fn encrypt_and_decrypt_batches_keep_order_and_references() {
         .map(|result| json!({"ciphertext": result["ciphertext"], "reference": result["reference"]}))
         .collect();
     let reply = app
-        .post(
-            "/v1/transit/decrypt/batch",
-            ADMIN,
-            json!({"batch_input": decrypt_items}),
-        )
+        .transit("decrypt/batch", json!({"batch_input": decrypt_items}))
         .await;
-    assert_eq!(reply.status(), 200, "{}", reply.text);
-    let decrypted = results(&reply);
+    let decrypted = batch_results(&reply, 200);
     for (position, result) in decrypted.iter().enumerate() {
         let index = 19 - position;
         assert_eq!(result["reference"], json!(format!("ref-{index}")));
@@ -129,19 +130,10 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
         {"plaintext": b64("bad version"), "context": b64("c3"), "key_version": 7, "reference": "r3"},
     ]);
     let reply = app
-        .post(
-            "/v1/transit/encrypt/batch-derived",
-            ADMIN,
-            json!({"batch_input": items}),
-        )
+        .transit("encrypt/batch-derived", json!({"batch_input": items}))
         .await;
-    assert_eq!(
-        reply.status(),
-        400,
-        "a failed item makes the batch a 400: {}",
-        reply.text
-    );
-    let encrypted = results(&reply);
+    // A failed item makes the batch a 400.
+    let encrypted = batch_results(&reply, 400);
     assert_eq!(encrypted.len(), 4);
     for index in [0, 2] {
         assert!(
@@ -151,18 +143,9 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
         );
         assert_versioned(encrypted[index]["ciphertext"].as_str().unwrap(), 1);
     }
-    assert!(
-        encrypted[1]["error"].as_str().unwrap().contains("base64"),
-        "{}",
-        encrypted[1]
-    );
+    assert_item_error(&encrypted[1], "base64");
     assert!(encrypted[1].get("ciphertext").is_none());
-    assert!(
-        encrypted[3]["error"]
-            .as_str()
-            .unwrap()
-            .contains("higher than the latest key version")
-    );
+    assert_item_error(&encrypted[3], "higher than the latest key version");
     let references: Vec<_> = encrypted
         .iter()
         .map(|item| item["reference"].clone())
@@ -174,9 +157,8 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
 
     // With some items succeeding, partial_failure_response_code picks the status.
     let partial = app
-        .post(
-            "/v1/transit/encrypt/batch-derived",
-            ADMIN,
+        .transit(
+            "encrypt/batch-derived",
             json!({"batch_input": items, "partial_failure_response_code": 207}),
         )
         .await;
@@ -184,9 +166,8 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
     assert_eq!(results(&partial).len(), 4);
     for code in [100, 600] {
         let invalid_code = app
-            .post(
-                "/v1/transit/encrypt/batch-derived",
-                ADMIN,
+            .transit(
+                "encrypt/batch-derived",
                 json!({"batch_input": items, "partial_failure_response_code": code}),
             )
             .await;
@@ -200,9 +181,8 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
     }
     // When every item fails, the override does not apply.
     let all_bad = app
-        .post(
-            "/v1/transit/encrypt/batch-derived",
-            ADMIN,
+        .transit(
+            "encrypt/batch-derived",
             json!({"batch_input": [{"plaintext": "%%", "context": b64("c")}],
                    "partial_failure_response_code": 207}),
         )
@@ -222,14 +202,12 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
         {"ciphertext": encrypted[2]["ciphertext"], "context": b64("c2"), "reference": "ok too"},
     ]);
     let reply = app
-        .post(
-            "/v1/transit/decrypt/batch-derived",
-            ADMIN,
+        .transit(
+            "decrypt/batch-derived",
             json!({"batch_input": decrypt_items}),
         )
         .await;
-    assert_eq!(reply.status(), 400, "{}", reply.text);
-    let decrypted = results(&reply);
+    let decrypted = batch_results(&reply, 400);
     assert_eq!(decrypted[0]["plaintext"], json!(b64("good 0")));
     assert_eq!(decrypted[4]["plaintext"], json!(b64("good 2")));
     for (index, needle) in [
@@ -243,11 +221,7 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
             "{}",
             decrypted[index]
         );
-        assert!(
-            decrypted[index]["error"].as_str().unwrap().contains(needle),
-            "{}",
-            decrypted[index]
-        );
+        assert_item_error(&decrypted[index], needle);
     }
     let references: Vec<_> = decrypted
         .iter()
@@ -264,17 +238,15 @@ async fn failed_items_do_not_fail_the_others_and_set_vaults_status() {
         ]
     );
     let partial = app
-        .post(
-            "/v1/transit/decrypt/batch-derived",
-            ADMIN,
+        .transit(
+            "decrypt/batch-derived",
             json!({"batch_input": decrypt_items, "partial_failure_response_code": "206"}),
         )
         .await;
     assert_eq!(partial.status(), 206);
     // Context in some items only is refused as a whole.
-    app.post(
-        "/v1/transit/decrypt/batch-derived",
-        ADMIN,
+    app.transit(
+        "decrypt/batch-derived",
         json!({"batch_input": [{"ciphertext": good, "context": b64("c0")}, {"ciphertext": good}]}),
     )
     .await
@@ -294,9 +266,8 @@ async fn sign_and_verify_batches_report_each_item() {
         .await;
 
     let reply = app
-        .post(
-            "/v1/transit/sign/batch-ec",
-            ADMIN,
+        .transit(
+            "sign/batch-ec",
             json!({"marshaling_algorithm": "jws", "batch_input": [
                 {"input": b64("first"), "reference": "s1"},
                 {"input": "@@@", "reference": "s2"},
@@ -305,27 +276,19 @@ async fn sign_and_verify_batches_report_each_item() {
             ]}),
         )
         .await;
-    assert_eq!(
-        reply.status(),
-        200,
-        "sign batches answer 200: {}",
-        reply.text
-    );
-    let signed = results(&reply);
+    // Sign batches answer 200.
+    let signed = batch_results(&reply, 200);
     assert_eq!(signed.len(), 4);
     assert_eq!(signed[0]["reference"], json!("s1"));
     assert_eq!(signed[0]["key_version"], json!(1));
-    assert!(signed[1]["error"].as_str().unwrap().contains("base64"));
+    assert_item_error(&signed[1], "base64");
     assert_eq!(signed[1]["key_version"], json!(0));
     assert!(signed[1].get("signature").is_none());
     assert_eq!(signed[2]["error"], json!("missing input"));
     assert_eq!(signed[3]["reference"], json!("s4"));
 
     let reply = app
-        .post(
-            "/v1/transit/verify/batch-ec",
-            ADMIN,
-            json!({"marshaling_algorithm": "jws", "batch_input": [
+        .transit("verify/batch-ec", json!({"marshaling_algorithm": "jws", "batch_input": [
                 {"input": b64("fourth"), "signature": signed[3]["signature"], "reference": "v4"},
                 {"input": b64("first"), "signature": signed[0]["signature"], "reference": "v1"},
                 {"input": b64("first"), "signature": signed[3]["signature"], "reference": "swapped"},
@@ -333,8 +296,7 @@ async fn sign_and_verify_batches_report_each_item() {
             ]}),
         )
         .await;
-    assert_eq!(reply.status(), 200, "{}", reply.text);
-    let verified = results(&reply);
+    let verified = batch_results(&reply, 200);
     assert_eq!(
         verified
             .iter()
@@ -348,12 +310,7 @@ async fn sign_and_verify_batches_report_each_item() {
         ]
     );
     assert!(verified[2].get("error").is_none());
-    assert!(
-        verified[3]["error"]
-            .as_str()
-            .unwrap()
-            .contains("invalid signature: no prefix")
-    );
+    assert_item_error(&verified[3], "invalid signature: no prefix");
 
     // Derived ed25519 through the typed client: each item has its context and public key.
     let client = app.client("dev-security-admin-token");
@@ -381,9 +338,8 @@ async fn sign_and_verify_batches_report_each_item() {
     assert_ne!(signed[0].publickey, signed[1].publickey);
     assert!(signed.iter().all(|item| item.publickey.is_some()));
     let raw = app
-        .post(
-            "/v1/transit/sign/batch-ed",
-            ADMIN,
+        .transit(
+            "sign/batch-ed",
             json!({"batch_input": [{"input": b64("m1"), "context": b64("alice")}]}),
         )
         .await;
@@ -424,9 +380,8 @@ async fn sign_and_verify_batches_report_each_item() {
     );
 
     // Signatures and HMACs do not mix in one verify batch.
-    app.post(
-        "/v1/transit/verify/batch-ec",
-        ADMIN,
+    app.transit(
+        "verify/batch-ec",
         json!({"batch_input": [{"input": b64("x"), "signature": "vault:v1:AA"},
                                {"input": b64("x"), "hmac": "vault:v1:AA"}]}),
     )
@@ -474,18 +429,13 @@ async fn hmac_batches_report_each_item_and_verify_by_hmac() {
 
     // Each batch HMAC equals the single one.
     let single = app
-        .post(
-            "/v1/transit/hmac/batch-mac/sha2-512",
-            ADMIN,
-            json!({"input": b64("b")}),
-        )
+        .transit("hmac/batch-mac/sha2-512", json!({"input": b64("b")}))
         .await;
     assert_eq!(single.ok()["hmac"].as_str(), tags[2].hmac.as_deref());
 
     let reply = app
-        .post(
-            "/v1/transit/verify/batch-mac/sha2-512",
-            ADMIN,
+        .transit(
+            "verify/batch-mac/sha2-512",
             json!({"batch_input": [
                 {"input": b64("b"), "hmac": tags[2].hmac, "reference": "good"},
                 {"input": b64("a"), "hmac": tags[2].hmac, "reference": "mismatch"},
@@ -493,13 +443,12 @@ async fn hmac_batches_report_each_item_and_verify_by_hmac() {
             ]}),
         )
         .await;
-    assert_eq!(reply.status(), 200, "{}", reply.text);
-    let checked = results(&reply);
+    let checked = batch_results(&reply, 200);
     assert_eq!(checked[0]["valid"], json!(true));
     assert_eq!(checked[0]["reference"], json!("good"));
     assert_ne!(checked[1]["valid"], json!(true));
     assert!(checked[1].get("error").is_none());
-    assert!(checked[2]["error"].as_str().unwrap().contains("base64"));
+    assert_item_error(&checked[2], "base64");
     assert_eq!(checked[2]["reference"], json!("malformed"));
 }
 
@@ -516,9 +465,8 @@ async fn rewrap_batches_keep_order_and_report_each_item() {
     }
     app.rotate("batch-rewrap").await;
     let reply = app
-        .post(
-            "/v1/transit/rewrap/batch-rewrap",
-            ADMIN,
+        .transit(
+            "rewrap/batch-rewrap",
             json!({"batch_input": [
                 {"ciphertext": old[2], "reference": "two"},
                 {"ciphertext": "vault:v1:%%%", "reference": "bad"},
@@ -526,8 +474,7 @@ async fn rewrap_batches_keep_order_and_report_each_item() {
             ]}),
         )
         .await;
-    assert_eq!(reply.status(), 200, "{}", reply.text);
-    let rewrapped = results(&reply);
+    let rewrapped = batch_results(&reply, 200);
     assert_eq!(rewrapped[0]["reference"], json!("two"));
     assert_eq!(rewrapped[0]["key_version"], json!(2));
     assert_eq!(
@@ -535,7 +482,7 @@ async fn rewrap_batches_keep_order_and_report_each_item() {
             .await,
         b"p2"
     );
-    assert!(rewrapped[1]["error"].as_str().unwrap().contains("base64"));
+    assert_item_error(&rewrapped[1], "base64");
     assert_eq!(
         app.decrypt("batch-rewrap", rewrapped[2]["ciphertext"].as_str().unwrap())
             .await,

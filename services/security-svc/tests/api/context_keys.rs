@@ -1,7 +1,6 @@
 //! Keys created with `context_keys`: a destroyable data key per context (crypto-shredding).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -18,9 +17,8 @@ async fn context_app() -> TestApp {
 }
 
 async fn encrypt_under(app: &TestApp, context: &str, plaintext: &[u8]) -> Reply {
-    app.post(
-        &format!("/v1/transit/encrypt/{KEY}"),
-        ADMIN,
+    app.transit(
+        &format!("encrypt/{KEY}"),
         json!({ "plaintext": b64(plaintext), "context": b64(context) }),
     )
     .await
@@ -40,12 +38,8 @@ async fn decrypt_under(app: &TestApp, context: &str, ciphertext: &str) -> Reply 
 }
 
 async fn destroy(app: &TestApp, token: Option<&str>, key: &str, body: Value) -> Reply {
-    app.post(
-        &format!("/v1/transit/keys/{key}/contexts/destroy"),
-        token,
-        body,
-    )
-    .await
+    app.transit_as(token, &format!("keys/{key}/contexts/destroy"), body)
+        .await
 }
 
 async fn destroy_context(app: &TestApp, context: &str) -> Reply {
@@ -110,31 +104,26 @@ struct ContextRowView {
 async fn a_key_with_context_keys_refuses_requests_without_context_and_bad_settings() {
     let app = context_app().await;
     let missing = "missing 'context'";
-    app.post(
-        &format!("/v1/transit/encrypt/{KEY}"),
-        ADMIN,
-        json!({ "plaintext": b64("x") }),
-    )
-    .await
-    .assert_error(400, missing);
+    app.transit(&format!("encrypt/{KEY}"), json!({ "plaintext": b64("x") }))
+        .await
+        .assert_error(400, missing);
     let ciphertext = ciphertext_under(&app, "user-1", b"x").await;
     app.try_decrypt(KEY, json!({ "ciphertext": ciphertext }))
         .await
         .assert_error(400, missing);
-    app.post(
-        &format!("/v1/transit/rewrap/{KEY}"),
-        ADMIN,
-        json!({ "ciphertext": ciphertext }),
-    )
-    .await
-    .assert_error(400, missing);
-    app.post(
-        &format!("/v1/transit/encrypt/{KEY}"),
-        ADMIN,
-        json!({ "plaintext": b64("x"), "context": "%%%" }),
-    )
-    .await
-    .assert_error(400, "failed to base64-decode context");
+    app.assert_refusals([
+        (
+            format!("rewrap/{KEY}"),
+            json!({ "ciphertext": ciphertext }),
+            missing,
+        ),
+        (
+            format!("encrypt/{KEY}"),
+            json!({ "plaintext": b64("x"), "context": "%%%" }),
+            "failed to base64-decode context",
+        ),
+    ])
+    .await;
     for (body, needle) in [
         (
             json!({ "type": "ed25519", "context_keys": true }),
@@ -146,7 +135,7 @@ async fn a_key_with_context_keys_refuses_requests_without_context_and_bad_settin
         ),
         (json!({ "context_keys": "maybe" }), ""),
     ] {
-        app.post("/v1/transit/keys/other", ADMIN, body)
+        app.transit("keys/other", body)
             .await
             .assert_error(400, needle);
     }
@@ -166,9 +155,8 @@ async fn a_destroyed_context_cannot_be_read_or_made_again_and_destroying_is_idem
     encrypt_under(&app, "user-1", b"again")
         .await
         .assert_error(400, "context destroyed");
-    app.post(
-        &format!("/v1/transit/rewrap/{KEY}"),
-        ADMIN,
+    app.transit(
+        &format!("rewrap/{KEY}"),
         json!({ "ciphertext": gone, "context": b64("user-1") }),
     )
     .await
@@ -221,9 +209,9 @@ async fn destroying_needs_the_operation_on_the_key() {
     // user-svc's token encrypts under contexts of its keys and destroys them (erasure), and
     // may not destroy the contexts of any other key.
     let reply = app
-        .post(
-            &format!("/v1/transit/encrypt/{KEY}"),
+        .transit_as(
             USER,
+            &format!("encrypt/{KEY}"),
             json!({ "plaintext": b64("x"), "context": b64("user-1") }),
         )
         .await;
@@ -283,9 +271,8 @@ async fn rotation_rewrap_and_minimum_versions_work_with_context_keys() {
     let v1 = ciphertext_under(&app, "user-1", b"alice").await;
     app.rotate(KEY).await;
     let rewrapped = app
-        .post(
-            &format!("/v1/transit/rewrap/{KEY}"),
-            ADMIN,
+        .transit(
+            &format!("rewrap/{KEY}"),
             json!({ "ciphertext": v1, "context": b64("user-1") }),
         )
         .await;
@@ -314,9 +301,8 @@ async fn rotation_rewrap_and_minimum_versions_work_with_context_keys() {
     let reply = decrypt_under(&app, "user-1", &v2).await;
     assert_eq!(plaintext_of(&reply), b"alice");
     // Trimming would lose the data keys still wrapped under version 1.
-    app.post(
-        &format!("/v1/transit/keys/{KEY}/trim"),
-        ADMIN,
+    app.transit(
+        &format!("keys/{KEY}/trim"),
         json!({ "min_available_version": 2 }),
     )
     .await
@@ -332,11 +318,7 @@ async fn batches_report_a_destroyed_context_in_its_own_item() {
         { "plaintext": b64("c"), "context": b64("user-1"), "reference": "3" },
     ]);
     let reply = app
-        .post(
-            &format!("/v1/transit/encrypt/{KEY}"),
-            ADMIN,
-            json!({ "batch_input": items }),
-        )
+        .transit(&format!("encrypt/{KEY}"), json!({ "batch_input": items }))
         .await;
     let results = reply.ok()["batch_results"].as_array().unwrap().clone();
     destroy_context(&app, "user-2").await.ok();
@@ -355,9 +337,8 @@ async fn batches_report_a_destroyed_context_in_its_own_item() {
     assert_eq!(results[1]["error"], json!("context destroyed"));
     assert_eq!(unb64(results[2]["plaintext"].as_str().unwrap()), b"c");
     let reply = app
-        .post(
-            &format!("/v1/transit/encrypt/{KEY}"),
-            ADMIN,
+        .transit(
+            &format!("encrypt/{KEY}"),
             json!({ "batch_input": [
                 { "plaintext": b64("d"), "context": b64("user-2") },
                 { "plaintext": b64("e"), "context": b64("user-4") },
@@ -371,33 +352,19 @@ async fn batches_report_a_destroyed_context_in_its_own_item() {
 }
 
 /// Everything security-svc logs at info, for the whole test binary (installed once).
-fn captured_logs() -> Arc<Mutex<Vec<u8>>> {
-    static LOGS: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+fn captured_logs() -> LogBuffer {
+    static LOGS: OnceLock<LogBuffer> = OnceLock::new();
     LOGS.get_or_init(|| {
-        let logs = Arc::new(Mutex::new(Vec::new()));
-        let sink = logs.clone();
+        let logs = LogBuffer::default();
         let subscriber = tracing_subscriber::fmt()
             .with_env_filter("security_svc=info")
             .with_ansi(false)
-            .with_writer(move || SharedWriter(sink.clone()))
+            .with_writer(logs.clone())
             .finish();
         let _ = tracing::subscriber::set_global_default(subscriber);
         logs
     })
     .clone()
-}
-
-struct SharedWriter(Arc<Mutex<Vec<u8>>>);
-
-impl Write for SharedWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
 }
 
 #[tokio::test]
@@ -407,7 +374,7 @@ async fn the_log_line_of_a_destruction_names_the_context_only_by_its_hash() {
     let context = "subject-6c1f0e7a-erase-me";
     ciphertext_under(&app, context, b"x").await;
     destroy_context(&app, context).await.ok();
-    let text = String::from_utf8(logs.lock().unwrap().clone()).unwrap();
+    let text = logs.text();
     let line = text
         .lines()
         .find(|line| line.contains("context key destroyed") && line.contains(KEY))
@@ -437,12 +404,8 @@ async fn encrypt_batch(app: &TestApp, contexts: &[&str]) -> Reply {
         .iter()
         .map(|context| json!({ "plaintext": b64(context.as_bytes()), "context": b64(context) }))
         .collect();
-    app.post(
-        &format!("/v1/transit/encrypt/{KEY}"),
-        ADMIN,
-        json!({ "batch_input": items }),
-    )
-    .await
+    app.transit(&format!("encrypt/{KEY}"), json!({ "batch_input": items }))
+        .await
 }
 
 #[tokio::test]

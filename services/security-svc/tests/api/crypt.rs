@@ -16,10 +16,7 @@ fn auth_failure(key_type: &str) -> &'static str {
 }
 
 async fn encrypt_data(app: &TestApp, name: &str, body: Value) -> Value {
-    app.post(&format!("/v1/transit/encrypt/{name}"), ADMIN, body)
-        .await
-        .ok()
-        .clone()
+    app.transit_ok(&format!("encrypt/{name}"), body).await
 }
 
 #[tokio::test]
@@ -129,13 +126,9 @@ async fn derived_keys_need_the_same_context() {
         app.try_decrypt(&name, json!({"ciphertext": ciphertext}))
             .await
             .assert_error(400, "missing 'context' for key derivation");
-        app.post(
-            &format!("/v1/transit/encrypt/{name}"),
-            ADMIN,
-            json!({"plaintext": b64("x")}),
-        )
-        .await
-        .assert_error(400, "missing 'context' for key derivation");
+        app.transit(&format!("encrypt/{name}"), json!({"plaintext": b64("x")}))
+            .await
+            .assert_error(400, "missing 'context' for key derivation");
         // Random nonces even with derivation.
         let again = encrypt_data(
             &app,
@@ -185,13 +178,9 @@ async fn convergent_encryption_is_deterministic_per_context() {
         assert_eq!(decrypted.ok()["plaintext"], json!(b64("alice@example.com")));
     }
     // Convergence requires derivation.
-    app.post(
-        "/v1/transit/keys/not-derived",
-        ADMIN,
-        json!({"convergent_encryption": true}),
-    )
-    .await
-    .assert_error(400, "convergent encryption requires derivation");
+    app.transit("keys/not-derived", json!({"convergent_encryption": true}))
+        .await
+        .assert_error(400, "convergent encryption requires derivation");
 }
 
 #[tokio::test]
@@ -221,23 +210,19 @@ async fn rsa_keys_encrypt_with_oaep_sha256() {
     assert_eq!(app.decrypt("rsa-enc", &external).await, b"made elsewhere");
 
     // OAEP-SHA256 with a 2048-bit key holds at most 190 bytes.
-    app.post(
-        "/v1/transit/encrypt/rsa-enc",
-        ADMIN,
-        json!({"plaintext": b64([1u8; 191])}),
-    )
-    .await
-    .assert_error(400, "failed to RSA encrypt");
-    app.post(
-        "/v1/transit/encrypt/rsa-enc",
-        ADMIN,
-        json!({"plaintext": b64("x"), "associated_data": b64("ad")}),
-    )
-    .await
-    .assert_error(
-        400,
-        "'associated_data' provided for non-AEAD cipher suite rsa-2048",
-    );
+    app.assert_refusals([
+        (
+            "encrypt/rsa-enc",
+            json!({"plaintext": b64([1u8; 191])}),
+            "failed to RSA encrypt",
+        ),
+        (
+            "encrypt/rsa-enc",
+            json!({"plaintext": b64("x"), "associated_data": b64("ad")}),
+            "'associated_data' provided for non-AEAD cipher suite rsa-2048",
+        ),
+    ])
+    .await;
     let mut tampered = assert_versioned(&ciphertext, 1);
     tampered[100] ^= 0x40;
     app.try_decrypt(
@@ -256,14 +241,8 @@ async fn data_keys_come_plaintext_and_wrapped() {
         app.create_key(&name, key_type).await;
         for bits in [128usize, 256, 512] {
             let data = app
-                .post(
-                    &format!("/v1/transit/datakey/plaintext/{name}"),
-                    ADMIN,
-                    json!({"bits": bits}),
-                )
-                .await
-                .ok()
-                .clone();
+                .transit_ok(&format!("datakey/plaintext/{name}"), json!({"bits": bits}))
+                .await;
             let plaintext = unb64(data["plaintext"].as_str().unwrap());
             assert_eq!(plaintext.len(), bits / 8, "{key_type} {bits}");
             assert_eq!(data["key_version"], json!(1));
@@ -272,14 +251,8 @@ async fn data_keys_come_plaintext_and_wrapped() {
             assert_eq!(app.decrypt(&name, ciphertext).await, plaintext);
         }
         let wrapped = app
-            .post(
-                &format!("/v1/transit/datakey/wrapped/{name}"),
-                ADMIN,
-                json!({}),
-            )
-            .await
-            .ok()
-            .clone();
+            .transit_ok(&format!("datakey/wrapped/{name}"), json!({}))
+            .await;
         assert!(wrapped.get("plaintext").is_none(), "{wrapped}");
         let unwrapped = app
             .decrypt(&name, wrapped["ciphertext"].as_str().unwrap())
@@ -291,14 +264,11 @@ async fn data_keys_come_plaintext_and_wrapped() {
     app.create_key_with("datakey-derived", json!({"derived": true}))
         .await;
     let data = app
-        .post(
-            "/v1/transit/datakey/plaintext/datakey-derived",
-            ADMIN,
+        .transit_ok(
+            "datakey/plaintext/datakey-derived",
             json!({"context": b64("ctx")}),
         )
-        .await
-        .ok()
-        .clone();
+        .await;
     let decrypted = app
         .try_decrypt(
             "datakey-derived",
@@ -307,23 +277,24 @@ async fn data_keys_come_plaintext_and_wrapped() {
         .await;
     assert_eq!(decrypted.ok()["plaintext"], data["plaintext"]);
 
-    app.post(
-        "/v1/transit/datakey/plaintext/datakey-aes256-gcm96",
-        ADMIN,
-        json!({"bits": 100}),
-    )
-    .await
-    .assert_error(400, "invalid bit length");
-    app.post(
-        "/v1/transit/datakey/raw/datakey-aes256-gcm96",
-        ADMIN,
-        json!({}),
-    )
-    .await
-    .assert_error(400, "Invalid path, must be 'plaintext' or 'wrapped'");
-    app.post("/v1/transit/datakey/wrapped/no-such-key", ADMIN, json!({}))
-        .await
-        .assert_error(400, "encryption key not found");
+    app.assert_refusals([
+        (
+            "datakey/plaintext/datakey-aes256-gcm96",
+            json!({"bits": 100}),
+            "invalid bit length",
+        ),
+        (
+            "datakey/raw/datakey-aes256-gcm96",
+            json!({}),
+            "Invalid path, must be 'plaintext' or 'wrapped'",
+        ),
+        (
+            "datakey/wrapped/no-such-key",
+            json!({}),
+            "encryption key not found",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -337,28 +308,19 @@ async fn rewrap_moves_ciphertexts_to_the_latest_or_a_chosen_version() {
         app.rotate(&name).await;
 
         let rewrapped = app
-            .post(
-                &format!("/v1/transit/rewrap/{name}"),
-                ADMIN,
-                json!({"ciphertext": old}),
-            )
-            .await
-            .ok()
-            .clone();
+            .transit_ok(&format!("rewrap/{name}"), json!({"ciphertext": old}))
+            .await;
         assert_eq!(rewrapped["key_version"], json!(3), "{key_type}");
         let latest = rewrapped["ciphertext"].as_str().unwrap();
         assert_versioned(latest, 3);
         assert_eq!(app.decrypt(&name, latest).await, b"long lived");
 
         let to_two = app
-            .post(
-                &format!("/v1/transit/rewrap/{name}"),
-                ADMIN,
+            .transit_ok(
+                &format!("rewrap/{name}"),
                 json!({"ciphertext": old, "key_version": 2}),
             )
-            .await
-            .ok()
-            .clone();
+            .await;
         assert_eq!(to_two["key_version"], json!(2));
         assert_eq!(
             app.decrypt(&name, to_two["ciphertext"].as_str().unwrap())
@@ -370,25 +332,15 @@ async fn rewrap_moves_ciphertexts_to_the_latest_or_a_chosen_version() {
     // Derived keys rewrap with the context.
     app.create_key_with("rewrap-derived", json!({"derived": true}))
         .await;
-    let old = app
-        .post(
-            "/v1/transit/encrypt/rewrap-derived",
-            ADMIN,
-            json!({"plaintext": b64("ctx bound"), "context": b64("c1")}),
-        )
-        .await
-        .ok()["ciphertext"]
-        .clone();
+    let bound = json!({"plaintext": b64("ctx bound"), "context": b64("c1")});
+    let old = app.encrypt_with("rewrap-derived", bound).await;
     app.rotate("rewrap-derived").await;
     let rewrapped = app
-        .post(
-            "/v1/transit/rewrap/rewrap-derived",
-            ADMIN,
+        .transit_ok(
+            "rewrap/rewrap-derived",
             json!({"ciphertext": old, "context": b64("c1")}),
         )
-        .await
-        .ok()
-        .clone();
+        .await;
     assert_eq!(rewrapped["key_version"], json!(2));
     let decrypted = app
         .try_decrypt(
@@ -397,13 +349,9 @@ async fn rewrap_moves_ciphertexts_to_the_latest_or_a_chosen_version() {
         )
         .await;
     assert_eq!(decrypted.ok()["plaintext"], json!(b64("ctx bound")));
-    app.post(
-        "/v1/transit/rewrap/rewrap-derived",
-        ADMIN,
-        json!({"ciphertext": old}),
-    )
-    .await
-    .assert_error(400, "missing 'context'");
+    app.transit("rewrap/rewrap-derived", json!({"ciphertext": old}))
+        .await
+        .assert_error(400, "missing 'context'");
 }
 
 #[tokio::test]
@@ -418,9 +366,8 @@ async fn encrypt_creates_a_missing_key_for_the_admin() {
 
     // The type asked for, derived when a context came, convergent when asked.
     let data = app
-        .post(
-            "/v1/transit/encrypt/upserted-chacha",
-            ADMIN,
+        .transit_ok(
+            "encrypt/upserted-chacha",
             json!({
                 "plaintext": b64("x"),
                 "type": "chacha20-poly1305",
@@ -428,31 +375,24 @@ async fn encrypt_creates_a_missing_key_for_the_admin() {
                 "convergent_encryption": true
             }),
         )
-        .await
-        .ok()
-        .clone();
+        .await;
     assert_versioned(data["ciphertext"].as_str().unwrap(), 1);
     let key = app.read_key("upserted-chacha").await;
     assert_eq!(key["type"], json!("chacha20-poly1305"));
     assert_eq!(key["derived"], json!(true));
     assert_eq!(key["convergent_encryption"], json!(true));
 
-    app.post(
-        "/v1/transit/encrypt/upserted-ecdsa",
-        ADMIN,
+    app.transit(
+        "encrypt/upserted-ecdsa",
         json!({"plaintext": b64("x"), "type": "ecdsa-p256"}),
     )
     .await
     .assert_error(400, "key type ecdsa-p256 not supported for this operation");
-    app.get("/v1/transit/keys/upserted-ecdsa", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("upserted-ecdsa").await;
 
     // Decrypt never creates.
     app.try_decrypt("never-created", json!({"ciphertext": ciphertext}))
         .await
         .assert_error(400, "encryption key not found");
-    app.get("/v1/transit/keys/never-created", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("never-created").await;
 }

@@ -155,6 +155,17 @@ impl TestApp {
         self.post(&path(name, step), ADMIN, body).await
     }
 
+    /// Asks guardian `name` for its decryption shares of `ciphertexts`.
+    async fn decryption_shares(
+        &self,
+        name: &str,
+        extended_base_hash: impl serde::Serialize,
+        ciphertexts: impl serde::Serialize,
+    ) -> Reply {
+        let body = json!({"extended_base_hash": extended_base_hash, "ciphertexts": ciphertexts});
+        self.guardian_step(name, "decrypt", body).await
+    }
+
     /// The guardian's secret key, opened from storage with the instance's root key: only to
     /// check that it appears in no answer and no log.
     async fn guardian_secret_hex(&self, name: &str) -> String {
@@ -213,6 +224,22 @@ struct Trustee {
     name: String,
 }
 
+impl Trustee {
+    /// Posts `body` to one of this guardian's ceremony steps.
+    async fn step(&self, step: &str, body: Value) -> Reply {
+        self.app.guardian_step(&self.name, step, body).await
+    }
+
+    /// Posts the same `body` to a ceremony step twice, asserts that the repeat is answered the
+    /// same, and returns the answer.
+    async fn step_twice(&self, step: &str, body: Value) -> Reply {
+        let first = self.step(step, body.clone()).await;
+        let again = self.step(step, body).await;
+        assert_eq!(again.json, first.json, "the same {step} are answered again");
+        first
+    }
+}
+
 /// Three instances, each with its own database, each hosting one guardian of a 3-of-2
 /// ceremony that the test drives step by step, repeating every step to see it answer the same.
 async fn three_guardian_ceremony() -> (Vec<Trustee>, Vec<CeremonyRecord>) {
@@ -252,19 +279,8 @@ async fn three_guardian_ceremony() -> (Vec<Trustee>, Vec<CeremonyRecord>) {
     let mut sent: Vec<ElectionPartialKeyBackup> = Vec::new();
     for trustee in &trustees {
         let body = json!({"public_records": records});
-        let first = trustee
-            .app
-            .guardian_step(&trustee.name, "backups", body.clone())
-            .await;
-        let again = trustee
-            .app
-            .guardian_step(&trustee.name, "backups", body)
-            .await;
+        let first = trustee.step_twice("backups", body).await;
         assert_eq!(first.status(), 200, "{}", first.text);
-        assert_eq!(
-            again.json, first.json,
-            "the same backups are answered again"
-        );
         let answer: BackupsAnswer = parse(&first);
         assert_eq!(answer.backups.len(), 2);
         assert!(
@@ -282,18 +298,7 @@ async fn three_guardian_ceremony() -> (Vec<Trustee>, Vec<CeremonyRecord>) {
             .filter(|backup| backup.designated_id == trustee.name)
             .collect();
         let body = json!({"backups": mine});
-        let first = trustee
-            .app
-            .guardian_step(&trustee.name, "verifications", body.clone())
-            .await;
-        let again = trustee
-            .app
-            .guardian_step(&trustee.name, "verifications", body)
-            .await;
-        assert_eq!(
-            again.json, first.json,
-            "the same verifications are answered again"
-        );
+        let first = trustee.step_twice("verifications", body).await;
         let answer: VerificationsAnswer = parse(&first);
         assert_eq!(answer.verifications.len(), 2);
         assert!(
@@ -318,20 +323,10 @@ async fn three_guardian_ceremony() -> (Vec<Trustee>, Vec<CeremonyRecord>) {
         let mut shuffled = verifications.clone();
         shuffled.reverse();
         let first = trustee
-            .app
-            .guardian_step(
-                &trustee.name,
-                "finalize",
-                json!({"verifications": verifications}),
-            )
+            .step("finalize", json!({"verifications": verifications}))
             .await;
         let again = trustee
-            .app
-            .guardian_step(
-                &trustee.name,
-                "finalize",
-                json!({"verifications": shuffled}),
-            )
+            .step("finalize", json!({"verifications": shuffled}))
             .await;
         assert_eq!(first.status(), 200, "{}", first.text);
         assert_eq!(again.json, first.json, "the same record is answered again");
@@ -363,27 +358,14 @@ async fn three_instances_agree_on_one_joint_key_and_each_signs_its_record() {
         assert_eq!(status.joint_key.as_ref(), Some(&expected));
 
         // The signature is the instance's transit signature over the record's canonical form.
-        let signed_bytes = record.signed_bytes().unwrap();
-        let verified = trustee
-            .app
-            .post(
-                "/v1/transit/verify/vottery-guardian-records",
-                ADMIN,
-                json!({"input": b64(&signed_bytes), "signature": record.signature}),
-            )
-            .await;
-        assert_eq!(verified.ok()["valid"], json!(true));
+        let verifies = |bytes: Vec<u8>| {
+            let body = json!({"input": b64(bytes), "signature": record.signature});
+            trustee.app.verify("vottery-guardian-records", body)
+        };
+        assert!(verifies(record.signed_bytes().unwrap()).await);
         let mut forged = record.clone();
         forged.quorum = 3;
-        let refused = trustee
-            .app
-            .post(
-                "/v1/transit/verify/vottery-guardian-records",
-                ADMIN,
-                json!({"input": b64(forged.signed_bytes().unwrap()), "signature": record.signature}),
-            )
-            .await;
-        assert_eq!(refused.ok()["valid"], json!(false));
+        assert!(!verifies(forged.signed_bytes().unwrap()).await);
         let key = trustee.app.read_key("vottery-guardian-records").await;
         assert_eq!(
             key["keys"]["1"]["public_key"],
@@ -393,11 +375,10 @@ async fn three_instances_agree_on_one_joint_key_and_each_signs_its_record() {
 
     // A finalized guardian refuses other verifications and other records.
     let first = &trustees[0];
-    let mut other = all_verifications(&["guardian-1", "guardian-2", "guardian-3"]);
+    let mut other = all_verifications(&THREE_GUARDIANS);
     other.pop();
     let refused = first
-        .app
-        .guardian_step(&first.name, "finalize", json!({"verifications": other}))
+        .step("finalize", json!({"verifications": other}))
         .await;
     assert_problem(&refused, 409, "verifications");
     let mut changed = records[0].public_records.clone();
@@ -405,8 +386,7 @@ async fn three_instances_agree_on_one_joint_key_and_each_signs_its_record() {
     changed[1].sequence_order = 2;
     changed[2].sequence_order = 3;
     let refused = first
-        .app
-        .guardian_step(&first.name, "backups", json!({"public_records": changed}))
+        .step("backups", json!({"public_records": changed}))
         .await;
     assert_eq!(refused.status(), 409, "{}", refused.text);
 
@@ -530,19 +510,47 @@ async fn three_instances_agree_on_one_joint_key_and_each_signs_its_record() {
 
 // ---- one instance, the other guardians played here ------------------------------------------
 
-/// guardian-1 on `app` with guardians 2 and 3 played locally, after the backups step.
-async fn guardian_one_with_local_peers(app: &TestApp) -> (GuardianStatus, Vec<LocalGuardian>) {
+/// The guardians of a three-guardian ceremony.
+const THREE_GUARDIANS: [&str; 3] = ["guardian-1", "guardian-2", "guardian-3"];
+
+impl TestApp {
+    /// guardian-1's `backups` step with these public records.
+    async fn share_records(&self, records: Value) -> Reply {
+        let body = json!({ "public_records": records });
+        self.guardian_step("guardian-1", "backups", body).await
+    }
+
+    /// guardian-1's `verifications` step with these backups.
+    async fn check_backups(&self, backups: Value) -> Reply {
+        let body = json!({ "backups": backups });
+        self.guardian_step("guardian-1", "verifications", body)
+            .await
+    }
+
+    /// guardian-1's `finalize` step with these verifications.
+    async fn finalize(&self, verifications: Value) -> Reply {
+        let body = json!({ "verifications": verifications });
+        self.guardian_step("guardian-1", "finalize", body).await
+    }
+}
+
+/// Creates guardian-1 of a 2-of-3 ceremony on `app`.
+async fn create_guardian_one(app: &TestApp) -> GuardianStatus {
     let created = app
         .create_guardian("guardian-1", create_body(1, 3, 2))
         .await;
-    let status: GuardianStatus = parse(&created);
+    parse(&created)
+}
+
+/// guardian-1 on `app` with guardians 2 and 3 played locally, after the backups step.
+async fn guardian_one_with_local_peers(app: &TestApp) -> (GuardianStatus, Vec<LocalGuardian>) {
+    let status = create_guardian_one(app).await;
     let peers = vec![
         LocalGuardian::new("guardian-2", 2, 2),
         LocalGuardian::new("guardian-3", 3, 2),
     ];
-    let records =
-        json!({"public_records": [status.public_record, peers[0].record, peers[1].record]});
-    let shared = app.guardian_step("guardian-1", "backups", records).await;
+    let records = json!([status.public_record, peers[0].record, peers[1].record]);
+    let shared = app.share_records(records).await;
     assert_eq!(shared.status(), 200, "{}", shared.text);
     (status, peers)
 }
@@ -550,10 +558,7 @@ async fn guardian_one_with_local_peers(app: &TestApp) -> (GuardianStatus, Vec<Lo
 #[tokio::test]
 async fn a_tampered_public_record_refuses_the_ceremony_naming_the_guardian_and_stores_nothing() {
     let app = spawn_unsealed().await;
-    let created = app
-        .create_guardian("guardian-1", create_body(1, 3, 2))
-        .await;
-    let status: GuardianStatus = parse(&created);
+    let status = create_guardian_one(&app).await;
     let peers = [
         LocalGuardian::new("guardian-2", 2, 2),
         LocalGuardian::new("guardian-3", 3, 2),
@@ -561,11 +566,7 @@ async fn a_tampered_public_record_refuses_the_ceremony_naming_the_guardian_and_s
     let mut tampered = peers[1].record.clone();
     tampered.coefficient_proofs[1].response = rand_q();
     let refused = app
-        .guardian_step(
-            "guardian-1",
-            "backups",
-            json!({"public_records": [status.public_record, peers[0].record, tampered]}),
-        )
+        .share_records(json!([status.public_record, peers[0].record, tampered]))
         .await;
     let problem = assert_problem(&refused, 400, "public_records[2]");
     assert!(
@@ -578,11 +579,7 @@ async fn a_tampered_public_record_refuses_the_ceremony_naming_the_guardian_and_s
     let mut not_member = peers[0].record.clone();
     not_member.coefficient_commitments[1] = ElementModP::from_hex(&"FF".repeat(300)).unwrap();
     let refused = app
-        .guardian_step(
-            "guardian-1",
-            "backups",
-            json!({"public_records": [status.public_record, not_member, peers[1].record]}),
-        )
+        .share_records(json!([status.public_record, not_member, peers[1].record]))
         .await;
     assert!(
         assert_problem(&refused, 400, "public_records[1]")["detail"]
@@ -600,40 +597,28 @@ async fn a_tampered_public_record_refuses_the_ceremony_naming_the_guardian_and_s
     let mut own = status.public_record.clone();
     own.key = peers[0].record.key.clone();
     let refused = app
-        .guardian_step(
-            "guardian-1",
-            "backups",
-            json!({"public_records": [own, peers[0].record, peers[1].record]}),
-        )
+        .share_records(json!([own, peers[0].record, peers[1].record]))
         .await;
     assert_problem(&refused, 400, "public_records[0]");
     let refused = app
-        .guardian_step(
-            "guardian-1",
-            "backups",
-            json!({"public_records": [status.public_record, peers[0].record]}),
-        )
+        .share_records(json!([status.public_record, peers[0].record]))
         .await;
     assert_problem(&refused, 400, "public_records");
     let mut twice = peers[1].record.clone();
     twice.sequence_order = 2;
     let refused = app
-        .guardian_step(
-            "guardian-1",
-            "backups",
-            json!({"public_records": [status.public_record, peers[0].record, twice]}),
-        )
+        .share_records(json!([status.public_record, peers[0].record, twice]))
         .await;
     assert_problem(&refused, 400, "public_records[2].sequence_order");
     assert_eq!(app.guardian("guardian-1").await.stage.as_str(), "created");
 
     // The honest records go through.
     let shared = app
-        .guardian_step(
-            "guardian-1",
-            "backups",
-            json!({"public_records": [peers[1].record, status.public_record, peers[0].record]}),
-        )
+        .share_records(json!([
+            peers[1].record,
+            status.public_record,
+            peers[0].record
+        ]))
         .await;
     let answer: BackupsAnswer = parse(&shared);
     let designated: Vec<&str> = answer
@@ -658,13 +643,7 @@ async fn a_wrong_backup_is_reported_naming_its_sender_and_accepted_when_sent_aga
     let right = peers[0].backup_for(own);
     let third = peers[1].backup_for(own);
 
-    let first = app
-        .guardian_step(
-            "guardian-1",
-            "verifications",
-            json!({"backups": [wrong, third]}),
-        )
-        .await;
+    let first = app.check_backups(json!([wrong, third])).await;
     let answer: VerificationsAnswer = parse(&first);
     assert_eq!(answer.verifications[0].owner_id, "guardian-2");
     assert!(
@@ -680,11 +659,7 @@ async fn a_wrong_backup_is_reported_naming_its_sender_and_accepted_when_sent_aga
 
     // Finalize waits for guardian-2's backup.
     let refused = app
-        .guardian_step(
-            "guardian-1",
-            "finalize",
-            json!({"verifications": all_verifications(&["guardian-1", "guardian-2", "guardian-3"])}),
-        )
+        .finalize(json!(all_verifications(&THREE_GUARDIANS)))
         .await;
     let problem = assert_problem(&refused, 409, "verifications");
     assert!(
@@ -693,13 +668,7 @@ async fn a_wrong_backup_is_reported_naming_its_sender_and_accepted_when_sent_aga
     );
 
     // Re-sent correctly, it verifies; the verified one from guardian-3 is answered again.
-    let again = app
-        .guardian_step(
-            "guardian-1",
-            "verifications",
-            json!({"backups": [third, right]}),
-        )
-        .await;
+    let again = app.check_backups(json!([third, right])).await;
     let answer: VerificationsAnswer = parse(&again);
     assert!(
         answer.verifications.iter().all(|check| check.verified),
@@ -712,37 +681,17 @@ async fn a_wrong_backup_is_reported_naming_its_sender_and_accepted_when_sent_aga
     );
 
     // A verified backup is final: another one from the same sender is refused.
-    let refused = app
-        .guardian_step("guardian-1", "verifications", json!({"backups": [wrong]}))
-        .await;
+    let refused = app.check_backups(json!([wrong])).await;
     assert_problem(&refused, 409, "backups[0]");
 
     // Backups addressed elsewhere, from strangers, or twice from one sender: 400.
     let elsewhere = peers[1].backup_for(&peers[0].record);
-    let refused = app
-        .guardian_step(
-            "guardian-1",
-            "verifications",
-            json!({"backups": [elsewhere]}),
-        )
-        .await;
+    let refused = app.check_backups(json!([elsewhere])).await;
     assert_problem(&refused, 400, "backups[0].designated_id");
     let stranger = LocalGuardian::new("guardian-9", 3, 2).backup_for(own);
-    let refused = app
-        .guardian_step(
-            "guardian-1",
-            "verifications",
-            json!({"backups": [stranger]}),
-        )
-        .await;
+    let refused = app.check_backups(json!([stranger])).await;
     assert_problem(&refused, 400, "backups[0].owner_id");
-    let refused = app
-        .guardian_step(
-            "guardian-1",
-            "verifications",
-            json!({"backups": [third, third]}),
-        )
-        .await;
+    let refused = app.check_backups(json!([third, third])).await;
     assert_problem(&refused, 400, "backups[1].owner_id");
 }
 
@@ -754,18 +703,14 @@ async fn finalize_is_refused_until_every_verification_is_there_and_true() {
         .iter()
         .map(|peer| peer.backup_for(&status.public_record))
         .collect();
-    let verified = app
-        .guardian_step("guardian-1", "verifications", json!({"backups": backups}))
-        .await;
+    let verified = app.check_backups(json!(backups)).await;
     assert_eq!(verified.status(), 200, "{}", verified.text);
-    let names = ["guardian-1", "guardian-2", "guardian-3"];
+    let names = THREE_GUARDIANS;
 
     let mut missing = all_verifications(&names);
     missing
         .retain(|check| !(check.owner_id == "guardian-3" && check.designated_id == "guardian-2"));
-    let refused = app
-        .guardian_step("guardian-1", "finalize", json!({"verifications": missing}))
-        .await;
+    let refused = app.finalize(json!(missing)).await;
     let problem = assert_problem(&refused, 409, "verifications");
     assert!(
         problem["detail"]
@@ -777,16 +722,12 @@ async fn finalize_is_refused_until_every_verification_is_there_and_true() {
 
     let mut failed = all_verifications(&names);
     failed[3].verified = false;
-    let refused = app
-        .guardian_step("guardian-1", "finalize", json!({"verifications": failed}))
-        .await;
+    let refused = app.finalize(json!(failed)).await;
     assert_problem(&refused, 409, "verifications[3].verified");
 
     let mut stranger = all_verifications(&names);
     stranger[0].owner_id = "guardian-9".into();
-    let refused = app
-        .guardian_step("guardian-1", "finalize", json!({"verifications": stranger}))
-        .await;
+    let refused = app.finalize(json!(stranger)).await;
     assert_problem(&refused, 400, "verifications[0].owner_id");
     assert_eq!(
         app.guardian("guardian-1").await.stage.as_str(),
@@ -795,13 +736,7 @@ async fn finalize_is_refused_until_every_verification_is_there_and_true() {
     let refused = app.get(&path("guardian-1", "ceremony"), ADMIN).await;
     assert_problem(&refused, 409, "finalize");
 
-    let record = app
-        .guardian_step(
-            "guardian-1",
-            "finalize",
-            json!({"verifications": all_verifications(&names)}),
-        )
-        .await;
+    let record = app.finalize(json!(all_verifications(&names))).await;
     let record: CeremonyRecord = parse(&record);
     let records: Vec<ElectionPublicKey> = vec![
         status.public_record.clone(),
@@ -814,23 +749,14 @@ async fn finalize_is_refused_until_every_verification_is_there_and_true() {
 #[tokio::test]
 async fn steps_out_of_order_are_409_naming_the_missing_step() {
     let app = spawn_unsealed().await;
-    let created = app
-        .create_guardian("guardian-1", create_body(1, 3, 2))
-        .await;
-    let status: GuardianStatus = parse(&created);
+    let status = create_guardian_one(&app).await;
     let peer = LocalGuardian::new("guardian-2", 2, 2);
 
     let refused = app
-        .guardian_step(
-            "guardian-1",
-            "verifications",
-            json!({"backups": [peer.backup_for(&status.public_record)]}),
-        )
+        .check_backups(json!([peer.backup_for(&status.public_record)]))
         .await;
     assert_problem(&refused, 409, "backups");
-    let refused = app
-        .guardian_step("guardian-1", "finalize", json!({"verifications": []}))
-        .await;
+    let refused = app.finalize(json!([])).await;
     assert_problem(&refused, 409, "backups");
     let ciphertext = encrypt(1, &status.public_record.key);
     let refused = app
@@ -848,11 +774,7 @@ async fn steps_out_of_order_are_409_naming_the_missing_step() {
     let other = spawn_unsealed().await;
     guardian_one_with_local_peers(&other).await;
     let refused = other
-        .guardian_step(
-            "guardian-1",
-            "finalize",
-            json!({"verifications": all_verifications(&["guardian-1", "guardian-2", "guardian-3"])}),
-        )
+        .finalize(json!(all_verifications(&THREE_GUARDIANS)))
         .await;
     let problem = assert_problem(&refused, 409, "verifications");
     let detail = problem["detail"].as_str().unwrap();
@@ -949,13 +871,7 @@ async fn decryptions_check_every_element_and_answer_shares_that_verify() {
     );
     let ebh = hash_q();
     let good: Vec<ElGamalCiphertext> = (0..5).map(|vote| encrypt(vote, &key)).collect();
-    let reply = app
-        .post(
-            &path("solo", "decrypt"),
-            ADMIN,
-            json!({"extended_base_hash": ebh, "ciphertexts": good}),
-        )
-        .await;
+    let reply = app.decryption_shares("solo", &ebh, &good).await;
     let answer: DecryptionShares = parse(&reply);
     assert_eq!(
         verify_partial_batch(&good, &answer.shares, &key, &ebh),
@@ -1009,7 +925,7 @@ async fn decryptions_check_every_element_and_answer_shares_that_verify() {
         ),
     ];
     for (body, field) in cases {
-        let refused = app.post(&path("solo", "decrypt"), ADMIN, body).await;
+        let refused = app.guardian_step("solo", "decrypt", body).await;
         let problem = assert_problem(&refused, 400, field);
         assert!(
             !refused.text.contains(&"FF".repeat(64)),
@@ -1017,23 +933,13 @@ async fn decryptions_check_every_element_and_answer_shares_that_verify() {
         );
     }
     let unknown = app
-        .post(
-            &path("solo", "decrypt"),
-            ADMIN,
-            body(&|b| b["shares"] = json!(1)),
-        )
+        .guardian_step("solo", "decrypt", body(&|b| b["shares"] = json!(1)))
         .await;
     assert_problem(&unknown, 422, "shares");
 
     // A full batch of 1,000 is answered.
     let batch: Vec<ElGamalCiphertext> = vec![good[1].clone(); 1000];
-    let reply = app
-        .post(
-            &path("solo", "decrypt"),
-            ADMIN,
-            json!({"extended_base_hash": ebh, "ciphertexts": batch}),
-        )
-        .await;
+    let reply = app.decryption_shares("solo", &ebh, &batch).await;
     assert_eq!(parse::<DecryptionShares>(&reply).shares.len(), 1000);
 
     let metrics = app.get("/metrics", NO_TOKEN).await.text;
@@ -1162,13 +1068,7 @@ async fn a_sealed_instance_answers_503() {
             .starts_with("application/problem+json")
     );
     assert_eq!(reply.json["detail"], json!("Vault is sealed"));
-    let reply = app
-        .post(
-            &path("solo", "decrypt"),
-            ADMIN,
-            json!({"extended_base_hash": "01", "ciphertexts": []}),
-        )
-        .await;
+    let reply = app.decryption_shares("solo", "01", json!([])).await;
     assert_eq!(reply.status(), 503, "{}", reply.text);
     let reply = app.create_guardian("other", create_body(1, 1, 1)).await;
     assert_eq!(reply.status(), 503, "{}", reply.text);

@@ -126,11 +126,7 @@ async fn metrics_count_operations_by_outcome_with_a_latency_histogram() {
     app.create_key("metered", "aes256-gcm96").await;
     app.encrypt("metered", b"count me").await;
     let denied = app
-        .post(
-            "/v1/transit/encrypt/metered",
-            USER,
-            json!({"plaintext": b64("x")}),
-        )
+        .transit_as(USER, "encrypt/metered", json!({"plaintext": b64("x")}))
         .await;
     denied.assert_denied();
 
@@ -203,28 +199,24 @@ async fn unknown_paths_answer_404_with_an_empty_error_list() {
 async fn a_callers_request_id_is_echoed_in_the_header_and_the_envelope() {
     let app = spawn_unsealed().await;
     app.create_key("traced", "aes256-gcm96").await;
-    let response = app
-        .http
-        .post(app.url("/v1/transit/encrypt/traced"))
-        .header("X-Vault-Token", "dev-security-admin-token")
-        .header("X-Request-Id", "caller-req-42")
-        .json(&json!({"plaintext": b64("x")}))
-        .send()
-        .await
-        .unwrap();
+    let encrypt_with_request_id = |token: Option<&str>, request_id: &str| {
+        let mut request = app
+            .http
+            .post(app.url("/v1/transit/encrypt/traced"))
+            .header("X-Request-Id", request_id)
+            .json(&json!({"plaintext": b64("x")}));
+        if let Some(token) = token {
+            request = request.header("X-Vault-Token", token);
+        }
+        async move { request.send().await.unwrap() }
+    };
+    let response = encrypt_with_request_id(ADMIN, "caller-req-42").await;
     assert_eq!(response.status().as_u16(), 200);
     assert_eq!(response.headers()["x-request-id"], "caller-req-42");
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["request_id"], json!("caller-req-42"));
     // Errors carry it too; unusable ids are replaced.
-    let response = app
-        .http
-        .post(app.url("/v1/transit/encrypt/traced"))
-        .header("X-Request-Id", "bad id with spaces")
-        .json(&json!({"plaintext": b64("x")}))
-        .send()
-        .await
-        .unwrap();
+    let response = encrypt_with_request_id(NO_TOKEN, "bad id with spaces").await;
     assert_eq!(response.status().as_u16(), 403);
     let echoed = response.headers()["x-request-id"].to_str().unwrap();
     assert!(!echoed.is_empty() && echoed != "bad id with spaces");

@@ -2,7 +2,8 @@
 //! random port, talks to it over HTTP, and drops the database when the test app goes away.
 
 use std::future::Future;
-use std::sync::Arc;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use actix_web::web;
@@ -17,6 +18,7 @@ use security_svc::Settings;
 use security_svc::startup::AppState;
 use security_svc::startup::Application;
 use serde_json::{Value, json};
+use tracing_subscriber::fmt::MakeWriter;
 use vottery_common::client::{ClientSettings, SecurityClient};
 use vottery_test_db::{Template, TestDatabase};
 
@@ -64,14 +66,6 @@ pub fn assert_versioned(value: &str, version: u32) -> Vec<u8> {
 
 /// security-svc's tables, migrated once per run and cloned for each test.
 static SECURITY_SVC: Template = Template::new("sec", &[|| security_svc::MIGRATIONS]);
-
-/// What `PUT /v1/sys/init` handed out.
-#[derive(Debug, Clone)]
-pub struct InitKeys {
-    pub keys: Vec<String>,
-    pub keys_base64: Vec<String>,
-    pub root_token: String,
-}
 
 /// An HTTP answer, read whole.
 #[derive(Debug)]
@@ -204,6 +198,44 @@ impl Reply {
 
     pub fn assert_denied(&self) {
         self.assert_error(403, "permission denied");
+    }
+}
+
+/// What `PUT /v1/sys/init` handed out.
+#[derive(Debug, Clone)]
+pub struct InitKeys {
+    pub keys: Vec<String>,
+    pub keys_base64: Vec<String>,
+    pub root_token: String,
+}
+
+/// Log output kept in memory, shared by every writer made from it.
+#[derive(Clone, Default)]
+pub struct LogBuffer(Arc<Mutex<Vec<u8>>>);
+
+impl LogBuffer {
+    /// Everything written so far, as text.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned()
+    }
+}
+
+impl Write for LogBuffer {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl<'a> MakeWriter<'a> for LogBuffer {
+    type Writer = LogBuffer;
+
+    fn make_writer(&'a self) -> Self::Writer {
+        self.clone()
     }
 }
 
@@ -404,15 +436,15 @@ impl TestApp {
         reply.json
     }
 
+    /// `PUT /v1/sys/init` asking for `shares` shares of which `threshold` unseal; the raw answer.
+    pub async fn init_request(&self, shares: usize, threshold: usize) -> Reply {
+        let body = json!({"secret_shares": shares, "secret_threshold": threshold});
+        self.put("/v1/sys/init", NO_TOKEN, body).await
+    }
+
     /// `PUT /v1/sys/init` with 5 shares, threshold 3; remembers the shares.
     pub async fn initialize(&mut self) -> InitKeys {
-        let reply = self
-            .put(
-                "/v1/sys/init",
-                NO_TOKEN,
-                json!({"secret_shares": SHARES, "secret_threshold": THRESHOLD}),
-            )
-            .await;
+        let reply = self.init_request(SHARES, THRESHOLD).await;
         assert_eq!(reply.status(), 200, "init: {}", reply.text);
         let strings = |field: &str| -> Vec<String> {
             reply.json[field]
@@ -465,10 +497,7 @@ impl TestApp {
     }
 
     pub async fn create_key_with(&self, name: &str, body: Value) -> Value {
-        let reply = self
-            .post(&format!("/v1/transit/keys/{name}"), ADMIN, body)
-            .await;
-        reply.ok().clone()
+        self.transit_ok(&format!("keys/{name}"), body).await
     }
 
     /// The key's `data` as a key read returns it.
@@ -478,51 +507,110 @@ impl TestApp {
     }
 
     pub async fn rotate(&self, name: &str) -> Value {
-        let reply = self
-            .post(&format!("/v1/transit/keys/{name}/rotate"), ADMIN, json!({}))
-            .await;
-        reply.ok().clone()
+        self.transit_ok(&format!("keys/{name}/rotate"), json!({}))
+            .await
     }
 
     pub async fn configure_key(&self, name: &str, body: Value) -> Reply {
-        self.post(&format!("/v1/transit/keys/{name}/config"), ADMIN, body)
+        self.transit(&format!("keys/{name}/config"), body).await
+    }
+
+    // ---- transit operations ------------------------------------------------------------------
+
+    /// Posts `body` to the transit endpoint `/v1/transit/{path}` with `token`.
+    pub async fn transit_as(&self, token: Option<&str>, path: &str, body: Value) -> Reply {
+        self.post(&format!("/v1/transit/{path}"), token, body).await
+    }
+
+    /// Posts `body` to the transit endpoint `/v1/transit/{path}` with the admin token.
+    pub async fn transit(&self, path: &str, body: Value) -> Reply {
+        self.transit_as(ADMIN, path, body).await
+    }
+
+    /// Posts to a transit endpoint with the admin token, asserts success and returns `data`.
+    pub async fn transit_ok(&self, path: &str, body: Value) -> Value {
+        self.transit(path, body).await.ok().clone()
+    }
+
+    /// Configures key `name` so that it may be deleted; asserts success.
+    pub async fn allow_deletion(&self, name: &str) {
+        self.configure_key(name, json!({"deletion_allowed": true}))
             .await
+            .ok();
+    }
+
+    /// Encrypts with the admin token and a full request body; returns the ciphertext.
+    pub async fn encrypt_with(&self, name: &str, body: Value) -> String {
+        let data = self.transit_ok(&format!("encrypt/{name}"), body).await;
+        text_field(&data, "ciphertext")
     }
 
     /// Encrypts `plaintext` with the admin token; returns the ciphertext.
     pub async fn encrypt(&self, name: &str, plaintext: &[u8]) -> String {
-        let data = self
-            .post(
-                &format!("/v1/transit/encrypt/{name}"),
-                ADMIN,
-                json!({ "plaintext": b64(plaintext) }),
-            )
+        self.encrypt_with(name, json!({ "plaintext": b64(plaintext) }))
             .await
-            .ok()
-            .clone();
-        data["ciphertext"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no ciphertext in {data}"))
-            .to_owned()
     }
 
     /// Decrypts with the admin token; asserts success and returns the plaintext bytes.
     pub async fn decrypt(&self, name: &str, ciphertext: &str) -> Vec<u8> {
         let data = self
-            .post(
-                &format!("/v1/transit/decrypt/{name}"),
-                ADMIN,
+            .transit_ok(
+                &format!("decrypt/{name}"),
                 json!({ "ciphertext": ciphertext }),
             )
-            .await
-            .ok()
-            .clone();
+            .await;
         unb64(data["plaintext"].as_str().expect("a plaintext"))
     }
 
     pub async fn try_decrypt(&self, name: &str, body: Value) -> Reply {
-        self.post(&format!("/v1/transit/decrypt/{name}"), ADMIN, body)
+        self.transit(&format!("decrypt/{name}"), body).await
+    }
+
+    /// Posts each body to its transit endpoint with the admin token and asserts a 400 whose
+    /// errors mention the message paired with it.
+    pub async fn assert_refusals<'a, P: AsRef<str>>(
+        &self,
+        cases: impl IntoIterator<Item = (P, Value, &'a str)>,
+    ) {
+        for (path, body, needle) in cases {
+            self.transit(path.as_ref(), body)
+                .await
+                .assert_error(400, needle);
+        }
+    }
+
+    /// Signs with the admin token at `sign/{path}`; asserts success and returns `data`.
+    pub async fn sign(&self, path: &str, body: Value) -> Value {
+        self.transit_ok(&format!("sign/{path}"), body).await
+    }
+
+    /// Computes an HMAC with the admin token at `hmac/{path}`; asserts success and returns it.
+    pub async fn hmac(&self, path: &str, body: Value) -> String {
+        let data = self.transit_ok(&format!("hmac/{path}"), body).await;
+        text_field(&data, "hmac")
+    }
+
+    /// Checks a signature or HMAC with the admin token at `verify/{path}`; asserts success and
+    /// returns whether it is valid.
+    pub async fn verify(&self, path: &str, body: Value) -> bool {
+        let data = self.transit_ok(&format!("verify/{path}"), body).await;
+        data["valid"]
+            .as_bool()
+            .unwrap_or_else(|| panic!("no valid flag in {data}"))
+    }
+
+    /// Asserts that no key `name` exists: reading it answers 404 with an empty error list.
+    pub async fn assert_no_key(&self, name: &str) {
+        self.get(&format!("/v1/transit/keys/{name}"), ADMIN)
             .await
+            .assert_empty_error(404);
+    }
+
+    /// Asserts that there are no keys at all: listing them answers 404 with an empty error list.
+    pub async fn assert_no_keys(&self) {
+        self.list("/v1/transit/keys", ADMIN)
+            .await
+            .assert_empty_error(404);
     }
 
     // ---- the database ------------------------------------------------------------------------
@@ -561,6 +649,14 @@ impl TestApp {
             .expect("a version count");
         (latest, stored)
     }
+}
+
+/// A string field of an answer's `data`, asserting that it is there.
+fn text_field(data: &Value, field: &str) -> String {
+    data[field]
+        .as_str()
+        .unwrap_or_else(|| panic!("no {field} in {data}"))
+        .to_owned()
 }
 
 async fn send(builder: reqwest::RequestBuilder) -> Reply {

@@ -56,9 +56,8 @@ async fn created_keys_read_back_with_vaults_fields() {
             }
         );
         let created = app
-            .post(
-                &format!("/v1/transit/keys/{name}"),
-                ADMIN,
+            .transit(
+                &format!("keys/{name}"),
                 if key_type.is_empty() {
                     json!({})
                 } else {
@@ -119,9 +118,8 @@ async fn created_keys_read_back_with_vaults_fields() {
 
     // Creating an existing key returns it unchanged, whatever the parameters.
     let again = app
-        .post(
-            "/v1/transit/keys/read-ed25519",
-            ADMIN,
+        .transit(
+            "keys/read-ed25519",
             json!({"type": "aes256-gcm96", "derived": true}),
         )
         .await;
@@ -142,17 +140,13 @@ async fn created_keys_read_back_with_vaults_fields() {
     assert_eq!(options["allow_plaintext_backup"], json!(true));
     assert_eq!(options["auto_rotate_period"], json!(86_400));
 
-    app.get("/v1/transit/keys/never-made", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("never-made").await;
 }
 
 #[tokio::test]
 async fn keys_are_listed_with_list_or_get_list_true() {
     let app = spawn_unsealed().await;
-    app.list("/v1/transit/keys", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_keys().await;
     app.get("/v1/transit/keys?list=true", ADMIN)
         .await
         .assert_empty_error(404);
@@ -278,20 +272,16 @@ async fn delete_is_refused_until_deletion_is_allowed() {
         );
     assert_eq!(app.read_key("doomed").await["name"], json!("doomed"));
 
-    app.configure_key("doomed", json!({"deletion_allowed": true}))
-        .await
-        .ok();
+    app.allow_deletion("doomed").await;
     let reply = app.delete("/v1/transit/keys/doomed", ADMIN).await;
     assert_eq!(reply.status(), 204, "{}", reply.text);
     assert!(reply.text.is_empty());
-    app.get("/v1/transit/keys/doomed", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("doomed").await;
     assert_eq!(
         app.list("/v1/transit/keys", ADMIN).await.ok(),
         &json!({"keys": ["kept"]})
     );
-    app.post("/v1/transit/sign/doomed", ADMIN, json!({"input": b64("x")}))
+    app.transit("sign/doomed", json!({"input": b64("x")}))
         .await
         .assert_error(400, "signing key not found");
     app.delete("/v1/transit/keys/doomed", ADMIN)
@@ -343,20 +333,24 @@ async fn public_keys_are_exported_private_ones_are_not() {
     let pem = ec["keys"]["1"]["public_key"].as_str().unwrap();
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----"));
 
-    for kind in ["encryption-key", "signing-key", "hmac-key"] {
-        app.get(&format!("/v1/transit/export/{kind}/export-aes"), ADMIN)
+    for (path, message) in [
+        ("encryption-key/export-aes", "not exportable"),
+        ("signing-key/export-aes", "not exportable"),
+        ("hmac-key/export-aes", "not exportable"),
+        ("public-key/export-aes", "signing not supported for the key"),
+        (
+            "secret-sauce/export-ed",
+            "invalid export type: secret-sauce",
+        ),
+        (
+            "public-key/export-ed/9",
+            "version does not exist or cannot be found",
+        ),
+    ] {
+        app.get(&format!("/v1/transit/export/{path}"), ADMIN)
             .await
-            .assert_error(400, "not exportable");
+            .assert_error(400, message);
     }
-    app.get("/v1/transit/export/public-key/export-aes", ADMIN)
-        .await
-        .assert_error(400, "signing not supported for the key");
-    app.get("/v1/transit/export/secret-sauce/export-ed", ADMIN)
-        .await
-        .assert_error(400, "invalid export type: secret-sauce");
-    app.get("/v1/transit/export/public-key/export-ed/9", ADMIN)
-        .await
-        .assert_error(400, "version does not exist or cannot be found");
     app.get("/v1/transit/export/public-key/missing", ADMIN)
         .await
         .assert_empty_error(404);

@@ -5,25 +5,9 @@ use sha2::Digest;
 
 use crate::helpers::*;
 
-async fn hmac(app: &TestApp, path: &str, body: Value) -> String {
-    app.post(&format!("/v1/transit/hmac/{path}"), ADMIN, body)
-        .await
-        .ok()["hmac"]
-        .as_str()
-        .unwrap()
-        .to_owned()
-}
-
 async fn hmac_valid(app: &TestApp, path: &str, input: &str, tag: &str) -> bool {
-    app.post(
-        &format!("/v1/transit/verify/{path}"),
-        ADMIN,
-        json!({"input": b64(input), "hmac": tag}),
-    )
-    .await
-    .ok()["valid"]
-        .as_bool()
-        .unwrap()
+    app.verify(path, json!({"input": b64(input), "hmac": tag}))
+        .await
 }
 
 #[tokio::test]
@@ -49,7 +33,7 @@ async fn hmac_keys_compute_and_verify_hmacs_with_every_algorithm() {
         .await;
     assert_eq!(big["key_size"], json!(64));
 
-    let default = hmac(&app, "mac", json!({"input": b64("voter-123")})).await;
+    let default = app.hmac("mac", json!({"input": b64("voter-123")})).await;
     assert_eq!(
         assert_versioned(&default, 1).len(),
         32,
@@ -57,39 +41,27 @@ async fn hmac_keys_compute_and_verify_hmacs_with_every_algorithm() {
     );
     assert_eq!(
         default,
-        hmac(&app, "mac", json!({"input": b64("voter-123")})).await,
+        app.hmac("mac", json!({"input": b64("voter-123")})).await,
         "HMACs are deterministic"
     );
     assert_ne!(
         default,
-        hmac(&app, "mac-64", json!({"input": b64("voter-123")})).await
+        app.hmac("mac-64", json!({"input": b64("voter-123")})).await
     );
-    for (algorithm, length) in [
-        ("sha2-224", 28),
-        ("sha2-256", 32),
-        ("sha2-384", 48),
-        ("sha2-512", 64),
-        ("sha3-224", 28),
-        ("sha3-256", 32),
-        ("sha3-384", 48),
-        ("sha3-512", 64),
-    ] {
-        let in_url = hmac(
-            &app,
-            &format!("mac/{algorithm}"),
-            json!({"input": b64("voter-123")}),
-        )
-        .await;
-        let in_body = hmac(
-            &app,
-            "mac",
-            json!({"input": b64("voter-123"), "algorithm": algorithm}),
-        )
-        .await;
-        assert_eq!(in_url, in_body, "{algorithm}");
-        assert_eq!(assert_versioned(&in_url, 1).len(), length, "{algorithm}");
-        assert!(hmac_valid(&app, &format!("mac/{algorithm}"), "voter-123", &in_url).await);
-        assert!(!hmac_valid(&app, &format!("mac/{algorithm}"), "voter-124", &in_url).await);
+    // Every SHA-2 and SHA-3 size, named in the URL or in the body; a tag is bits / 8 bytes long.
+    for family in ["sha2", "sha3"] {
+        for bits in [224, 256, 384, 512] {
+            let algorithm = format!("{family}-{bits}");
+            let in_url_path = format!("mac/{algorithm}");
+            let input = json!({"input": b64("voter-123")});
+            let in_url = app.hmac(&in_url_path, input).await;
+            let input = json!({"input": b64("voter-123"), "algorithm": algorithm});
+            let in_body = app.hmac("mac", input).await;
+            assert_eq!(in_url, in_body, "{algorithm}");
+            assert_eq!(assert_versioned(&in_url, 1).len(), bits / 8, "{algorithm}");
+            assert!(hmac_valid(&app, &in_url_path, "voter-123", &in_url).await);
+            assert!(!hmac_valid(&app, &in_url_path, "voter-124", &in_url).await);
+        }
     }
     // The algorithm is part of the check.
     assert!(!hmac_valid(&app, "mac/sha3-256", "voter-123", &default).await);
@@ -99,64 +71,60 @@ async fn hmac_keys_compute_and_verify_hmacs_with_every_algorithm() {
     app.rotate("mac").await;
     let rotated = app.read_key("mac").await;
     assert_eq!(rotated["key_size"], json!(32));
-    let newer = hmac(&app, "mac", json!({"input": b64("voter-123")})).await;
+    let newer = app.hmac("mac", json!({"input": b64("voter-123")})).await;
     assert_versioned(&newer, 2);
     assert_ne!(split_versioned(&newer).1, split_versioned(&default).1);
     assert!(hmac_valid(&app, "mac", "voter-123", &default).await);
     assert!(hmac_valid(&app, "mac", "voter-123", &newer).await);
-    let pinned = hmac(
-        &app,
-        "mac",
-        json!({"input": b64("voter-123"), "key_version": 1}),
-    )
-    .await;
+    let pinned = app
+        .hmac("mac", json!({"input": b64("voter-123"), "key_version": 1}))
+        .await;
     assert_eq!(pinned, default);
 
-    app.post(
-        "/v1/transit/hmac/mac/md5",
-        ADMIN,
-        json!({"input": b64("x")}),
-    )
-    .await
-    .assert_error(400, "unsupported algorithm md5");
-    app.post("/v1/transit/hmac/mac", ADMIN, json!({}))
-        .await
-        .assert_error(400, "missing input for HMAC");
-    app.post("/v1/transit/hmac/mac", ADMIN, json!({"input": "%%%"}))
-        .await
-        .assert_error(400, "unable to decode input as base64");
-    app.post(
-        "/v1/transit/hmac/mac",
-        ADMIN,
-        json!({"input": b64("x"), "key_version": 3}),
-    )
-    .await
-    .assert_error(400, "key version does not exist; latest key version is 2");
-    app.post("/v1/transit/hmac/no-mac", ADMIN, json!({"input": b64("x")}))
-        .await
-        .assert_error(400, "encryption key not found");
+    app.assert_refusals([
+        (
+            "hmac/mac/md5",
+            json!({"input": b64("x")}),
+            "unsupported algorithm md5",
+        ),
+        ("hmac/mac", json!({}), "missing input for HMAC"),
+        (
+            "hmac/mac",
+            json!({"input": "%%%"}),
+            "unable to decode input as base64",
+        ),
+        (
+            "hmac/mac",
+            json!({"input": b64("x"), "key_version": 3}),
+            "key version does not exist; latest key version is 2",
+        ),
+        (
+            "hmac/no-mac",
+            json!({"input": b64("x")}),
+            "encryption key not found",
+        ),
+    ])
+    .await;
     let malformed = app
-        .post(
-            "/v1/transit/verify/mac",
-            ADMIN,
+        .transit(
+            "verify/mac",
             json!({"input": b64("x"), "hmac": "hmac:v1:AAAA"}),
         )
         .await;
     malformed.assert_error(400, "invalid HMAC");
-    app.post(
-        "/v1/transit/verify/mac",
-        ADMIN,
-        json!({"input": b64("x"), "hmac": "vault:v7:AAAA"}),
-    )
-    .await
-    .assert_error(400, "invalid HMAC: version is too new");
-    app.post(
-        "/v1/transit/verify/mac",
-        ADMIN,
-        json!({"input": b64("x"), "hmac": default, "signature": default}),
-    )
-    .await
-    .assert_error(400, "provide one of 'signature' or 'hmac'");
+    app.assert_refusals([
+        (
+            "verify/mac",
+            json!({"input": b64("x"), "hmac": "vault:v7:AAAA"}),
+            "invalid HMAC: version is too new",
+        ),
+        (
+            "verify/mac",
+            json!({"input": b64("x"), "hmac": default, "signature": default}),
+            "provide one of 'signature' or 'hmac'",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -172,7 +140,7 @@ async fn every_key_type_has_its_own_hmac_key() {
     ] {
         let name = format!("mac-{key_type}");
         app.create_key(&name, key_type).await;
-        let tag = hmac(&app, &name, json!({"input": b64("same input")})).await;
+        let tag = app.hmac(&name, json!({"input": b64("same input")})).await;
         assert_eq!(assert_versioned(&tag, 1).len(), 32, "{key_type}");
         assert!(
             hmac_valid(&app, &name, "same input", &tag).await,
@@ -198,9 +166,7 @@ async fn hash_computes_sha2_and_sha3_in_hex_or_base64() {
     let sum = |body: Value, path: &'static str| {
         let app = &app;
         async move {
-            app.post(&format!("/v1/transit/hash{path}"), ADMIN, body)
-                .await
-                .ok()["sum"]
+            app.transit_ok(&format!("hash{path}"), body).await["sum"]
                 .as_str()
                 .unwrap()
                 .to_owned()
@@ -224,13 +190,8 @@ async fn hash_computes_sha2_and_sha3_in_hex_or_base64() {
     for (algorithm, digest) in expected {
         let url = format!("/{algorithm}");
         let hex_sum = app
-            .post(
-                &format!("/v1/transit/hash{url}"),
-                ADMIN,
-                json!({"input": b64(input)}),
-            )
-            .await
-            .ok()["sum"]
+            .transit_ok(&format!("hash{url}"), json!({"input": b64(input)}))
+            .await["sum"]
             .clone();
         assert_eq!(hex_sum, json!(hex::encode(&digest)), "{algorithm}");
         let base64_sum = sum(
@@ -251,29 +212,32 @@ async fn hash_computes_sha2_and_sha3_in_hex_or_base64() {
     );
     // Anyone with the hash operation may hash, on no key.
     let user = app
-        .post("/v1/transit/hash", USER, json!({"input": b64(input)}))
+        .transit_as(USER, "hash", json!({"input": b64(input)}))
         .await;
     assert_eq!(
         user.ok()["sum"],
         json!(hex::encode(sha2::Sha256::digest(input)))
     );
 
-    app.post("/v1/transit/hash/md5", ADMIN, json!({"input": b64(input)}))
-        .await
-        .assert_error(400, "unsupported algorithm md5");
-    app.post(
-        "/v1/transit/hash",
-        ADMIN,
-        json!({"input": b64(input), "format": "bin"}),
-    )
-    .await
-    .assert_error(400, "unsupported encoding format bin");
-    app.post("/v1/transit/hash", ADMIN, json!({}))
-        .await
-        .assert_error(400, "input missing");
-    app.post("/v1/transit/hash", ADMIN, json!({"input": "not base64!"}))
-        .await
-        .assert_error(400, "unable to decode input as base64");
+    app.assert_refusals([
+        (
+            "hash/md5",
+            json!({"input": b64(input)}),
+            "unsupported algorithm md5",
+        ),
+        (
+            "hash",
+            json!({"input": b64(input), "format": "bin"}),
+            "unsupported encoding format bin",
+        ),
+        ("hash", json!({}), "input missing"),
+        (
+            "hash",
+            json!({"input": "not base64!"}),
+            "unable to decode input as base64",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -282,9 +246,7 @@ async fn random_bytes_by_url_or_body_in_base64_or_hex() {
     let random = |path: &'static str, body: Value| {
         let app = &app;
         async move {
-            let reply = app
-                .post(&format!("/v1/transit/random{path}"), ADMIN, body)
-                .await;
+            let reply = app.transit(&format!("random{path}"), body).await;
             let data = reply.ok().clone();
             (
                 data["random_bytes"].as_str().unwrap().to_owned(),
@@ -314,22 +276,31 @@ async fn random_bytes_by_url_or_body_in_base64_or_hex() {
     // The URL wins over the body.
     assert_eq!(unb64(&random("/8", json!({"bytes": 64})).await.0).len(), 8);
 
-    let user = app.post("/v1/transit/random/4", USER, json!({})).await;
+    let user = app.transit_as(USER, "random/4", json!({})).await;
     assert_eq!(unb64(user.ok()["random_bytes"].as_str().unwrap()).len(), 4);
 
-    app.post("/v1/transit/random", ADMIN, json!({"bytes": 0}))
-        .await
-        .assert_error(400, "'bytes' cannot be less than 1");
-    app.post("/v1/transit/random/131073", ADMIN, json!({}))
-        .await
-        .assert_error(400, "'bytes' should be less than 131072");
-    app.post("/v1/transit/random/many", ADMIN, json!({}))
-        .await
-        .assert_error(400, "error parsing url-set byte count");
-    app.post("/v1/transit/random", ADMIN, json!({"format": "bin"}))
-        .await
-        .assert_error(400, "unsupported encoding format");
-    app.post("/v1/transit/random", ADMIN, json!({"source": "moon"}))
-        .await
-        .assert_error(400, "unsupported entropy source \"moon\"");
+    app.assert_refusals([
+        (
+            "random",
+            json!({"bytes": 0}),
+            "'bytes' cannot be less than 1",
+        ),
+        (
+            "random/131073",
+            json!({}),
+            "'bytes' should be less than 131072",
+        ),
+        ("random/many", json!({}), "error parsing url-set byte count"),
+        (
+            "random",
+            json!({"format": "bin"}),
+            "unsupported encoding format",
+        ),
+        (
+            "random",
+            json!({"source": "moon"}),
+            "unsupported entropy source \"moon\"",
+        ),
+    ])
+    .await;
 }

@@ -6,6 +6,34 @@ use serde_json::json;
 
 use crate::helpers::*;
 
+/// A second instance on `first`'s database that never refreshes its key cache on its own
+/// during a test.
+async fn spawn_stale_instance(first: &TestApp) -> TestApp {
+    spawn_second_instance_with(first, |settings| {
+        settings.seal.key_refresh_interval_ms = 600_000
+    })
+    .await
+}
+
+/// Two instances on one database and the AES key `{base}`, the ed25519 key `{base}-ed` and the
+/// HMAC key `{base}-mac`: each used once through the second instance, so that it caches
+/// version 1, then rotated to version 2 through the first.
+async fn behind_a_stale_cache(base: &str) -> (TestApp, TestApp) {
+    let first = spawn_unsealed().await;
+    let second = spawn_stale_instance(&first).await;
+    let (ed, mac) = (format!("{base}-ed"), format!("{base}-mac"));
+    first.create_key(base, "aes256-gcm96").await;
+    first.create_key(&ed, "ed25519").await;
+    first.create_key(&mac, "hmac").await;
+    assert_versioned(&second.encrypt(base, b"cached").await, 1);
+    second.sign(&ed, json!({"input": b64("x")})).await;
+    second.hmac(&mac, json!({"input": b64("x")})).await;
+    for name in [base, &ed, &mac] {
+        first.rotate(name).await;
+    }
+    (first, second)
+}
+
 #[tokio::test]
 async fn a_second_instance_encrypts_with_a_new_version_within_five_seconds() {
     let first = spawn_unsealed().await;
@@ -55,48 +83,14 @@ async fn a_second_instance_encrypts_with_a_new_version_within_five_seconds() {
         b"after rotation"
     );
     first
-        .post(
-            "/v1/transit/decrypt/shared",
-            ADMIN,
-            json!({"ciphertext": ciphertext}),
-        )
+        .transit("decrypt/shared", json!({"ciphertext": ciphertext}))
         .await
         .assert_sealed();
 }
 
 #[tokio::test]
 async fn a_stale_cache_still_opens_values_of_newer_versions_at_once() {
-    let first = spawn_unsealed().await;
-    // This instance never refreshes on its own during the test.
-    let second = spawn_second_instance_with(&first, |settings| {
-        settings.seal.key_refresh_interval_ms = 600_000
-    })
-    .await;
-    first.create_key("stale", "aes256-gcm96").await;
-    first.create_key("stale-ed", "ed25519").await;
-    first.create_key("stale-mac", "hmac").await;
-    // Cache all three on the second instance.
-    assert_versioned(&second.encrypt("stale", b"cached").await, 1);
-    second
-        .post(
-            "/v1/transit/sign/stale-ed",
-            ADMIN,
-            json!({"input": b64("x")}),
-        )
-        .await
-        .ok();
-    second
-        .post(
-            "/v1/transit/hmac/stale-mac",
-            ADMIN,
-            json!({"input": b64("x")}),
-        )
-        .await
-        .ok();
-
-    for name in ["stale", "stale-ed", "stale-mac"] {
-        first.rotate(name).await;
-    }
+    let (first, second) = behind_a_stale_cache("stale").await;
     let new_ciphertext = first.encrypt("stale", b"made with v2").await;
     assert_versioned(&new_ciphertext, 2);
     // The second instance's cache is stale: it still encrypts with version 1 ...
@@ -110,41 +104,18 @@ async fn a_stale_cache_still_opens_values_of_newer_versions_at_once() {
     assert_versioned(&second.encrypt("stale", b"fresh").await, 2);
 
     let signature = first
-        .post(
-            "/v1/transit/sign/stale-ed",
-            ADMIN,
-            json!({"input": b64("ballot")}),
-        )
-        .await
-        .ok()["signature"]
+        .sign("stale-ed", json!({"input": b64("ballot")}))
+        .await["signature"]
         .clone();
     assert_eq!(split_versioned(signature.as_str().unwrap()).0, 2);
-    let verified = second
-        .post(
-            "/v1/transit/verify/stale-ed",
-            ADMIN,
-            json!({"input": b64("ballot"), "signature": signature}),
-        )
-        .await;
-    assert_eq!(verified.ok()["valid"], json!(true));
+    let signed = json!({"input": b64("ballot"), "signature": signature});
+    assert!(second.verify("stale-ed", signed).await);
 
     let tag = first
-        .post(
-            "/v1/transit/hmac/stale-mac",
-            ADMIN,
-            json!({"input": b64("lookup")}),
-        )
-        .await
-        .ok()["hmac"]
-        .clone();
-    let checked = second
-        .post(
-            "/v1/transit/verify/stale-mac",
-            ADMIN,
-            json!({"input": b64("lookup"), "hmac": tag}),
-        )
+        .hmac("stale-mac", json!({"input": b64("lookup")}))
         .await;
-    assert_eq!(checked.ok()["valid"], json!(true));
+    let tagged = json!({"input": b64("lookup"), "hmac": tag});
+    assert!(second.verify("stale-mac", tagged).await);
 
     // A minimum decryption version lowered elsewhere is honoured at once too.
     first.create_key("lowered", "aes256-gcm96").await;
@@ -172,10 +143,7 @@ async fn keys_deleted_elsewhere_disappear_from_the_cache() {
     let second = spawn_second_instance(&first).await;
     first.create_key("gone", "aes256-gcm96").await;
     let ciphertext = second.encrypt("gone", b"soon unreadable").await;
-    first
-        .configure_key("gone", json!({"deletion_allowed": true}))
-        .await
-        .ok();
+    first.allow_deletion("gone").await;
     let reply = first.delete("/v1/transit/keys/gone", ADMIN).await;
     assert_eq!(reply.status(), 204, "{}", reply.text);
     eventually(
@@ -204,20 +172,14 @@ async fn a_key_deleted_and_recreated_elsewhere_is_not_served_from_the_old_cache(
     })
     .await;
     first.create_key("reborn", "aes256-gcm96").await;
-    first
-        .configure_key("reborn", json!({"deletion_allowed": true}))
-        .await
-        .ok();
+    first.allow_deletion("reborn").await;
     second.encrypt("reborn", b"cache the old key").await;
 
     // Replace the key with a new one carrying the same settings, in a moment.
     let reply = first.delete("/v1/transit/keys/reborn", ADMIN).await;
     assert_eq!(reply.status(), 204);
     first.create_key("reborn", "aes256-gcm96").await;
-    first
-        .configure_key("reborn", json!({"deletion_allowed": true}))
-        .await
-        .ok();
+    first.allow_deletion("reborn").await;
 
     // After a few refresh periods the second instance must encrypt with the new key.
     tokio::time::sleep(Duration::from_millis(1_200)).await;
@@ -236,23 +198,15 @@ async fn a_key_deleted_and_recreated_elsewhere_is_not_served_from_the_old_cache(
 #[tokio::test]
 async fn rotating_through_a_stale_instance_rotates_the_key_as_stored() {
     let first = spawn_unsealed().await;
-    let second = spawn_second_instance_with(&first, |settings| {
-        settings.seal.key_refresh_interval_ms = 600_000
-    })
-    .await;
+    let second = spawn_stale_instance(&first).await;
     first.create_key("swapped", "aes256-gcm96").await;
-    first
-        .configure_key("swapped", json!({"deletion_allowed": true}))
-        .await
-        .ok();
+    first.allow_deletion("swapped").await;
     second.encrypt("swapped", b"cached as aes").await;
     first.delete("/v1/transit/keys/swapped", ADMIN).await;
     first.create_key("swapped", "ed25519").await;
 
     // The second instance still caches the AES key of that name when asked to rotate.
-    let rotated = second
-        .post("/v1/transit/keys/swapped/rotate", ADMIN, json!({}))
-        .await;
+    let rotated = second.transit("keys/swapped/rotate", json!({})).await;
     let rotated = rotated.ok();
     assert_eq!(rotated["type"], json!("ed25519"));
     assert_eq!(rotated["latest_version"], json!(2));
@@ -261,46 +215,14 @@ async fn rotating_through_a_stale_instance_rotates_the_key_as_stored() {
     assert_eq!(read["type"], json!("ed25519"));
     assert_eq!(read["latest_version"], json!(2));
     let signed = first
-        .post(
-            "/v1/transit/sign/swapped",
-            ADMIN,
-            json!({"input": b64("x")}),
-        )
+        .transit("sign/swapped", json!({"input": b64("x")}))
         .await;
     assert_eq!(signed.ok()["key_version"], json!(2));
 }
 
 #[tokio::test]
 async fn a_stale_cache_serves_a_newer_version_asked_for_by_number() {
-    let first = spawn_unsealed().await;
-    let second = spawn_second_instance_with(&first, |settings| {
-        settings.seal.key_refresh_interval_ms = 600_000
-    })
-    .await;
-    first.create_key("pinned", "aes256-gcm96").await;
-    first.create_key("pinned-ed", "ed25519").await;
-    first.create_key("pinned-mac", "hmac").await;
-    // Cache version 1 of each on the second instance, then rotate through the first.
-    second.encrypt("pinned", b"cache").await;
-    second
-        .post(
-            "/v1/transit/sign/pinned-ed",
-            ADMIN,
-            json!({"input": b64("x")}),
-        )
-        .await
-        .ok();
-    second
-        .post(
-            "/v1/transit/hmac/pinned-mac",
-            ADMIN,
-            json!({"input": b64("x")}),
-        )
-        .await
-        .ok();
-    for name in ["pinned", "pinned-ed", "pinned-mac"] {
-        first.rotate(name).await;
-    }
+    let (first, second) = behind_a_stale_cache("pinned").await;
     let old = first.encrypt("pinned", b"old").await;
     first.rotate("pinned").await; // pinned is at version 3
 
@@ -322,15 +244,12 @@ async fn a_stale_cache_serves_a_newer_version_asked_for_by_number() {
             2,
         ),
     ] {
-        let reply = second
-            .post(&format!("/v1/transit/{path}"), ADMIN, body)
-            .await;
+        let reply = second.transit(path, body).await;
         assert_eq!(reply.ok()["key_version"], json!(version), "{path}");
     }
     let tag = second
-        .post(
-            "/v1/transit/hmac/pinned-mac",
-            ADMIN,
+        .transit(
+            "hmac/pinned-mac",
             json!({"input": b64("x"), "key_version": 2}),
         )
         .await;

@@ -1,9 +1,14 @@
 //! Tokens and policies: who may do what to which keys.
 
 use reqwest::Method;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::helpers::*;
+
+/// Posts to a transit endpoint with the user-svc token; asserts success and returns `data`.
+async fn as_user(app: &TestApp, path: &str, body: Value) -> Value {
+    app.transit_as(USER, path, body).await.ok().clone()
+}
 
 #[tokio::test]
 async fn the_user_svc_token_uses_its_own_keys() {
@@ -12,76 +17,31 @@ async fn the_user_svc_token_uses_its_own_keys() {
     app.create_key("vottery-users-sig", "ed25519").await;
     app.create_key("vottery-users-mac", "hmac").await;
 
-    let encrypted = app
-        .post(
-            "/v1/transit/encrypt/vottery-users-pii",
-            USER,
-            json!({"plaintext": b64("alice@example.com")}),
-        )
-        .await;
-    let ciphertext = encrypted.ok()["ciphertext"].as_str().unwrap().to_owned();
-    let decrypted = app
-        .post(
-            "/v1/transit/decrypt/vottery-users-pii",
-            USER,
-            json!({"ciphertext": ciphertext}),
-        )
-        .await;
-    assert_eq!(decrypted.ok()["plaintext"], json!(b64("alice@example.com")));
+    let pii = json!({"plaintext": b64("alice@example.com")});
+    let encrypted = as_user(&app, "encrypt/vottery-users-pii", pii).await;
+    let ciphertext = encrypted["ciphertext"].as_str().unwrap().to_owned();
+    let ciphertext_body = json!({"ciphertext": ciphertext});
+    let decrypted = as_user(&app, "decrypt/vottery-users-pii", ciphertext_body.clone()).await;
+    assert_eq!(decrypted["plaintext"], json!(b64("alice@example.com")));
     // What the user token encrypts the admin decrypts, and the other way round.
     assert_eq!(
         app.decrypt("vottery-users-pii", &ciphertext).await,
         b"alice@example.com"
     );
-    let rewrapped = app
-        .post(
-            "/v1/transit/rewrap/vottery-users-pii",
-            USER,
-            json!({"ciphertext": ciphertext}),
-        )
-        .await;
-    rewrapped.ok();
-    app.post(
-        "/v1/transit/datakey/wrapped/vottery-users-pii",
-        USER,
-        json!({}),
-    )
-    .await
-    .ok();
+    as_user(&app, "rewrap/vottery-users-pii", ciphertext_body).await;
+    as_user(&app, "datakey/wrapped/vottery-users-pii", json!({})).await;
 
-    let signed = app
-        .post(
-            "/v1/transit/sign/vottery-users-sig",
-            USER,
-            json!({"input": b64("ballot")}),
-        )
-        .await;
-    let signature = signed.ok()["signature"].clone();
-    let verified = app
-        .post(
-            "/v1/transit/verify/vottery-users-sig",
-            USER,
-            json!({"input": b64("ballot"), "signature": signature}),
-        )
-        .await;
-    assert_eq!(verified.ok()["valid"], json!(true));
+    let ballot = json!({"input": b64("ballot")});
+    let signature = as_user(&app, "sign/vottery-users-sig", ballot).await["signature"].clone();
+    let signed = json!({"input": b64("ballot"), "signature": signature});
+    let verified = as_user(&app, "verify/vottery-users-sig", signed).await;
+    assert_eq!(verified["valid"], json!(true));
 
-    let tag = app
-        .post(
-            "/v1/transit/hmac/vottery-users-mac",
-            USER,
-            json!({"input": b64("lookup")}),
-        )
-        .await;
-    let tag = tag.ok()["hmac"].clone();
-    let checked = app
-        .post(
-            "/v1/transit/verify/vottery-users-mac",
-            USER,
-            json!({"input": b64("lookup"), "hmac": tag}),
-        )
-        .await;
-    assert_eq!(checked.ok()["valid"], json!(true));
+    let lookup = json!({"input": b64("lookup")});
+    let tag = as_user(&app, "hmac/vottery-users-mac", lookup).await["hmac"].clone();
+    let tagged = json!({"input": b64("lookup"), "hmac": tag});
+    let checked = as_user(&app, "verify/vottery-users-mac", tagged).await;
+    assert_eq!(checked["valid"], json!(true));
     let read = app.get("/v1/transit/keys/vottery-users-pii", USER).await;
     assert_eq!(read.ok()["name"], json!("vottery-users-pii"));
 }
@@ -164,9 +124,7 @@ async fn the_user_svc_token_may_not_manage_keys_or_touch_other_keys() {
 
     // Nothing changed.
     assert_eq!(app.read_key("vottery-users-pii").await, users_before);
-    app.get("/v1/transit/keys/vottery-users-new", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("vottery-users-new").await;
     assert_eq!(
         app.decrypt("billing", &billing_ciphertext).await,
         b"invoice"
@@ -178,7 +136,7 @@ async fn missing_wrong_and_bearer_tokens() {
     let app = spawn_unsealed().await;
     app.create_key("tokens", "aes256-gcm96").await;
     let body = json!({"plaintext": b64("x")});
-    app.post("/v1/transit/encrypt/tokens", NO_TOKEN, body.clone())
+    app.transit_as(NO_TOKEN, "encrypt/tokens", body.clone())
         .await
         .assert_denied();
     app.post(
@@ -245,41 +203,21 @@ async fn missing_wrong_and_bearer_tokens() {
 #[tokio::test]
 async fn encrypt_upserts_for_the_admin_but_not_for_the_user_svc_token() {
     let app = spawn_unsealed().await;
-    let reply = app
-        .post(
-            "/v1/transit/encrypt/vottery-users-fresh",
-            USER,
-            json!({"plaintext": b64("x")}),
-        )
-        .await;
+    let path = "encrypt/vottery-users-fresh";
+    let plaintext = json!({"plaintext": b64("x")});
+    let reply = app.transit_as(USER, path, plaintext.clone()).await;
     reply.assert_error(400, "encryption key not found");
-    app.get("/v1/transit/keys/vottery-users-fresh", ADMIN)
-        .await
-        .assert_empty_error(404);
-    app.list("/v1/transit/keys", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_key("vottery-users-fresh").await;
+    app.assert_no_keys().await;
 
-    let reply = app
-        .post(
-            "/v1/transit/encrypt/vottery-users-fresh",
-            ADMIN,
-            json!({"plaintext": b64("x")}),
-        )
-        .await;
+    let reply = app.transit(path, plaintext.clone()).await;
     assert_versioned(reply.ok()["ciphertext"].as_str().unwrap(), 1);
     assert_eq!(
         app.read_key("vottery-users-fresh").await["type"],
         json!("aes256-gcm96")
     );
     // Now that it exists, the user token uses it.
-    let reply = app
-        .post(
-            "/v1/transit/encrypt/vottery-users-fresh",
-            USER,
-            json!({"plaintext": b64("x")}),
-        )
-        .await;
+    let reply = app.transit_as(USER, path, plaintext).await;
     reply.ok();
 }
 
@@ -288,12 +226,8 @@ async fn sealing_is_checked_before_the_token() {
     let app = spawn_unsealed().await;
     app.seal().await;
     for token in [NO_TOKEN, Some("wrong"), USER] {
-        app.post(
-            "/v1/transit/encrypt/billing",
-            token,
-            json!({"plaintext": b64("x")}),
-        )
-        .await
-        .assert_sealed();
+        app.transit_as(token, "encrypt/billing", json!({"plaintext": b64("x")}))
+            .await
+            .assert_sealed();
     }
 }

@@ -15,14 +15,11 @@ async fn every_older_version_still_decrypts_after_rotations() {
             let rotated = app.rotate(&name).await;
             assert_eq!(rotated["latest_version"], json!(version));
             let data = app
-                .post(
-                    &format!("/v1/transit/encrypt/{name}"),
-                    ADMIN,
+                .transit_ok(
+                    &format!("encrypt/{name}"),
                     json!({"plaintext": b64(format!("version {version}"))}),
                 )
-                .await
-                .ok()
-                .clone();
+                .await;
             assert_eq!(data["key_version"], json!(version), "{key_type}");
             let ciphertext = data["ciphertext"].as_str().unwrap().to_owned();
             assert_versioned(&ciphertext, version);
@@ -45,7 +42,7 @@ async fn every_older_version_still_decrypts_after_rotations() {
     let ciphertext = app.encrypt("v0", b"zero").await;
     let v0 = ciphertext.replacen("vault:v1:", "vault:v0:", 1);
     assert_eq!(app.decrypt("v0", &v0).await, b"zero");
-    app.post("/v1/transit/keys/absent/rotate", ADMIN, json!({}))
+    app.transit("keys/absent/rotate", json!({}))
         .await
         .assert_error(400, "key not found");
 }
@@ -73,13 +70,9 @@ async fn min_decryption_version_refuses_old_ciphertexts_until_lowered() {
                 400,
                 "ciphertext or signature version is disallowed by policy (too old)",
             );
-        app.post(
-            "/v1/transit/rewrap/min-dec",
-            ADMIN,
-            json!({"ciphertext": old}),
-        )
-        .await
-        .assert_error(400, "disallowed by policy (too old)");
+        app.transit("rewrap/min-dec", json!({"ciphertext": old}))
+            .await
+            .assert_error(400, "disallowed by policy (too old)");
     }
     assert_eq!(app.decrypt("min-dec", &v3).await, b"three");
     // Versions below the minimum cannot be used to make new ciphertexts either: nothing could
@@ -94,7 +87,7 @@ async fn min_decryption_version_refuses_old_ciphertexts_until_lowered() {
             ("datakey/plaintext", json!({"key_version": version})),
             ("hmac", json!({"input": b64("x"), "key_version": version})),
         ] {
-            app.post(&format!("/v1/transit/{operation}/min-dec"), ADMIN, body)
+            app.transit(&format!("{operation}/min-dec"), body)
                 .await
                 .assert_error(400, "key version disallowed by policy (minimum is 3)");
         }
@@ -119,23 +112,19 @@ async fn min_encryption_version_bounds_the_versions_used_to_encrypt() {
 
     // Without a minimum any version may be asked for.
     let data = app
-        .post(
-            "/v1/transit/encrypt/min-enc",
-            ADMIN,
+        .transit_ok(
+            "encrypt/min-enc",
             json!({"plaintext": b64("pinned"), "key_version": 1}),
         )
-        .await
-        .ok()
-        .clone();
+        .await;
     assert_eq!(data["key_version"], json!(1));
     let pinned = data["ciphertext"].as_str().unwrap().to_owned();
 
     app.configure_key("min-enc", json!({"min_encryption_version": 2}))
         .await
         .ok();
-    app.post(
-        "/v1/transit/encrypt/min-enc",
-        ADMIN,
+    app.transit(
+        "encrypt/min-enc",
         json!({"plaintext": b64("x"), "key_version": 1}),
     )
     .await
@@ -144,50 +133,41 @@ async fn min_encryption_version_bounds_the_versions_used_to_encrypt() {
         "requested version for encryption is less than the minimum encryption key version",
     );
     let two = app
-        .post(
-            "/v1/transit/encrypt/min-enc",
-            ADMIN,
+        .transit(
+            "encrypt/min-enc",
             json!({"plaintext": b64("x"), "key_version": 2}),
         )
         .await;
     assert_eq!(two.ok()["key_version"], json!(2));
-    app.post(
-        "/v1/transit/encrypt/min-enc",
-        ADMIN,
-        json!({"plaintext": b64("x"), "key_version": 4}),
-    )
-    .await
-    .assert_error(
-        400,
-        "requested version for encryption is higher than the latest key version",
-    );
-    app.post(
-        "/v1/transit/encrypt/min-enc",
-        ADMIN,
-        json!({"plaintext": b64("x"), "key_version": -1}),
-    )
-    .await
-    .assert_error(400, "requested version for encryption is negative");
+    app.assert_refusals([
+        (
+            "encrypt/min-enc",
+            json!({"plaintext": b64("x"), "key_version": 4}),
+            "requested version for encryption is higher than the latest key version",
+        ),
+        (
+            "encrypt/min-enc",
+            json!({"plaintext": b64("x"), "key_version": -1}),
+            "requested version for encryption is negative",
+        ),
+    ])
+    .await;
     assert_versioned(&app.encrypt("min-enc", b"latest").await, 3);
     // Decryption of older versions is not affected by the encryption minimum.
     assert_eq!(app.decrypt("min-enc", &pinned).await, b"pinned");
-    app.post(
-        "/v1/transit/datakey/wrapped/min-enc",
-        ADMIN,
-        json!({"key_version": 1}),
-    )
-    .await
-    .assert_error(400, "less than the minimum encryption key version");
-    app.post(
-        "/v1/transit/hmac/min-enc",
-        ADMIN,
-        json!({"input": b64("x"), "key_version": 1}),
-    )
-    .await
-    .assert_error(
-        400,
-        "cannot generate HMAC: version is too old (disallowed by policy)",
-    );
+    app.assert_refusals([
+        (
+            "datakey/wrapped/min-enc",
+            json!({"key_version": 1}),
+            "less than the minimum encryption key version",
+        ),
+        (
+            "hmac/min-enc",
+            json!({"input": b64("x"), "key_version": 1}),
+            "cannot generate HMAC: version is too old (disallowed by policy)",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -201,7 +181,7 @@ async fn trim_follows_vaults_rules_and_deletes_old_versions_for_good() {
     app.rotate("trimmed").await;
     let trim = |body: serde_json::Value| {
         let app = &app;
-        async move { app.post("/v1/transit/keys/trimmed/trim", ADMIN, body).await }
+        async move { app.transit("keys/trimmed/trim", body).await }
     };
 
     trim(json!({}))
@@ -267,13 +247,9 @@ async fn trim_follows_vaults_rules_and_deletes_old_versions_for_good() {
         .assert_error(400, "disallowed by policy (too old)");
     assert_eq!(app.decrypt("trimmed", &v2).await, b"two");
     assert_eq!(app.rotate("trimmed").await["latest_version"], json!(5));
-    app.post(
-        "/v1/transit/keys/missing/trim",
-        ADMIN,
-        json!({"min_available_version": 1}),
-    )
-    .await
-    .assert_error(400, "invalid key name");
+    app.transit("keys/missing/trim", json!({"min_available_version": 1}))
+        .await
+        .assert_error(400, "invalid key name");
 }
 
 #[tokio::test]
@@ -291,14 +267,8 @@ async fn rewrap_brings_every_version_to_the_latest() {
     }
     for (version, ciphertext) in &ciphertexts {
         let data = app
-            .post(
-                "/v1/transit/rewrap/rewrapped",
-                ADMIN,
-                json!({"ciphertext": ciphertext}),
-            )
-            .await
-            .ok()
-            .clone();
+            .transit_ok("rewrap/rewrapped", json!({"ciphertext": ciphertext}))
+            .await;
         assert_eq!(data["key_version"], json!(4));
         let rewrapped = data["ciphertext"].as_str().unwrap();
         assert_versioned(rewrapped, 4);
@@ -315,9 +285,8 @@ async fn rewrap_brings_every_version_to_the_latest() {
     app.try_decrypt("rewrapped", json!({"ciphertext": ciphertexts[0].1}))
         .await
         .assert_error(400, "too old");
-    app.post(
-        "/v1/transit/rewrap/rewrapped",
-        ADMIN,
+    app.transit(
+        "rewrap/rewrapped",
         json!({"ciphertext": ciphertexts[0].1, "key_version": 9}),
     )
     .await
@@ -336,11 +305,7 @@ async fn keys_rotate_automatically_once_their_period_has_passed() {
         .await;
     assert_eq!(key["auto_rotate_period"], json!(3600));
     first.create_key("manual", "aes256-gcm96").await;
-    let signature = first
-        .post("/v1/transit/sign/auto", ADMIN, json!({"input": b64("x")}))
-        .await
-        .ok()["signature"]
-        .clone();
+    let signature = first.sign("auto", json!({"input": b64("x")})).await["signature"].clone();
 
     // Age version 1 past the period, for both keys.
     first
@@ -365,15 +330,9 @@ async fn keys_rotate_automatically_once_their_period_has_passed() {
     assert_eq!(first.db_versions("auto").await, (2, 2));
     assert_eq!(first.db_versions("manual").await, (1, 1));
     let signed = second
-        .post("/v1/transit/sign/auto", ADMIN, json!({"input": b64("x")}))
+        .transit("sign/auto", json!({"input": b64("x")}))
         .await;
     assert_eq!(signed.ok()["key_version"], json!(2));
-    let verified = second
-        .post(
-            "/v1/transit/verify/auto",
-            ADMIN,
-            json!({"input": b64("x"), "signature": signature}),
-        )
-        .await;
-    assert_eq!(verified.ok()["valid"], json!(true));
+    let signed = json!({"input": b64("x"), "signature": signature});
+    assert!(second.verify("auto", signed).await);
 }

@@ -96,26 +96,14 @@ async fn a_new_instance_is_uninitialized_and_refuses_every_crypto_route() {
 #[tokio::test]
 async fn init_hands_out_five_shares_once_and_three_of_them_unseal() {
     let mut app = spawn_uninitialized().await;
-    let bad = app
-        .put(
-            "/v1/sys/init",
-            NO_TOKEN,
-            json!({"secret_shares": 3, "secret_threshold": 4}),
-        )
-        .await;
+    let bad = app.init_request(3, 4).await;
     bad.assert_error(
         400,
         "invalid seal configuration: threshold cannot be larger than shares",
     );
     assert_eq!(app.seal_status().await["initialized"], json!(false));
 
-    let reply = app
-        .put(
-            "/v1/sys/init",
-            NO_TOKEN,
-            json!({"secret_shares": 5, "secret_threshold": 3}),
-        )
-        .await;
+    let reply = app.init_request(5, 3).await;
     assert_eq!(reply.status(), 200, "{}", reply.text);
     let body = reply.json.as_object().unwrap();
     assert!(!body.contains_key("data"), "init answers without envelope");
@@ -144,13 +132,7 @@ async fn init_hands_out_five_shares_once_and_three_of_them_unseal() {
     });
 
     // The shares are handed out once.
-    let again = app
-        .put(
-            "/v1/sys/init",
-            NO_TOKEN,
-            json!({"secret_shares": 5, "secret_threshold": 3}),
-        )
-        .await;
+    let again = app.init_request(5, 3).await;
     again.assert_error(400, "Vault is already initialized");
     let init = app.get("/v1/sys/init", NO_TOKEN).await;
     assert_eq!(init.json, json!({"initialized": true}));
@@ -182,13 +164,9 @@ async fn init_hands_out_five_shares_once_and_three_of_them_unseal() {
         (&json!(2), &json!(true))
     );
     assert_eq!(second.json["nonce"], json!(nonce), "same attempt");
-    app.post(
-        "/v1/transit/encrypt/k",
-        ADMIN,
-        json!({"plaintext": b64("x")}),
-    )
-    .await
-    .assert_sealed();
+    app.transit("encrypt/k", json!({"plaintext": b64("x")}))
+        .await
+        .assert_sealed();
 
     // The third unseals.
     let third = app.unseal(&shares[2]).await;
@@ -228,13 +206,9 @@ async fn any_three_of_five_shares_unseal_in_any_order_and_format() {
     for subset in [[4, 2, 0], [1, 3, 4], [3, 0, 2]] {
         app.seal().await;
         assert_eq!(app.seal_status().await["sealed"], json!(true));
-        app.post(
-            "/v1/transit/decrypt/subsets",
-            ADMIN,
-            json!({"ciphertext": ciphertext}),
-        )
-        .await
-        .assert_sealed();
+        app.transit("decrypt/subsets", json!({"ciphertext": ciphertext}))
+            .await
+            .assert_sealed();
         for (position, index) in subset.iter().enumerate() {
             // Hex for the first share of the subset, base64 for the others.
             let share = if position == 0 {
@@ -353,13 +327,8 @@ async fn sealing_needs_a_permitted_token_and_makes_keys_unusable_until_unsealed(
     app.create_key("sealing-signer", "ed25519").await;
     let ciphertext = app.encrypt("vottery-users-sealing", b"kept").await;
     let signature = app
-        .post(
-            "/v1/transit/sign/sealing-signer",
-            ADMIN,
-            json!({"input": b64("signed")}),
-        )
-        .await
-        .ok()["signature"]
+        .sign("sealing-signer", json!({"input": b64("signed")}))
+        .await["signature"]
         .clone();
 
     for token in [USER, NO_TOKEN, Some("wrong-token")] {
@@ -378,16 +347,15 @@ async fn sealing_needs_a_permitted_token_and_makes_keys_unusable_until_unsealed(
 
     app.seal().await;
     assert_eq!(app.seal_status().await["sealed"], json!(true));
-    app.post(
-        "/v1/transit/decrypt/vottery-users-sealing",
+    app.transit_as(
         USER,
+        "decrypt/vottery-users-sealing",
         json!({"ciphertext": ciphertext}),
     )
     .await
     .assert_sealed();
-    app.post(
-        "/v1/transit/verify/sealing-signer",
-        ADMIN,
+    app.transit(
+        "verify/sealing-signer",
         json!({"input": b64("signed"), "signature": signature}),
     )
     .await
@@ -396,22 +364,13 @@ async fn sealing_needs_a_permitted_token_and_makes_keys_unusable_until_unsealed(
     app.seal().await;
 
     app.unseal_with_shares(&[4, 1, 3]).await;
+    let ciphertext_body = json!({"ciphertext": ciphertext});
     let decrypted = app
-        .post(
-            "/v1/transit/decrypt/vottery-users-sealing",
-            USER,
-            json!({"ciphertext": ciphertext}),
-        )
+        .transit_as(USER, "decrypt/vottery-users-sealing", ciphertext_body)
         .await;
     assert_eq!(decrypted.ok()["plaintext"], json!(b64("kept")));
-    let verified = app
-        .post(
-            "/v1/transit/verify/sealing-signer",
-            ADMIN,
-            json!({"input": b64("signed"), "signature": signature}),
-        )
-        .await;
-    assert_eq!(verified.ok()["valid"], json!(true));
+    let signed = json!({"input": b64("signed"), "signature": signature});
+    assert!(app.verify("sealing-signer", signed).await);
 }
 
 #[tokio::test]

@@ -10,16 +10,11 @@ use sha2::Digest;
 use crate::helpers::*;
 
 async fn sign(app: &TestApp, path: &str, body: Value) -> Value {
-    app.post(&format!("/v1/transit/sign/{path}"), ADMIN, body)
-        .await
-        .ok()
-        .clone()
+    app.transit_ok(&format!("sign/{path}"), body).await
 }
 
 async fn verify(app: &TestApp, path: &str, body: Value) -> bool {
-    let reply = app
-        .post(&format!("/v1/transit/verify/{path}"), ADMIN, body)
-        .await;
+    let reply = app.transit(&format!("verify/{path}"), body).await;
     let data = reply.ok();
     assert_eq!(
         data.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -117,23 +112,19 @@ async fn ed25519_signs_and_verifies_and_rotation_keeps_old_signatures_valid() {
     app.configure_key("ed", json!({"min_decryption_version": 2}))
         .await
         .ok();
-    app.post(
-        "/v1/transit/verify/ed",
-        ADMIN,
-        json!({"input": b64(message), "signature": data["signature"]}),
-    )
-    .await
-    .assert_error(
-        400,
-        "ciphertext or signature version is disallowed by policy (too old)",
-    );
-    app.post(
-        "/v1/transit/sign/ed",
-        ADMIN,
-        json!({"input": b64(message), "key_version": 1}),
-    )
-    .await
-    .assert_error(400, "key version disallowed by policy (minimum is 2)");
+    app.assert_refusals([
+        (
+            "verify/ed",
+            json!({"input": b64(message), "signature": data["signature"]}),
+            "ciphertext or signature version is disallowed by policy (too old)",
+        ),
+        (
+            "sign/ed",
+            json!({"input": b64(message), "key_version": 1}),
+            "key version disallowed by policy (minimum is 2)",
+        ),
+    ])
+    .await;
     let exported = app.get("/v1/transit/export/public-key/ed", ADMIN).await;
     let exported: Vec<_> = exported.ok()["keys"]
         .as_object()
@@ -201,20 +192,19 @@ async fn derived_ed25519_keys_sign_per_context() {
         )
         .await
     );
-    app.post(
-        "/v1/transit/verify/ed-derived",
-        ADMIN,
-        json!({"input": b64(message), "signature": alice["signature"]}),
-    )
-    .await
-    .assert_error(400, "missing 'context' for key derivation");
-    app.post(
-        "/v1/transit/sign/ed-derived",
-        ADMIN,
-        json!({"input": b64(message)}),
-    )
-    .await
-    .assert_error(400, "missing 'context' for key derivation");
+    app.assert_refusals([
+        (
+            "verify/ed-derived",
+            json!({"input": b64(message), "signature": alice["signature"]}),
+            "missing 'context' for key derivation",
+        ),
+        (
+            "sign/ed-derived",
+            json!({"input": b64(message)}),
+            "missing 'context' for key derivation",
+        ),
+    ])
+    .await;
 }
 
 #[tokio::test]
@@ -317,9 +307,8 @@ async fn ecdsa_p256_signs_in_asn1_and_jws_with_several_hashes() {
     // An ASN.1 signature read as JWS (or the other way round) does not verify.
     let asn1 = sign(&app, "ec", json!({"input": b64(message)})).await;
     let reply = app
-        .post(
-            "/v1/transit/verify/ec",
-            ADMIN,
+        .transit(
+            "verify/ec",
             json!({"input": b64(message), "signature": asn1["signature"], "marshaling_algorithm": "jws"}),
         )
         .await;
@@ -328,20 +317,19 @@ async fn ecdsa_p256_signs_in_asn1_and_jws_with_several_hashes() {
         "{}",
         reply.text
     );
-    app.post(
-        "/v1/transit/sign/ec",
-        ADMIN,
-        json!({"input": b64(message), "marshaling_algorithm": "pem"}),
-    )
-    .await
-    .assert_error(400, "invalid marshaling type \"pem\"");
-    app.post(
-        "/v1/transit/sign/ec/md5",
-        ADMIN,
-        json!({"input": b64(message)}),
-    )
-    .await
-    .assert_error(400, "invalid hash algorithm \"md5\"");
+    app.assert_refusals([
+        (
+            "sign/ec",
+            json!({"input": b64(message), "marshaling_algorithm": "pem"}),
+            "invalid marshaling type \"pem\"",
+        ),
+        (
+            "sign/ec/md5",
+            json!({"input": b64(message)}),
+            "invalid hash algorithm \"md5\"",
+        ),
+    ])
+    .await;
 }
 
 fn rsa_public_der(pem: &str) -> Vec<u8> {
@@ -418,9 +406,8 @@ async fn rsa_2048_signs_with_pss_and_pkcs1v15() {
     let pem = public_key(&key, "1");
     assert!(pem.starts_with("-----BEGIN PUBLIC KEY-----\n") && pem.ends_with('\n'));
     check_rsa_signatures(&app, "rsa", 256).await;
-    app.post(
-        "/v1/transit/sign/rsa",
-        ADMIN,
+    app.transit(
+        "sign/rsa",
         json!({"input": b64("x"), "signature_algorithm": "pss-ish"}),
     )
     .await
@@ -459,9 +446,8 @@ async fn a_remembered_signature_is_valid_only_for_the_key_and_input_it_was_made_
     assert!(!verify(&app, "records", tampered_signature).await);
     // A batch mixing the remembered value with a tampered one answers each on its own.
     let batch = app
-        .post(
-            "/v1/transit/verify/records",
-            ADMIN,
+        .transit(
+            "verify/records",
             json!({"batch_input": [
                 {"input": b64(message), "signature": signed["signature"]},
                 {"input": b64(b"user 8, version 1"), "signature": signed["signature"]},
@@ -473,9 +459,7 @@ async fn a_remembered_signature_is_valid_only_for_the_key_and_input_it_was_made_
     assert_eq!(results[1]["valid"], json!(false), "{results}");
 
     // Another key under the same name does not inherit what the old one verified.
-    app.configure_key("records", json!({"deletion_allowed": true}))
-        .await
-        .ok();
+    app.allow_deletion("records").await;
     assert!(
         app.delete("/v1/transit/keys/records", ADMIN)
             .await

@@ -29,9 +29,7 @@ async fn a_failed_rotation_leaves_the_key_as_it_was() {
     app.db_execute(&failing_version_trigger(2)).await;
 
     for _ in 0..2 {
-        let reply = app
-            .post("/v1/transit/keys/tx/rotate", ADMIN, json!({}))
-            .await;
+        let reply = app.transit("keys/tx/rotate", json!({})).await;
         assert!(reply.status.is_server_error(), "{}", reply.text);
         assert_eq!(reply.json, json!({"errors": ["internal error"]}));
         assert!(
@@ -62,16 +60,10 @@ async fn a_failed_rotation_leaves_the_key_as_it_was() {
 async fn a_failed_create_or_upsert_leaves_no_key() {
     let app = spawn_unsealed().await;
     app.db_execute(&failing_version_trigger(1)).await;
-    let reply = app
-        .post("/v1/transit/keys/half", ADMIN, json!({"type": "ed25519"}))
-        .await;
+    let reply = app.transit("keys/half", json!({"type": "ed25519"})).await;
     assert!(reply.status.is_server_error(), "{}", reply.text);
     let reply = app
-        .post(
-            "/v1/transit/encrypt/half-upsert",
-            ADMIN,
-            json!({"plaintext": b64("x")}),
-        )
+        .transit("encrypt/half-upsert", json!({"plaintext": b64("x")}))
         .await;
     assert!(reply.status.is_server_error(), "{}", reply.text);
     for name in ["half", "half-upsert"] {
@@ -79,9 +71,7 @@ async fn a_failed_create_or_upsert_leaves_no_key() {
             .await
             .assert_empty_error(404);
     }
-    app.list("/v1/transit/keys", ADMIN)
-        .await
-        .assert_empty_error(404);
+    app.assert_no_keys().await;
 
     app.db_execute(DROP_TRIGGER).await;
     let created = app.create_key("half", "ed25519").await;
@@ -109,9 +99,7 @@ async fn a_failed_config_change_leaves_the_settings_as_they_were() {
         let reply = app.configure_key("guarded", body).await;
         assert!(reply.status.is_server_error(), "{}", reply.text);
     }
-    let reply = app
-        .post("/v1/transit/keys/guarded/rotate", ADMIN, json!({}))
-        .await;
+    let reply = app.transit("keys/guarded/rotate", json!({})).await;
     assert!(reply.status.is_server_error(), "{}", reply.text);
     assert_eq!(app.read_key("guarded").await, before);
     assert_eq!(app.db_versions("guarded").await, (2, 2));

@@ -4,12 +4,12 @@
 
 use vottery_common::guardians::GuardianStage;
 use vottery_common::guardians::mediator::{
-    CeremonyState, DecryptOptions, MediatorError, Progress, Round, accumulate, decrypt, encrypt,
+    CeremonyState, MediatorError, Progress, Round, accumulate, encrypt,
 };
 use vottery_election::{ElementModQ, g_pow_p};
 
 use crate::instances::{Instance, Scratch, start_all};
-use crate::{extended_base_hash, run_to_end};
+use crate::{decrypt_with, run_to_end};
 
 /// Runs the ceremony, checks it, then decrypts some values and a 1,000-vote tally with every
 /// guardian, and again after killing the instances at `killed` (leaving exactly the quorum).
@@ -67,18 +67,11 @@ async fn ceremony_then_decrypt(names: &[&str], quorum: u32, killed: &[usize]) {
     ciphertexts.push(accumulate(&ballots).unwrap());
     let mut expected: Vec<u64> = values.to_vec();
     expected.push(expected_count);
-    let hash = extended_base_hash(&record);
 
     let everyone: Vec<_> = instances.iter().map(Instance::client).collect();
-    let decrypted = decrypt(
-        &record,
-        &everyone,
-        &ciphertexts,
-        &hash,
-        &DecryptOptions::default(),
-    )
-    .await
-    .unwrap();
+    let decrypted = decrypt_with(&record, &everyone, &ciphertexts)
+        .await
+        .unwrap();
     let found: Vec<u64> = decrypted.iter().map(|d| d.m).collect();
     assert_eq!(found, expected, "decrypted with every guardian");
     for decryption in &decrypted {
@@ -98,28 +91,16 @@ async fn ceremony_then_decrypt(names: &[&str], quorum: u32, killed: &[usize]) {
         .map(|(_, instance)| instance.client())
         .collect();
     assert_eq!(quorum_only.len(), quorum as usize);
-    let decrypted = decrypt(
-        &record,
-        &quorum_only,
-        &ciphertexts,
-        &hash,
-        &DecryptOptions::default(),
-    )
-    .await
-    .unwrap();
+    let decrypted = decrypt_with(&record, &quorum_only, &ciphertexts)
+        .await
+        .unwrap();
     let found: Vec<u64> = decrypted.iter().map(|d| d.m).collect();
     assert_eq!(found, expected, "decrypted with exactly the quorum");
 
     let too_few = &quorum_only[1..];
-    let error = decrypt(
-        &record,
-        too_few,
-        &ciphertexts,
-        &hash,
-        &DecryptOptions::default(),
-    )
-    .await
-    .unwrap_err();
+    let error = decrypt_with(&record, too_few, &ciphertexts)
+        .await
+        .unwrap_err();
     assert!(
         matches!(error, MediatorError::NotEnoughGuardians { available, quorum: q } if available == too_few.len() && q == quorum),
         "{error}"

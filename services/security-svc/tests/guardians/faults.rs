@@ -9,7 +9,7 @@ use vottery_common::guardians::mediator::{
 
 use crate::instances::{Scratch, connector, endpoints, start_all};
 use crate::proxy::Proxy;
-use crate::{extended_base_hash, run_to_end};
+use crate::{decrypt_with, extended_base_hash, run_to_end};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tampered_public_record_is_refused_naming_its_guardian() {
@@ -245,14 +245,8 @@ async fn a_guardian_killed_mid_ceremony_is_named_and_the_ceremony_resumes_after_
     // bob's secrets survived the kill: alice and bob decrypt without carol.
     let ciphertexts = encrypt(&[3], &record.joint_key.joint_public_key).unwrap();
     let available = [instances[0].client(), instances[1].client()];
-    let decrypted = decrypt(
-        &record,
-        &available,
-        &ciphertexts,
-        &extended_base_hash(&record),
-        &DecryptOptions::default(),
-    )
-    .await
-    .unwrap();
+    let decrypted = decrypt_with(&record, &available, &ciphertexts)
+        .await
+        .unwrap();
     assert_eq!(decrypted[0].m, 3);
 }

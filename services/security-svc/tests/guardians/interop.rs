@@ -10,13 +10,11 @@ use std::path::PathBuf;
 
 use serde_json::{Value, json};
 use tokio::process::Command;
-use vottery_common::guardians::mediator::{
-    CollectedShares, DecryptOptions, collect_shares, decrypt, encrypt,
-};
+use vottery_common::guardians::mediator::{CollectedShares, collect_shares, encrypt};
 use vottery_election::ElGamalCiphertext;
 
 use crate::instances::{Scratch, start_all};
-use crate::{extended_base_hash, run_to_end};
+use crate::{decrypt_with, extended_base_hash, run_to_end};
 
 /// The interpreter, or `None` (after the skip line) when this run does without it.
 fn reference_python() -> Option<String> {
@@ -114,15 +112,9 @@ async fn the_electionguard_reference_verifies_a_ceremony_and_its_decryptions() {
     let from_reference: Vec<ElGamalCiphertext> =
         serde_json::from_str(&reference(&python, &args).await).unwrap();
     let everyone: Vec<_> = instances.iter().map(|i| i.client()).collect();
-    let decrypted = decrypt(
-        &record,
-        &everyone,
-        &from_reference,
-        &hash,
-        &DecryptOptions::default(),
-    )
-    .await
-    .unwrap();
+    let decrypted = decrypt_with(&record, &everyone, &from_reference)
+        .await
+        .unwrap();
     assert_eq!(
         decrypted.iter().map(|d| d.m).collect::<Vec<_>>(),
         vec![0, 1, 5, 12]

@@ -13,8 +13,11 @@ mod faults;
 mod interop;
 
 use vottery_common::guardians::CeremonyRecord;
-use vottery_common::guardians::mediator::{CeremonyState, Progress, run_ceremony};
-use vottery_election::{ElementModQ, Hashable, hash_elems};
+use vottery_common::guardians::mediator::{
+    CeremonyState, DecryptOptions, Decryption, GuardianClient, MediatorError, Progress, decrypt,
+    run_ceremony,
+};
+use vottery_election::{ElGamalCiphertext, ElementModQ, Hashable, hash_elems};
 
 use instances::{Instance, Scratch, connector, endpoints};
 
@@ -36,6 +39,24 @@ pub async fn run_to_end(
     .await
     .unwrap_or_else(|error| panic!("the ceremony fails: {error}"));
     (record, steps)
+}
+
+/// Decrypts `ciphertexts` of the test election of `record` with the guardians at hand and the
+/// default options.
+pub async fn decrypt_with(
+    record: &CeremonyRecord,
+    available: &[GuardianClient],
+    ciphertexts: &[ElGamalCiphertext],
+) -> Result<Vec<Decryption>, MediatorError> {
+    let hash = extended_base_hash(record);
+    decrypt(
+        record,
+        available,
+        ciphertexts,
+        &hash,
+        &DecryptOptions::default(),
+    )
+    .await
 }
 
 /// A test election's extended base hash.
