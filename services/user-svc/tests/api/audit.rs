@@ -4,7 +4,7 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, spawn_app};
+use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, spawn_app, spawn_app_with_user};
 
 /// A user with a trail of several rows: created, activated, profile edited twice, a refused
 /// attempt, a role change.
@@ -17,21 +17,15 @@ async fn user_with_trail(app: &TestApp) -> TestUser {
     app.put(&path, &user.token, json!({"first_name": "Ola"}))
         .await
         .expect(200);
-    app.put(
-        &format!("/api/users/{}/status", user.id),
-        &user.token,
-        json!({"status": "suspended"}),
-    )
-    .await
-    .problem(403);
+    app.put_status(user.id, &user.token, json!({"status": "suspended"}))
+        .await
+        .problem(403);
     app.set_role(user.id, Some("analyst")).await;
     user
 }
 
 async fn chain(app: &TestApp, id: i32) -> Value {
-    let reply = app
-        .get(&format!("/api/users/{id}/audit"), &app.manager.token)
-        .await;
+    let reply = app.get_as_manager(&format!("/api/users/{id}/audit")).await;
     reply.expect(200)["chain"].clone()
 }
 
@@ -47,8 +41,8 @@ async fn every_mutation_and_every_refusal_is_audited_without_pii() {
 
     app.set_status(user.id, "active").await;
     steps.push(("user.update_status", true));
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
+    app.put_profile(
+        user.id,
         &user.token,
         json!({"last_name": "Quixworth", "city": "Lyon"}),
     )
@@ -56,37 +50,25 @@ async fn every_mutation_and_every_refusal_is_audited_without_pii() {
     .expect(200);
     steps.push(("user.update_profile", true));
     // Refused: forbidden, invalid, conflicting, not allowed.
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
-        &auditor.token,
-        json!({"city": "Nice"}),
-    )
-    .await
-    .problem(403);
+    app.put_profile(user.id, &auditor.token, json!({"city": "Nice"}))
+        .await
+        .problem(403);
     steps.push(("user.update_profile", false));
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
+    app.put_profile(
+        user.id,
         &user.token,
         json!({"country": "XX", "first_name": "Secretname"}),
     )
     .await
     .problem(422);
     steps.push(("user.update_profile", false));
-    app.put(
-        &format!("/api/users/{}/status", user.id),
-        &app.manager.token,
-        json!({"status": "pending"}),
-    )
-    .await
-    .problem(409);
+    app.put_status(user.id, &app.manager.token, json!({"status": "pending"}))
+        .await
+        .problem(409);
     steps.push(("user.update_status", false));
-    app.put(
-        &format!("/api/users/{}/role", user.id),
-        &auditor.token,
-        json!({"admin_role": "auditor"}),
-    )
-    .await
-    .problem(403);
+    app.put_role(user.id, &auditor.token, json!({"admin_role": "auditor"}))
+        .await
+        .problem(403);
     steps.push(("user.update_role", false));
     app.delete(&format!("/api/users/{}", user.id), &auditor.token)
         .await
@@ -177,8 +159,7 @@ async fn every_mutation_and_every_refusal_is_audited_without_pii() {
 
 #[tokio::test]
 async fn client_address_and_agent_are_recorded() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     app.call(
         reqwest::Method::PUT,
         &format!("/api/users/{}/profile", user.id),
@@ -197,8 +178,7 @@ async fn client_address_and_agent_are_recorded() {
 
 #[tokio::test]
 async fn a_change_and_its_audit_row_commit_or_fail_together() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let before = app.user_row(user.id).await;
     // From now on the audit table refuses profile and create rows.
     app.exec(
@@ -207,8 +187,8 @@ async fn a_change_and_its_audit_row_commit_or_fail_together() {
     .await;
 
     let failed = app
-        .put(
-            &format!("/api/users/{}/profile", user.id),
+        .put_profile(
+            user.id,
             &user.token,
             json!({"city": "Nowhere", "first_name": "Lost"}),
         )
@@ -220,15 +200,11 @@ async fn a_change_and_its_audit_row_commit_or_fail_together() {
     assert_eq!(after["first_name"], before["first_name"]);
     assert_eq!(after["record_signature"], before["record_signature"]);
 
-    let users = app.count("SELECT count(*) FROM vottery_users").await;
-    app.post(
-        "/api/users",
-        SERVICE_TOKEN,
-        json!({"sngine_email": "ghost@example.com", "sngine_phone": "+14155550777"}),
-    )
-    .await
-    .problem(500);
-    assert_eq!(app.count("SELECT count(*) FROM vottery_users").await, users);
+    let users = app.user_count().await;
+    app.post_user(json!({"sngine_email": "ghost@example.com", "sngine_phone": "+14155550777"}))
+        .await
+        .problem(500);
+    assert_eq!(app.user_count().await, users);
 
     // The chain heads did not move either: the trail is still intact.
     assert_eq!(chain(&app, user.id).await["valid"], json!(true));
@@ -335,8 +311,7 @@ async fn a_deleted_last_row_is_located() {
 
 #[tokio::test]
 async fn auditors_and_above_read_audit_trails() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let path = format!("/api/users/{}/audit", user.id);
     for role in ["manager", "admin", "moderator", "auditor"] {
         let reader = app.user_with_role(role).await;
@@ -348,21 +323,20 @@ async fn auditors_and_above_read_audit_trails() {
     }
     app.get(&path, &user.token).await.problem(403);
     app.get(&path, SERVICE_TOKEN).await.problem(403);
-    app.get("/api/users/99999/audit", &app.manager.token)
+    app.get_as_manager("/api/users/99999/audit")
         .await
         .problem(404);
-    app.get(&format!("{path}?limit=0"), &app.manager.token)
+    app.get_as_manager(&format!("{path}?limit=0"))
         .await
         .assert_invalid(&["limit"]);
-    app.get(&format!("{path}?status=active"), &app.manager.token)
+    app.get_as_manager(&format!("{path}?status=active"))
         .await
         .assert_invalid(&["status"]);
 }
 
 #[tokio::test]
 async fn a_chain_read_while_rows_are_appended_is_whole() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let path = format!("/api/users/{}/profile", user.id);
     let done = std::sync::atomic::AtomicUsize::new(0);
     let writer = |writer: usize| {
@@ -394,10 +368,7 @@ async fn a_chain_read_while_rows_are_appended_is_whole() {
     let (.., checks) = tokio::join!(writer(0), writer(1), writer(2), writer(3), reads);
     assert!(checks > 10, "only {checks} checks ran during the writes");
     let reply = app
-        .get(
-            &format!("/api/users/{}/export", user.id),
-            &app.manager.token,
-        )
+        .get_as_manager(&format!("/api/users/{}/export", user.id))
         .await;
     let export = reply.expect(200);
     assert_eq!(export["audit_chain"]["valid"], json!(true));
@@ -409,11 +380,7 @@ async fn a_refused_attempt_naming_a_field_with_a_nul_is_still_recorded() {
     let refusals =
         "SELECT count(*) FROM vottery_audit_logs WHERE action = 'user.create' AND NOT success";
     let before = app.count(refusals).await;
-    app.post(
-        "/api/users",
-        SERVICE_TOKEN,
-        json!({"sngine_email": "nul@example.com", "sngine_phone": "+15550001234", "city\u{0}": "x"}),
-    )
+    app.post_user(json!({"sngine_email": "nul@example.com", "sngine_phone": "+15550001234", "city\u{0}": "x"}))
     .await
     .problem(422);
     assert_eq!(app.count(refusals).await, before + 1);

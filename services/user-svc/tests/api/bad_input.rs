@@ -4,25 +4,21 @@
 use reqwest::Method;
 use serde_json::json;
 
-use crate::helpers::{SERVICE_TOKEN, spawn_app};
+use crate::helpers::{SERVICE_TOKEN, spawn_app, spawn_app_with_user};
 
 #[tokio::test]
 async fn unknown_fields_and_wrong_types_are_each_named() {
     let app = spawn_app().await;
     let reply = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({
-                "sngine_email": 42,
-                "sngine_phone": ["+14155550100"],
-                "user_type": "alien",
-                "subscription_status": true,
-                "notifications_enabled": "yes",
-                "nickname": "x",
-                "admin_role": "manager"
-            }),
-        )
+        .post_user(json!({
+            "sngine_email": 42,
+            "sngine_phone": ["+14155550100"],
+            "user_type": "alien",
+            "subscription_status": true,
+            "notifications_enabled": "yes",
+            "nickname": "x",
+            "admin_role": "manager"
+        }))
         .await;
     reply.assert_invalid(&[
         "sngine_email",
@@ -38,22 +34,18 @@ async fn unknown_fields_and_wrong_types_are_each_named() {
     assert!(reply.error_message("nickname").contains("unknown"));
     assert!(reply.json["request_id"].is_string() || reply.header("x-request-id").is_some());
 
-    let missing = app.post("/api/users", SERVICE_TOKEN, json!({})).await;
+    let missing = app.post_user(json!({})).await;
     missing.assert_invalid(&["sngine_email", "sngine_phone"]);
-    let not_object = app.post("/api/users", SERVICE_TOKEN, json!(["a"])).await;
+    let not_object = app.post_user(json!(["a"])).await;
     not_object.assert_invalid(&["body"]);
-    assert_eq!(app.count("SELECT count(*) FROM vottery_users").await, 1);
+    assert_eq!(app.user_count().await, 1);
 }
 
 #[tokio::test]
 async fn bad_contacts_and_profile_values_are_each_named() {
     let app = spawn_app().await;
     let reply = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({"sngine_email": "not-an-email", "sngine_phone": "4155550100"}),
-        )
+        .post_user(json!({"sngine_email": "not-an-email", "sngine_phone": "4155550100"}))
         .await;
     reply.assert_invalid(&["sngine_email", "sngine_phone"]);
     for (email, phone) in [
@@ -62,19 +54,15 @@ async fn bad_contacts_and_profile_values_are_each_named() {
         ("@example.com", "+0123456789"),
         ("x@example.c0m", "+1234567890123456"),
     ] {
-        app.post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({"sngine_email": email, "sngine_phone": phone}),
-        )
-        .await
-        .assert_invalid(&["sngine_email", "sngine_phone"]);
+        app.post_user(json!({"sngine_email": email, "sngine_phone": phone}))
+            .await
+            .assert_invalid(&["sngine_email", "sngine_phone"]);
     }
 
     let user = app.active_user().await;
     let reply = app
-        .put(
-            &format!("/api/users/{}/profile", user.id),
+        .put_profile(
+            user.id,
             &user.token,
             json!({
                 "country": "XX",
@@ -106,29 +94,18 @@ async fn bad_contacts_and_profile_values_are_each_named() {
         ("user_country", "U1"),
         ("timezone", "europe/berlin"),
     ] {
-        app.put(
-            &format!("/api/users/{}/profile", user.id),
-            &user.token,
-            json!({ field: value }),
-        )
-        .await
-        .assert_invalid(&[field]);
+        app.put_profile(user.id, &user.token, json!({ field: value }))
+            .await
+            .assert_invalid(&[field]);
     }
     assert_eq!(app.user_row(user.id).await["row_version"], json!(2));
 }
 
 #[tokio::test]
 async fn user_age_is_refused_because_age_is_derived() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     for body in [json!({"user_age": 25}), json!({"age": 30, "city": "Oslo"})] {
-        let reply = app
-            .put(
-                &format!("/api/users/{}/profile", user.id),
-                &user.token,
-                body.clone(),
-            )
-            .await;
+        let reply = app.put_profile(user.id, &user.token, body.clone()).await;
         let field = if body.get("user_age").is_some() {
             "user_age"
         } else {
@@ -138,11 +115,7 @@ async fn user_age_is_refused_because_age_is_derived() {
         assert!(reply.error_message(field).contains("derived"));
     }
     let create = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({"sngine_email": "aged@example.com", "sngine_phone": "+14155550200", "user_age": 40}),
-        )
+        .post_user(json!({"sngine_email": "aged@example.com", "sngine_phone": "+14155550200", "user_age": 40}))
         .await;
     create.assert_invalid(&["user_age"]);
 }
@@ -180,22 +153,13 @@ async fn page_and_limit_out_of_range_are_named() {
     assert_eq!(max.expect(200)["limit"], json!(100));
 }
 
-#[tokio::test]
-async fn oversized_non_json_and_malformed_bodies_are_refused() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
-    let path = format!("/api/users/{}/profile", user.id);
-
-    let huge = json!({"bio": "x".repeat(70 * 1024)});
-    let too_large = app.put(&path, &user.token, huge).await;
-    too_large.problem(413);
-    assert_eq!(too_large.error_fields(), vec!["body"]);
-
-    // Without a Content-Length (chunked), the limit still holds.
-    let address = app.address.trim_start_matches("http://").to_owned();
-    let request_path = path.clone();
-    let token = user.token.clone();
-    let answer = tokio::task::spawn_blocking(move || {
+/// `PUT path` with a chunked JSON body (no Content-Length) of up to 80 KiB of spaces, written
+/// on a raw connection to user-svc at `address`; returns the raw HTTP answer.
+async fn put_chunked(address: &str, path: &str, token: &str) -> String {
+    let address = address.trim_start_matches("http://").to_owned();
+    let request_path = path.to_owned();
+    let token = token.to_owned();
+    tokio::task::spawn_blocking(move || {
         use std::io::{Read, Write};
         let mut stream = std::net::TcpStream::connect(&address).unwrap();
         let head = format!(
@@ -217,7 +181,21 @@ async fn oversized_non_json_and_malformed_bodies_are_refused() {
         answer
     })
     .await
-    .unwrap();
+    .expect("the upload ends")
+}
+
+#[tokio::test]
+async fn oversized_non_json_and_malformed_bodies_are_refused() {
+    let (app, user) = spawn_app_with_user().await;
+    let path = format!("/api/users/{}/profile", user.id);
+
+    let huge = json!({"bio": "x".repeat(70 * 1024)});
+    let too_large = app.put(&path, &user.token, huge).await;
+    too_large.problem(413);
+    assert_eq!(too_large.error_fields(), vec!["body"]);
+
+    // Without a Content-Length (chunked), the limit still holds.
+    let answer = put_chunked(&app.address, &path, &user.token).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(
         answer
@@ -265,18 +243,17 @@ async fn oversized_non_json_and_malformed_bodies_are_refused() {
     empty.problem(400);
 
     // A JSON media type with parameters, or +json, is JSON.
-    app.call(Method::PUT, &path)
-        .token(&user.token)
-        .body("application/json; charset=utf-8", r#"{"city": "Oslo"}"#)
-        .send()
-        .await
-        .expect(200);
-    app.call(Method::PUT, &path)
-        .token(&user.token)
-        .body("application/merge-patch+json", r#"{"city": "Bergen"}"#)
-        .send()
-        .await
-        .expect(200);
+    for (content_type, body) in [
+        ("application/json; charset=utf-8", r#"{"city": "Oslo"}"#),
+        ("application/merge-patch+json", r#"{"city": "Bergen"}"#),
+    ] {
+        app.call(Method::PUT, &path)
+            .token(&user.token)
+            .body(content_type, body)
+            .send()
+            .await
+            .expect(200);
+    }
     assert_eq!(app.user_row(user.id).await["city"], json!("Bergen"));
 }
 
@@ -291,6 +268,6 @@ async fn every_error_carries_the_request_id() {
         .await;
     reply.problem(422);
     assert_eq!(reply.header("x-request-id"), Some("test-request-42".into()));
-    let ok = app.get("/api/users/me", &app.manager.token).await;
+    let ok = app.get_as_manager("/api/users/me").await;
     assert!(ok.header("x-request-id").is_some_and(|id| !id.is_empty()));
 }

@@ -128,6 +128,24 @@ impl Tally {
         *self.answers.entry(status).or_default() += 1;
     }
 
+    fn violation(&mut self, what: String) {
+        self.violations.push(what);
+    }
+
+    /// Counts an answer to the request `what`; a request left unanswered is a violation.
+    fn received(&mut self, what: &str, answer: Result<Answer, String>) -> Option<Answer> {
+        match answer {
+            Ok(answer) => {
+                self.answered(answer.status);
+                Some(answer)
+            }
+            Err(error) => {
+                self.violation(format!("{what}: no answer: {error}"));
+                None
+            }
+        }
+    }
+
     fn assert_clean(&self, strict: bool) {
         assert!(self.violations.is_empty(), "{self:#?}");
         if strict {
@@ -177,6 +195,12 @@ impl Target {
             run: uuid::Uuid::new_v4().simple().to_string()[..8].to_owned(),
             next_user: AtomicU32::new(1),
         })
+    }
+
+    /// `GET path` as the manager.
+    async fn read_as_manager(&self, path: &str) -> Result<Answer, String> {
+        self.send(Method::GET, path, &self.manager_token, None, None)
+            .await
     }
 
     async fn send(
@@ -310,9 +334,7 @@ impl Target {
         } else {
             "/api/users?limit=5".to_owned()
         };
-        let answer = self
-            .send(Method::GET, &path, &self.manager_token, None, None)
-            .await;
+        let answer = self.read_as_manager(&path).await;
         let unavailable = tally.lock().expect("the tally is intact").read_answered(
             &path,
             round.is_multiple_of(2),
@@ -335,15 +357,9 @@ impl Tally {
         if attempt > 0 {
             self.retried += 1;
         }
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                self.violations
-                    .push(format!("write {key}: no answer: {error}"));
-                return false;
-            }
+        let Some(answer) = self.received(&format!("write {key}"), answer) else {
+            return false;
         };
-        self.answered(answer.status);
         let in_use = answer.json["type"]
             .as_str()
             .is_some_and(|kind| kind.ends_with("idempotency-key-in-use"));
@@ -353,15 +369,12 @@ impl Tally {
                 self.replayed += u64::from(answer.replayed);
                 match answer.json["id"].as_i64() {
                     Some(id) => self.acknowledged.push(id as i32),
-                    None => self
-                        .violations
-                        .push(format!("201 without an id: {}", answer.json)),
+                    None => self.violation(format!("201 without an id: {}", answer.json)),
                 }
                 false
             }
             status if retry_later && !answer.retry_after => {
-                self.violations
-                    .push(format!("{status} without Retry-After"));
+                self.violation(format!("{status} without Retry-After"));
                 false
             }
             _ if retry_later => true,
@@ -370,8 +383,7 @@ impl Tally {
                 false
             }
             status => {
-                self.violations
-                    .push(format!("write {key}: {status} {}", answer.json));
+                self.violation(format!("write {key}: {status} {}", answer.json));
                 false
             }
         }
@@ -379,15 +391,9 @@ impl Tally {
 
     /// Records a read's answer; whether it was 503.
     fn read_answered(&mut self, path: &str, signed: bool, answer: Result<Answer, String>) -> bool {
-        let answer = match answer {
-            Ok(answer) => answer,
-            Err(error) => {
-                self.violations
-                    .push(format!("GET {path}: no answer: {error}"));
-                return false;
-            }
+        let Some(answer) = self.received(&format!("GET {path}"), answer) else {
+            return false;
         };
-        self.answered(answer.status);
         let fine = match answer.status {
             200 => !signed || answer.json["signature"]["valid"] == json!(true),
             503 => answer.retry_after,
@@ -395,8 +401,7 @@ impl Tally {
         };
         if !fine {
             let status = answer.status;
-            self.violations
-                .push(format!("GET {path}: {status} {}", answer.json));
+            self.violation(format!("GET {path}: {status} {}", answer.json));
         }
         answer.status == 503
     }
@@ -424,25 +429,13 @@ async fn audit_every_user(target: &Target, conn: &mut AsyncPgConnection, tally: 
             }
         }
         let view = target
-            .send(
-                Method::GET,
-                &format!("/api/users/{id}"),
-                &target.manager_token,
-                None,
-                None,
-            )
+            .read_as_manager(&format!("/api/users/{id}"))
             .await
             .expect("the read is answered");
         assert_eq!(view.status, 200, "user {id}: {}", view.json);
         assert_eq!(view.json["signature"]["valid"], json!(true), "user {id}");
         let trail = target
-            .send(
-                Method::GET,
-                &format!("/api/users/{id}/audit"),
-                &target.manager_token,
-                None,
-                None,
-            )
+            .read_as_manager(&format!("/api/users/{id}/audit"))
             .await
             .expect("the audit read is answered");
         assert_eq!(trail.status, 200, "user {id}'s audit: {}", trail.json);
@@ -633,33 +626,21 @@ async fn a_write_whose_commit_fails_is_never_acknowledged() {
          EXECUTE FUNCTION refuse_at_commit()",
     )
     .await;
-    let users = || app.count("SELECT count(*) FROM vottery_users");
+    let users = || app.user_count();
     let before = (users().await, app.audit_count().await);
     let (email, phone) = app.next_contacts();
     let created = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
+        .post_user(
             json!({"sngine_email": email, "sngine_phone": phone, "city": "Refused at commit"}),
         )
         .await;
-    assert!(
-        !(200..300).contains(&created.status),
-        "{} {}",
-        created.status,
-        created.text
-    );
+    created.assert_failed();
 
     let path = format!("/api/users/{}/profile", user.id);
     let changed = app
         .put(&path, &user.token, json!({"city": "Refused at commit"}))
         .await;
-    assert!(
-        !(200..300).contains(&changed.status),
-        "{} {}",
-        changed.status,
-        changed.text
-    );
+    changed.assert_failed();
     assert_eq!((users().await, app.audit_count().await), before);
     let stored = app.read_user(user.id).await;
     assert_eq!(

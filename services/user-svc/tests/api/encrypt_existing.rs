@@ -12,7 +12,9 @@ use user_svc::startup::AppState;
 use user_svc::users::backfill::{AUDIT_ACTION, SkipReason, encrypt_existing};
 use user_svc::users::batches::{BatchError, BatchOptions, Progress};
 
-use crate::helpers::{MANAGER_EMAIL, TestApp, closed_port, spawn_app};
+use crate::helpers::{
+    MANAGER_EMAIL, TestApp, batch_options, closed_port, failed_output, spawn_app,
+};
 
 const LEGACY_ROWS: i64 = 5_000;
 
@@ -174,14 +176,7 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
     );
 
     // In-process, stopped after two batches.
-    let (summary, reports) = run(
-        &app.state,
-        BatchOptions {
-            batch_size: 500,
-            max_batches: Some(2),
-        },
-    )
-    .await;
+    let (summary, reports) = run(&app.state, batch_options(500, Some(2))).await;
     let summary = summary.unwrap();
     assert_eq!(summary.total, (LEGACY_ROWS - after_kill) as u64);
     assert_eq!(summary.encrypted, 1_000);
@@ -225,12 +220,7 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
     // Every row reads back through the API as it was, signed.
     let mut seen = 0;
     for page in 1.. {
-        let reply = app
-            .get(
-                &format!("/api/users?limit=100&page={page}"),
-                &app.manager.token,
-            )
-            .await;
+        let reply = app.list_users(&format!("limit=100&page={page}")).await;
         let page = reply.expect(200);
         let users = page["data"].as_array().unwrap();
         if users.is_empty() {
@@ -269,10 +259,7 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
             .map(|(id, _)| *id)
             .unwrap();
         let reply = app
-            .get(
-                &format!("/api/users?email=legacy.user{n}@EXAMPLE.com"),
-                &app.manager.token,
-            )
+            .list_users(&format!("email=legacy.user{n}@EXAMPLE.com"))
             .await;
         let found = reply.expect(200);
         assert_eq!(found["total"], json!(1), "{n}");
@@ -280,9 +267,7 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
     }
     // The audit trail names the command and stays a valid chain.
     let id = *originals.keys().next().unwrap();
-    let trail = app
-        .get(&format!("/api/users/{id}/audit"), &app.manager.token)
-        .await;
+    let trail = app.get_as_manager(&format!("/api/users/{id}/audit")).await;
     let trail = trail.expect(200);
     assert_eq!(trail["chain"]["valid"], json!(true));
     assert_eq!(trail["data"][0]["action"], json!(AUDIT_ACTION));
@@ -291,13 +276,9 @@ async fn legacy_rows_are_upgraded_in_whole_batches_and_a_stopped_run_resumes() {
         json!("service:encrypt-existing")
     );
     // A user's own write afterwards works on the upgraded row.
-    app.put(
-        &format!("/api/users/{id}/profile"),
-        &app.manager.token,
-        json!({"city": "Fresno"}),
-    )
-    .await
-    .expect(200);
+    app.put_profile(id, &app.manager.token, json!({"city": "Fresno"}))
+        .await
+        .expect(200);
 
     // A third run finds nothing to do and changes nothing.
     let before = fingerprint(&app).await;
@@ -326,35 +307,19 @@ async fn nothing_is_touched_while_security_svc_is_sealed_or_down() {
     let (result, reports) = run(&app.state, BatchOptions::default()).await;
     assert!(matches!(result, Err(BatchError::Sealed)), "{result:?}");
     assert!(reports.is_empty());
-    let output = command(&app, &app.security.address, &[])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = failed_output(command(&app, &app.security.address, &[])).await;
     assert!(stderr.contains("security-svc is sealed"), "{stderr}");
     assert_eq!(fingerprint(&app).await, before);
 
     // Down: nothing answers at security-svc's address.
     app.security.unseal().await;
-    let output = command(&app, &format!("http://127.0.0.1:{}", closed_port()), &[])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let down = format!("http://127.0.0.1:{}", closed_port());
+    let stderr = failed_output(command(&app, &down, &[])).await;
     assert!(stderr.contains("security-svc is unreachable"), "{stderr}");
     assert_eq!(fingerprint(&app).await, before);
 
     // A batch size security-svc could not take in one call is refused up front.
-    let (result, _) = run(
-        &app.state,
-        BatchOptions {
-            batch_size: 5_000,
-            max_batches: None,
-        },
-    )
-    .await;
+    let (result, _) = run(&app.state, batch_options(5_000, None)).await;
     assert!(matches!(result, Err(BatchError::BatchSize)), "{result:?}");
     assert_eq!(fingerprint(&app).await, before);
 
@@ -378,14 +343,7 @@ async fn rows_whose_contacts_collide_are_skipped_and_reported() {
         MANAGER_EMAIL.to_uppercase()
     ))
     .await;
-    let (summary, _) = run(
-        &app.state,
-        BatchOptions {
-            batch_size: 4,
-            max_batches: None,
-        },
-    )
-    .await;
+    let (summary, _) = run(&app.state, batch_options(4, None)).await;
     let summary = summary.unwrap();
     assert_eq!(summary.total, 6);
     assert_eq!(summary.encrypted, 3);
@@ -433,12 +391,7 @@ async fn rows_whose_contacts_collide_are_skipped_and_reported() {
 
     // The binary lists them and exits non-zero; a rerun changes nothing else.
     let before = fingerprint(&app).await;
-    let output = command(&app, &app.security.address, &[])
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = failed_output(command(&app, &app.security.address, &[])).await;
     assert!(
         stderr.contains("user 103 left plaintext") && stderr.contains("3 rows were left plaintext"),
         "{stderr}"
@@ -493,10 +446,7 @@ async fn the_largest_batches_go_through_and_every_row_is_audited_once() {
 
     let (summary, reports) = run(
         &app.state,
-        BatchOptions {
-            batch_size: user_svc::users::batches::MAX_BATCH_SIZE,
-            max_batches: None,
-        },
+        batch_options(user_svc::users::batches::MAX_BATCH_SIZE, None),
     )
     .await;
     let summary = summary.unwrap();
@@ -520,9 +470,7 @@ async fn the_largest_batches_go_through_and_every_row_is_audited_once() {
     assert_eq!(audited[0]["first"], json!(2_499));
     assert_eq!(audited[0]["extended"], json!(2));
     for id in [ids[0], ids[999], ids[1_000], with_chain.into(), ids[2_499]] {
-        let trail = app
-            .get(&format!("/api/users/{id}/audit"), &app.manager.token)
-            .await;
+        let trail = app.get_as_manager(&format!("/api/users/{id}/audit")).await;
         let trail = trail.expect(200);
         assert_eq!(trail["chain"]["valid"], json!(true), "user {id}");
         assert_eq!(trail["data"][0]["action"], json!(AUDIT_ACTION), "user {id}");

@@ -114,7 +114,7 @@ async fn erasing_destroys_the_users_key_deletes_them_and_keeps_a_trail_without_p
 
     erase(&app, user.id, &app.manager.token).await.expect(204);
 
-    app.get(&format!("/api/users/{}", user.id), &app.manager.token)
+    app.get_as_manager(&format!("/api/users/{}", user.id))
         .await
         .problem(404);
     assert_eq!(
@@ -195,7 +195,7 @@ async fn a_service_may_erase_on_the_users_request_and_lower_ranks_may_not() {
     assert_eq!(refusals, 2);
 
     erase(&app, user.id, SERVICE_TOKEN).await.expect(204);
-    app.get(&format!("/api/users/{}", user.id), &app.manager.token)
+    app.get_as_manager(&format!("/api/users/{}", user.id))
         .await
         .problem(404);
 }
@@ -291,7 +291,7 @@ async fn an_erasure_stopped_after_the_key_was_destroyed_reads_as_erased_and_comp
     assert_eq!(view["id"], json!(user.id));
     // In a page too, next to a user who reads in full.
     let page = app
-        .get("/api/users?limit=100", &app.manager.token)
+        .get_as_manager("/api/users?limit=100")
         .await
         .expect(200)
         .clone();
@@ -310,17 +310,13 @@ async fn an_erasure_stopped_after_the_key_was_destroyed_reads_as_erased_and_comp
 
     // A write cannot bring values back under a destroyed key.
     let refused = app
-        .put(
-            &format!("/api/users/{}/profile", user.id),
-            &app.manager.token,
-            json!({"first_name": "Again"}),
-        )
+        .put_profile(user.id, &app.manager.token, json!({"first_name": "Again"}))
         .await;
     refused.problem(409);
     assert!(refused.text.contains("was erased"), "{}", refused.text);
 
     erase(&app, user.id, &app.manager.token).await.expect(204);
-    app.get(&format!("/api/users/{}", user.id), &app.manager.token)
+    app.get_as_manager(&format!("/api/users/{}", user.id))
         .await
         .problem(404);
     let records = app
@@ -339,10 +335,7 @@ async fn an_export_of_an_erased_user_not_yet_deleted_reports_the_fields_erased()
     destroy_key_directly(&app, user.id).await;
 
     let reply = app
-        .get(
-            &format!("/api/users/{}/export", user.id),
-            &app.manager.token,
-        )
+        .get_as_manager(&format!("/api/users/{}/export", user.id))
         .await;
     let document = reply.expect(200);
     assert_reads_erased(&document["profile"]);

@@ -8,7 +8,9 @@ use diesel_async::SimpleAsyncConnection;
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, spawn_app, spawn_app_with};
+use crate::helpers::{
+    SERVICE_TOKEN, TestApp, TestUser, spawn_app, spawn_app_with, spawn_app_with_user,
+};
 use crate::sessions::Recorded;
 
 /// One page of the feed, read with `token`.
@@ -163,19 +165,14 @@ async fn a_deployment_that_records_no_events_changes_users_and_writes_none() {
 
 #[tokio::test]
 async fn refused_and_failed_writes_publish_nothing() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let other = app.active_user().await;
     let before = events_of(&app, user.id, 2).await.len();
 
     // Refused: a plain user edits someone else.
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
-        &other.token,
-        json!({"city": "York"}),
-    )
-    .await
-    .problem(403);
+    app.put_profile(user.id, &other.token, json!({"city": "York"}))
+        .await
+        .problem(403);
     // Failed: a stale If-Match, and another user's email.
     app.call(Method::PUT, &format!("/api/users/{}/profile", user.id))
         .token(&app.manager.token)
@@ -184,13 +181,9 @@ async fn refused_and_failed_writes_publish_nothing() {
         .send()
         .await
         .problem(412);
-    app.post(
-        "/api/users",
-        SERVICE_TOKEN,
-        json!({"sngine_email": user.email, "sngine_phone": "+14155550999"}),
-    )
-    .await
-    .problem(409);
+    app.post_user(json!({"sngine_email": user.email, "sngine_phone": "+14155550999"}))
+        .await
+        .problem(409);
     app.delete(&format!("/api/users/{}", user.id), &other.token)
         .await
         .problem(403);
@@ -213,8 +206,8 @@ async fn no_event_holds_a_personal_value_of_the_requests() {
         "bio": "Enjoys rare orchids", "city": "Kirkcudbright", "gender": "female"
     });
     let user = app.create_user_with(personal.clone()).await;
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
+    app.put_profile(
+        user.id,
         &user.token,
         json!({"first_name": "Ermintrude", "last_name": "Vandersloot", "bio": "Now tulips"}),
     )

@@ -3,9 +3,9 @@
 //! order and checked, however long; a failure once it started breaks the transfer.
 
 use reqwest::Method;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, spawn_app};
+use crate::helpers::{SERVICE_TOKEN, TestApp, TestUser, ids, spawn_app, spawn_app_with_user};
 use crate::sessions::Recorded;
 
 /// Appends `rows` correctly chained audit rows to a user's chain, as user-svc would have.
@@ -21,16 +21,6 @@ async fn export(app: &TestApp, id: &str, token: &str) -> crate::helpers::Reply {
     app.get(&format!("/api/users/{id}/export"), token).await
 }
 
-/// The ids of an export's audit trail, in order.
-fn trail_ids(document: &Value) -> Vec<i64> {
-    document["audit_trail"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|row| row["id"].as_i64().unwrap())
-        .collect()
-}
-
 /// The ids of every audit row about a user, oldest first, as stored.
 async fn stored_trail_ids(app: &TestApp, user_id: i32) -> Vec<i64> {
     app.audit_rows(user_id)
@@ -42,8 +32,7 @@ async fn stored_trail_ids(app: &TestApp, user_id: i32) -> Vec<i64> {
 
 #[tokio::test]
 async fn an_export_is_one_attachment_with_profile_devices_sessions_and_trail_but_no_secret() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let recorded = Recorded::with_sessions(&app, user.id, &[(true, 2), (false, 30)]).await;
 
     let reply = export(&app, "me", &user.token).await;
@@ -72,7 +61,7 @@ async fn an_export_is_one_attachment_with_profile_devices_sessions_and_trail_but
     );
 
     let trail = stored_trail_ids(&app, user.id).await;
-    assert_eq!(trail_ids(document), trail);
+    assert_eq!(ids(&document["audit_trail"]), trail);
     let last = document["audit_trail"].as_array().unwrap().last().unwrap();
     assert_eq!(
         last["action"],
@@ -87,8 +76,7 @@ async fn an_export_is_one_attachment_with_profile_devices_sessions_and_trail_but
 
 #[tokio::test]
 async fn an_export_is_audited_naming_the_actor_and_no_personal_value() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     export(&app, &user.id.to_string(), &app.manager.token)
         .await
         .expect(200);
@@ -111,8 +99,7 @@ async fn an_export_is_audited_naming_the_actor_and_no_personal_value() {
 
 #[tokio::test]
 async fn only_the_user_and_managers_may_export() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let path = user.id.to_string();
     let others: [(TestUser, &str); 3] = [
         (app.user_with_role("moderator").await, "moderator"),
@@ -129,12 +116,7 @@ async fn only_the_user_and_managers_may_export() {
     export(&app, &path, &app.manager.token).await.expect(200);
     export(&app, &path, &user.token).await.expect(200);
 
-    let refused = app
-        .audit_rows(user.id)
-        .await
-        .into_iter()
-        .filter(|row| row["action"] == json!("user.export") && row["success"] == json!(false))
-        .count();
+    let refused = app.audit_rows_of(user.id, "user.export", false).await.len();
     assert_eq!(refused, 4, "each refusal about this user is audited");
 }
 
@@ -153,15 +135,14 @@ async fn an_unknown_user_is_404_and_a_bad_id_422_naming_it() {
 
 #[tokio::test]
 async fn a_long_trail_is_exported_whole_in_order_with_its_chain_intact() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     append_trail(&app, user.id, 5_000).await;
 
     let reply = export(&app, "me", &user.token).await;
     let document = reply.expect(200);
     let stored = stored_trail_ids(&app, user.id).await;
     assert!(stored.len() > 5_000);
-    assert_eq!(trail_ids(document), stored);
+    assert_eq!(ids(&document["audit_trail"]), stored);
     let chain = &document["audit_chain"];
     assert_eq!(
         (&chain["valid"], &chain["rows"], &chain["chain"]["checked"]),
@@ -173,8 +154,7 @@ async fn a_long_trail_is_exported_whole_in_order_with_its_chain_intact() {
 
 #[tokio::test]
 async fn an_edited_row_in_a_long_trail_is_located_by_the_export() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     append_trail(&app, user.id, 5_000).await;
     let edited = app
         .count(&format!(
@@ -194,7 +174,10 @@ async fn an_edited_row_in_a_long_trail_is_located_by_the_export() {
 
     let reply = export(&app, "me", &user.token).await;
     let document = reply.expect(200);
-    assert_eq!(trail_ids(document), stored_trail_ids(&app, user.id).await);
+    assert_eq!(
+        ids(&document["audit_trail"]),
+        stored_trail_ids(&app, user.id).await
+    );
     let chain = &document["audit_chain"];
     assert_eq!(chain["valid"], json!(false));
     assert_eq!(
@@ -212,8 +195,7 @@ async fn an_edited_row_in_a_long_trail_is_located_by_the_export() {
 
 #[tokio::test]
 async fn a_failure_after_the_export_started_breaks_the_transfer() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     append_trail(&app, user.id, 2_500).await;
     // A time PostgreSQL stores but the service cannot read: the third page fails.
     app.exec(&format!(

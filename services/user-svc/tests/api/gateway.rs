@@ -13,7 +13,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 
 use crate::helpers::{
-    Reply, SECURITY_ADMIN_TOKEN, SERVICE_TOKEN, TestApp, closed_port, send, spawn_app,
+    Call, Reply, SECURITY_ADMIN_TOKEN, SERVICE_TOKEN, TestApp, closed_port, send, spawn_app,
 };
 
 /// Where the gateway configuration lives in the repository.
@@ -204,6 +204,34 @@ async fn audited_request_id(app: &TestApp, user_id: i64) -> String {
         .to_owned()
 }
 
+/// A request to `path` through the gateway.
+fn through(app: &TestApp, gateway: &Gateway, method: Method, path: &str) -> Call {
+    app.call_at(&gateway.address, method, path)
+}
+
+/// `GET path` through the gateway as `token`.
+async fn get_through(app: &TestApp, gateway: &Gateway, path: &str, token: &str) -> Reply {
+    through(app, gateway, Method::GET, path)
+        .token(token)
+        .send()
+        .await
+}
+
+/// `POST /api/users` of `body` through the gateway with the service token and, when given, the
+/// caller's `X-Request-Id`.
+async fn create_through(
+    app: &TestApp,
+    gateway: &Gateway,
+    body: &Value,
+    request_id: Option<&str>,
+) -> Reply {
+    let mut call = through(app, gateway, Method::POST, "/api/users").token(SERVICE_TOKEN);
+    if let Some(request_id) = request_id {
+        call = call.header("X-Request-Id", request_id);
+    }
+    call.json(body).send().await
+}
+
 /// Asserts the gateway's own 404 problem (not one of user-svc's).
 fn assert_gateway_not_found(reply: &Reply) {
     reply.problem(404);
@@ -220,42 +248,27 @@ async fn the_user_api_works_through_the_gateway() {
     let (app, gateway) = app_behind_gateway().await;
 
     let (body, email) = new_user_body(&app);
-    let created = app
-        .call_at(&gateway.address, Method::POST, "/api/users")
-        .token(SERVICE_TOKEN)
-        .json(&body)
-        .send()
-        .await;
+    let created = create_through(&app, &gateway, &body, None).await;
     let id = created.expect(201)["id"].as_i64().expect("an id");
     assert_eq!(created.header("location"), Some(format!("/api/users/{id}")));
 
-    let read = app
-        .call_at(&gateway.address, Method::GET, &format!("/api/users/{id}"))
-        .token(&app.manager.token)
-        .send()
-        .await;
+    let token = &app.manager.token;
+    let read = get_through(&app, &gateway, &format!("/api/users/{id}"), token).await;
     let view = read.expect(200);
     assert_eq!(view["sngine_email"], json!(email));
     assert_eq!(view["signature"]["valid"], json!(true));
     assert!(read.header("etag").is_some());
 
     // The query string goes through with the exact-match location.
-    let listed = app
-        .call_at(&gateway.address, Method::GET, "/api/users?limit=1&page=1")
-        .token(&app.manager.token)
-        .send()
-        .await;
+    let listed = get_through(&app, &gateway, "/api/users?limit=1&page=1", token).await;
     assert_eq!(listed.expect(200)["data"].as_array().map(Vec::len), Some(1));
 
-    let roles = app
-        .call_at(&gateway.address, Method::GET, "/api/roles")
-        .token(&app.manager.token)
-        .send()
-        .await;
-    roles.expect(200);
+    get_through(&app, &gateway, "/api/roles", token)
+        .await
+        .expect(200);
 
     // Without a token user-svc itself answers, through the gateway.
-    app.call_at(&gateway.address, Method::GET, &format!("/api/users/{id}"))
+    through(&app, &gateway, Method::GET, &format!("/api/users/{id}"))
         .send()
         .await
         .problem(401);
@@ -268,21 +281,14 @@ async fn feed_via(app: &TestApp, gateway: &Gateway, token: &str, after: &str) ->
     } else {
         format!("/api/events?limit=1000&after={after}")
     };
-    app.call_at(&gateway.address, Method::GET, &query)
-        .token(token)
-        .send()
-        .await
+    get_through(app, gateway, &query, token).await
 }
 
 #[tokio::test]
 async fn the_event_feed_pages_through_the_gateway_with_its_cursor() {
     let (app, gateway) = app_behind_gateway().await;
     let (body, _) = new_user_body(&app);
-    let id = app
-        .call_at(&gateway.address, Method::POST, "/api/users")
-        .token(SERVICE_TOKEN)
-        .json(&body)
-        .send()
+    let id = create_through(&app, &gateway, &body, None)
         .await
         .expect(201)["id"]
         .as_i64()
@@ -331,38 +337,33 @@ async fn security_svc_and_internal_routes_are_not_reachable_through_the_gateway(
     let (app, gateway) = app_behind_gateway().await;
     let encrypts = app.security.operations("encrypt").await;
 
-    let encrypt = app
-        .call_at(
-            &gateway.address,
-            Method::POST,
-            "/v1/transit/encrypt/vottery-users-pii",
-        )
-        .header("X-Vault-Token", SECURITY_ADMIN_TOKEN)
-        .json(&json!({"plaintext": "aGVsbG8="}))
-        .send()
-        .await;
+    let encrypt = through(
+        &app,
+        &gateway,
+        Method::POST,
+        "/v1/transit/encrypt/vottery-users-pii",
+    )
+    .header("X-Vault-Token", SECURITY_ADMIN_TOKEN)
+    .json(&json!({"plaintext": "aGVsbG8="}))
+    .send()
+    .await;
     assert_gateway_not_found(&encrypt);
-    let seal_status = app
-        .call_at(&gateway.address, Method::GET, "/v1/sys/seal-status")
+    let seal_status = through(&app, &gateway, Method::GET, "/v1/sys/seal-status")
         .send()
         .await;
     assert_gateway_not_found(&seal_status);
     // A path that only decodes and normalises to /v1/ is refused the same way.
-    let dotted = app
-        .call_at(
-            &gateway.address,
-            Method::GET,
-            "/api/users/..%2f..%2fv1/sys/seal-status",
-        )
-        .send()
-        .await;
+    let dotted = through(
+        &app,
+        &gateway,
+        Method::GET,
+        "/api/users/..%2f..%2fv1/sys/seal-status",
+    )
+    .send()
+    .await;
     assert_gateway_not_found(&dotted);
     for path in ["/health/ready", "/metrics", "/openapi.json", "/api/usersx"] {
-        let reply = app
-            .call_at(&gateway.address, Method::GET, path)
-            .token(&app.manager.token)
-            .send()
-            .await;
+        let reply = get_through(&app, &gateway, path, &app.manager.token).await;
         assert_gateway_not_found(&reply);
     }
 
@@ -382,13 +383,7 @@ async fn the_request_id_travels_through_the_gateway_or_is_made_there() {
     // The caller's id: echoed by the gateway, used by user-svc, in the gateway's access log.
     let sent = format!("gw-test-{}", uuid::Uuid::new_v4());
     let (body, _) = new_user_body(&app);
-    let created = app
-        .call_at(&gateway.address, Method::POST, "/api/users")
-        .token(SERVICE_TOKEN)
-        .header("X-Request-Id", &sent)
-        .json(&body)
-        .send()
-        .await;
+    let created = create_through(&app, &gateway, &body, Some(&sent)).await;
     let id = created.expect(201)["id"].as_i64().expect("an id");
     assert_eq!(created.header("x-request-id"), Some(sent.clone()));
     assert_eq!(audited_request_id(&app, id).await, sent);
@@ -400,12 +395,7 @@ async fn the_request_id_travels_through_the_gateway_or_is_made_there() {
 
     // No id: the gateway makes one, and user-svc uses that one.
     let (body, _) = new_user_body(&app);
-    let created = app
-        .call_at(&gateway.address, Method::POST, "/api/users")
-        .token(SERVICE_TOKEN)
-        .json(&body)
-        .send()
-        .await;
+    let created = create_through(&app, &gateway, &body, None).await;
     let id = created.expect(201)["id"].as_i64().expect("an id");
     let made = created.header("x-request-id").expect("a request id");
     assert!(
@@ -416,21 +406,15 @@ async fn the_request_id_travels_through_the_gateway_or_is_made_there() {
 
     // An id user-svc would not accept is replaced at the gateway, so both still agree.
     let (body, _) = new_user_body(&app);
-    let created = app
-        .call_at(&gateway.address, Method::POST, "/api/users")
-        .token(SERVICE_TOKEN)
-        .header("X-Request-Id", "not a usable id; <script>")
-        .json(&body)
-        .send()
-        .await;
+    let unusable = "not a usable id; <script>";
+    let created = create_through(&app, &gateway, &body, Some(unusable)).await;
     let id = created.expect(201)["id"].as_i64().expect("an id");
     let replaced = created.header("x-request-id").expect("a request id");
-    assert_ne!(replaced, "not a usable id; <script>");
+    assert_ne!(replaced, unusable);
     assert_eq!(audited_request_id(&app, id).await, replaced);
 
     // The gateway's own answers carry an id too.
-    let refused = app
-        .call_at(&gateway.address, Method::GET, "/v1/sys/seal-status")
+    let refused = through(&app, &gateway, Method::GET, "/v1/sys/seal-status")
         .header("X-Request-Id", "gw-refused-1")
         .send()
         .await;
@@ -444,30 +428,28 @@ async fn the_client_address_reaches_user_svc_through_the_gateway() {
     // A client on 127.0.0.2: nginx (on 127.0.0.1, a trusted proxy) forwards its address.
     let client = http_client(Some(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2))));
     let profile = format!("{}/api/users/{}/profile", gateway.address, user.id);
+    // A profile change of the city, with one more header.
+    let put_city = |(name, value): (&str, &str), city: &str| {
+        send(
+            client
+                .put(&profile)
+                .bearer_auth(&user.token)
+                .header(name, value)
+                .json(&json!({ "city": city })),
+        )
+    };
 
-    send(
-        client
-            .put(&profile)
-            .bearer_auth(&user.token)
-            .header("User-Agent", "vottery-gateway-test/1.0")
-            .json(&json!({"city": "Quito"})),
-    )
-    .await
-    .expect(200);
+    put_city(("User-Agent", "vottery-gateway-test/1.0"), "Quito")
+        .await
+        .expect(200);
     let last = app.audit_rows(user.id).await.pop().expect("an audit row");
     assert_eq!(last["ip_address"], json!("127.0.0.2"), "{last}");
     assert_eq!(last["user_agent"], json!("vottery-gateway-test/1.0"));
 
     // An address the client claims for itself is not taken for its own.
-    send(
-        client
-            .put(&profile)
-            .bearer_auth(&user.token)
-            .header("X-Forwarded-For", "198.51.100.23")
-            .json(&json!({"city": "Lima"})),
-    )
-    .await
-    .expect(200);
+    put_city(("X-Forwarded-For", "198.51.100.23"), "Lima")
+        .await
+        .expect(200);
     let last = app.audit_rows(user.id).await.pop().expect("an audit row");
     assert_eq!(last["ip_address"], json!("127.0.0.2"), "{last}");
 }

@@ -4,6 +4,7 @@
 //! security-svc's metrics, and read or tamper with the database directly. The database is
 //! dropped when the test app goes away.
 
+use std::fmt::Display;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
@@ -19,6 +20,7 @@ use secrecy::SecretString;
 use serde_json::{Value, json};
 use user_svc::Settings;
 use user_svc::startup::{AppState, Application};
+use user_svc::users::batches::BatchOptions;
 
 /// The auth-service's service token (default configuration).
 pub const SERVICE_TOKEN: &str = "dev-auth-service-token";
@@ -106,6 +108,25 @@ impl Reply {
     pub fn expect(&self, status: u16) -> &Value {
         assert_eq!(self.status, status, "unexpected answer: {}", self.text);
         &self.json
+    }
+
+    /// Asserts that the request did not succeed (no 2xx status).
+    pub fn assert_failed(&self) {
+        assert!(
+            !(200..300).contains(&self.status),
+            "{} {}",
+            self.status,
+            self.text
+        );
+    }
+
+    /// Asserts `status`: a success, or else an RFC 9457 problem.
+    pub fn assert_answer(&self, status: u16) {
+        if status < 400 {
+            self.expect(status);
+        } else {
+            self.problem(status);
+        }
     }
 
     /// Asserts an RFC 9457 problem with `status` and returns it.
@@ -579,6 +600,13 @@ pub async fn spawn_app() -> TestApp {
     spawn(Options::default()).await
 }
 
+/// A test app and one active user of it without an admin role.
+pub async fn spawn_app_with_user() -> (TestApp, TestUser) {
+    let app = spawn_app().await;
+    let user = app.active_user().await;
+    (app, user)
+}
+
 pub async fn spawn_app_with(configure: impl FnOnce(&mut Settings) + 'static) -> TestApp {
     spawn(Options {
         configure: Box::new(configure),
@@ -696,19 +724,51 @@ impl TestApp {
         self.call(Method::GET, path).token(token).send().await
     }
 
-    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call(Method::POST, path)
+    /// A request with `token` and a JSON `body`.
+    async fn send_json(&self, method: Method, path: &str, token: &str, body: Value) -> Reply {
+        self.call(method, path)
             .token(token)
             .json(&body)
             .send()
             .await
     }
 
+    pub async fn post(&self, path: &str, token: &str, body: Value) -> Reply {
+        self.send_json(Method::POST, path, token, body).await
+    }
+
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.call(Method::PUT, path)
-            .token(token)
-            .json(&body)
+        self.send_json(Method::PUT, path, token, body).await
+    }
+
+    /// `POST /api/users` with the service token, as the auth-service creates users.
+    pub async fn post_user(&self, body: Value) -> Reply {
+        self.post("/api/users", SERVICE_TOKEN, body).await
+    }
+
+    /// `PUT /api/users/:id/profile`.
+    pub async fn put_profile(&self, id: impl Display, token: &str, body: Value) -> Reply {
+        self.put(&format!("/api/users/{id}/profile"), token, body)
+            .await
+    }
+
+    /// `PUT /api/users/:id/status`.
+    pub async fn put_status(&self, id: impl Display, token: &str, body: Value) -> Reply {
+        self.put(&format!("/api/users/{id}/status"), token, body)
+            .await
+    }
+
+    /// `POST /api/users/:id/erase` as the manager.
+    pub async fn erase(&self, id: i32) -> Reply {
+        self.call(Method::POST, &format!("/api/users/{id}/erase"))
+            .token(&self.manager.token)
             .send()
+            .await
+    }
+
+    /// `PUT /api/users/:id/role`.
+    pub async fn put_role(&self, id: impl Display, token: &str, body: Value) -> Reply {
+        self.put(&format!("/api/users/{id}/role"), token, body)
             .await
     }
 
@@ -716,9 +776,19 @@ impl TestApp {
         self.call(Method::DELETE, path).token(token).send().await
     }
 
+    /// `GET path` as the manager.
+    pub async fn get_as_manager(&self, path: &str) -> Reply {
+        self.get(path, &self.manager.token).await
+    }
+
+    /// `GET /api/users?{query}` as the manager.
+    pub async fn list_users(&self, query: &str) -> Reply {
+        self.get_as_manager(&format!("/api/users?{query}")).await
+    }
+
     /// `GET /api/users/:id` as the manager.
     pub async fn read_user(&self, id: i32) -> Value {
-        self.get(&format!("/api/users/{id}"), &self.manager.token)
+        self.get_as_manager(&format!("/api/users/{id}"))
             .await
             .expect(200)
             .clone()
@@ -767,7 +837,7 @@ impl TestApp {
         if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
             body.extend(extra);
         }
-        let reply = self.post("/api/users", SERVICE_TOKEN, body).await;
+        let reply = self.post_user(body).await;
         let view = reply.expect(201);
         let id = view["id"].as_i64().expect("the new user has an id") as i32;
         TestUser {
@@ -796,37 +866,25 @@ impl TestApp {
     /// changes (and three events). Every write must succeed.
     pub async fn created_edited_and_activated(&self) -> TestUser {
         let user = self.create_user().await;
-        self.put(
-            &format!("/api/users/{}/profile", user.id),
-            &user.token,
-            json!({"city": "Leeds"}),
-        )
-        .await
-        .expect(200);
+        self.put_profile(user.id, &user.token, json!({"city": "Leeds"}))
+            .await
+            .expect(200);
         self.set_status(user.id, "active").await;
         user
     }
 
     /// The manager sets a status; asserts 200.
     pub async fn set_status(&self, id: i32, status: &str) {
-        self.put(
-            &format!("/api/users/{id}/status"),
-            &self.manager.token,
-            json!({ "status": status }),
-        )
-        .await
-        .expect(200);
+        self.put_status(id, &self.manager.token, json!({ "status": status }))
+            .await
+            .expect(200);
     }
 
     /// The manager sets (or, with `None`, revokes) an admin role; asserts 200.
     pub async fn set_role(&self, id: i32, role: Option<&str>) {
-        self.put(
-            &format!("/api/users/{id}/role"),
-            &self.manager.token,
-            json!({ "admin_role": role }),
-        )
-        .await
-        .expect(200);
+        self.put_role(id, &self.manager.token, json!({ "admin_role": role }))
+            .await
+            .expect(200);
     }
 
     /// Another user-svc on this app's database, configured by `configure`; returns its URL.
@@ -868,6 +926,11 @@ impl TestApp {
             .unwrap_or_else(|| panic!("{sql}: not a number: {row:?}"))
     }
 
+    /// How many users are stored.
+    pub async fn user_count(&self) -> i64 {
+        self.count("SELECT count(*) FROM vottery_users").await
+    }
+
     /// The stored row of a user, every column.
     pub async fn user_row(&self, id: i32) -> Value {
         self.rows(&format!("SELECT * FROM vottery_users WHERE id = {id}"))
@@ -882,6 +945,16 @@ impl TestApp {
             "SELECT * FROM vottery_audit_logs WHERE user_id = {user_id} ORDER BY id"
         ))
         .await
+    }
+
+    /// The audit rows concerning a user that record `action` with outcome `success`, oldest
+    /// first.
+    pub async fn audit_rows_of(&self, user_id: i32, action: &str, success: bool) -> Vec<Value> {
+        self.audit_rows(user_id)
+            .await
+            .into_iter()
+            .filter(|row| row["action"] == json!(action) && row["success"] == json!(success))
+            .collect()
     }
 
     /// How many audit rows exist in all.
@@ -918,6 +991,35 @@ impl TestApp {
             .kill_on_drop(true);
         command
     }
+}
+
+/// Runs `command` to its end; asserts that it failed, and returns what it wrote to stderr.
+pub async fn failed_output(mut command: tokio::process::Command) -> String {
+    let output = command.output().await.expect("the command runs");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(!output.status.success(), "{stderr}");
+    stderr
+}
+
+/// Batches of `batch_size` rows, at most `max_batches` of them (all when `None`).
+pub fn batch_options(batch_size: usize, max_batches: Option<usize>) -> BatchOptions {
+    BatchOptions {
+        batch_size,
+        max_batches,
+    }
+}
+
+/// The `id` of each object in a JSON array.
+pub fn ids(list: &Value) -> Vec<i64> {
+    list.as_array()
+        .unwrap_or_else(|| panic!("not a list: {list}"))
+        .iter()
+        .map(|item| {
+            item["id"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("no id: {item}"))
+        })
+        .collect()
 }
 
 /// The columns that hold encrypted PII.

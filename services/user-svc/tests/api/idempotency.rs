@@ -12,7 +12,7 @@ use reqwest::Method;
 use serde_json::{Value, json};
 use user_svc::idempotency::Fingerprint;
 
-use crate::helpers::{Reply, SERVICE_TOKEN, TestApp, closed_port, spawn_app};
+use crate::helpers::{Reply, SERVICE_TOKEN, TestApp, closed_port, spawn_app, spawn_app_with_user};
 use crate::sessions::Recorded;
 
 const KEY: &str = "Idempotency-Key";
@@ -33,6 +33,11 @@ async fn keyed(
     call.send().await
 }
 
+/// `POST /api/users` with an idempotency key.
+async fn keyed_create(app: &TestApp, token: &str, key: &str, body: &Value) -> Reply {
+    keyed(app, Method::POST, "/api/users", token, key, Some(body)).await
+}
+
 /// A create body with every PII field, for fresh contacts.
 fn new_user_body(app: &TestApp) -> Value {
     let (email, phone) = app.next_contacts();
@@ -45,22 +50,23 @@ fn new_user_body(app: &TestApp) -> Value {
     })
 }
 
-async fn users_count(app: &TestApp) -> i64 {
-    app.count("SELECT count(*) FROM vottery_users").await
-}
-
 async fn stored_keys(app: &TestApp) -> Vec<Value> {
     app.rows("SELECT scope, idempotency_key, status, answer_user, answer_body FROM vottery_idempotency_keys ORDER BY created_at")
         .await
 }
 
+/// One column of every stored key, oldest first.
+async fn stored_key_column(app: &TestApp, column: &str) -> Vec<Value> {
+    stored_keys(app)
+        .await
+        .into_iter()
+        .map(|row| row[column].clone())
+        .collect()
+}
+
 /// How many successful audit rows of `action` concern `user_id`.
 async fn audited(app: &TestApp, user_id: i32, action: &str) -> usize {
-    app.audit_rows(user_id)
-        .await
-        .iter()
-        .filter(|row| row["action"] == json!(action) && row["success"] == json!(true))
-        .count()
+    app.audit_rows_of(user_id, action, true).await.len()
 }
 
 /// Holds `key` for `scope` with a live claim, as a request still running does.
@@ -94,34 +100,18 @@ fn assert_replay_of(first: &Reply, again: &Reply) {
 async fn a_retried_create_replays_the_first_answer_and_stores_no_plaintext_pii() {
     let app = spawn_app().await;
     let body = new_user_body(&app);
-    let before = users_count(&app).await;
+    let before = app.user_count().await;
 
-    let first = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "create-1",
-        Some(&body),
-    )
-    .await;
+    let first = keyed_create(&app, SERVICE_TOKEN, "create-1", &body).await;
     first.expect(201);
     // The same JSON with its members in another order and other spacing is the same request.
     let reordered: Value =
         serde_json::from_str(&serde_json::to_string_pretty(&body).unwrap()).unwrap();
-    let again = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "create-1",
-        Some(&reordered),
-    )
-    .await;
+    let again = keyed_create(&app, SERVICE_TOKEN, "create-1", &reordered).await;
     assert_replay_of(&first, &again);
     assert_eq!(again.json["first_name"], json!("Philippa"));
     assert_eq!(again.json["signature"]["valid"], json!(true));
-    assert_eq!(users_count(&app).await, before + 1);
+    assert_eq!(app.user_count().await, before + 1);
     let id = first.json["id"].as_i64().unwrap() as i32;
     assert_eq!(audited(&app, id, "user.create").await, 1);
 
@@ -156,29 +146,13 @@ async fn a_retried_create_replays_the_first_answer_and_stores_no_plaintext_pii()
 #[tokio::test]
 async fn the_same_key_with_another_body_is_refused_and_changes_nothing() {
     let app = spawn_app().await;
-    let first = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "reused",
-        Some(&new_user_body(&app)),
-    )
-    .await;
+    let first = keyed_create(&app, SERVICE_TOKEN, "reused", &new_user_body(&app)).await;
     first.expect(201);
-    let before = (users_count(&app).await, app.audit_count().await);
+    let before = (app.user_count().await, app.audit_count().await);
 
-    let other = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "reused",
-        Some(&new_user_body(&app)),
-    )
-    .await;
+    let other = keyed_create(&app, SERVICE_TOKEN, "reused", &new_user_body(&app)).await;
     assert_key_refused(&other, 422, "idempotency-key-reused");
-    assert_eq!((users_count(&app).await, app.audit_count().await), before);
+    assert_eq!((app.user_count().await, app.audit_count().await), before);
     assert_eq!(stored_keys(&app).await[0]["status"], json!(201));
 }
 
@@ -196,24 +170,14 @@ async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_end
         let fingerprint = Fingerprint::of(&ActixMethod::POST, "/api/users", Some(&body));
         // The first request holds the key, running, as a request in flight does.
         hold(&app, scope, "in-flight", fingerprint).await;
-        let before = (users_count(&app).await, app.audit_count().await);
-        let retry_create = async || {
-            keyed(
-                &app,
-                Method::POST,
-                "/api/users",
-                token,
-                "in-flight",
-                Some(&body),
-            )
-            .await
-        };
+        let before = (app.user_count().await, app.audit_count().await);
+        let retry_create = async || keyed_create(&app, token, "in-flight", &body).await;
 
         let retry = retry_create().await;
         assert_key_refused(&retry, 409, "idempotency-key-in-use");
         let retry_after: u64 = retry.header("retry-after").unwrap().parse().unwrap();
         assert!((1..=30).contains(&retry_after), "{retry_after}");
-        assert_eq!((users_count(&app).await, app.audit_count().await), before);
+        assert_eq!((app.user_count().await, app.audit_count().await), before);
 
         // A first request that died before committing leaves its lease to run out; then the
         // retry runs.
@@ -222,7 +186,7 @@ async fn a_retry_while_the_first_request_runs_is_409_and_runs_once_its_lease_end
         let retry = retry_create().await;
         retry.expect(201);
         assert_eq!(retry.header("idempotent-replayed"), None);
-        assert_eq!(users_count(&app).await, before.0 + 1);
+        assert_eq!(app.user_count().await, before.0 + 1);
     }
 }
 
@@ -233,38 +197,14 @@ async fn a_users_keyed_create_is_replayed_and_its_key_refused_for_another_body()
     let app = spawn_app().await;
     let token = app.manager.token.clone();
     let body = new_user_body(&app);
-    let before = (users_count(&app).await, app.audit_count().await);
+    let before = (app.user_count().await, app.audit_count().await);
 
-    let first = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        &token,
-        "fresh",
-        Some(&body),
-    )
-    .await;
+    let first = keyed_create(&app, &token, "fresh", &body).await;
     first.expect(201);
-    let again = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        &token,
-        "fresh",
-        Some(&body),
-    )
-    .await;
+    let again = keyed_create(&app, &token, "fresh", &body).await;
     assert_replay_of(&first, &again);
     let other_body = new_user_body(&app);
-    let other = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        &token,
-        "fresh",
-        Some(&other_body),
-    )
-    .await;
+    let other = keyed_create(&app, &token, "fresh", &other_body).await;
     other.problem(422);
     assert!(
         other.problem_type().ends_with("idempotency-key-reused"),
@@ -272,7 +212,7 @@ async fn a_users_keyed_create_is_replayed_and_its_key_refused_for_another_body()
         other.text
     );
     assert_eq!(
-        (users_count(&app).await, app.audit_count().await),
+        (app.user_count().await, app.audit_count().await),
         (before.0 + 1, before.1 + 1)
     );
     assert_eq!(stored_keys(&app).await.len(), 1);
@@ -298,54 +238,26 @@ async fn a_request_whose_key_was_answered_while_it_ran_is_rolled_back_and_given_
         app.manager.id
     ))
     .await;
-    let before = (users_count(&app).await, app.audit_count().await);
+    let before = (app.user_count().await, app.audit_count().await);
 
-    let reply = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "raced",
-        Some(&body),
-    )
-    .await;
+    let reply = keyed_create(&app, SERVICE_TOKEN, "raced", &body).await;
     reply.expect(201);
     assert_eq!(reply.header("idempotent-replayed").as_deref(), Some("true"));
     assert_eq!(reply.json["id"], json!(app.manager.id));
-    assert_eq!((users_count(&app).await, app.audit_count().await), before);
+    assert_eq!((app.user_count().await, app.audit_count().await), before);
     assert_eq!(stored_keys(&app).await.len(), 1);
 }
 
 #[tokio::test]
 async fn keys_belong_to_their_caller() {
     let app = spawn_app().await;
-    let by_service = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "shared",
-        Some(&new_user_body(&app)),
-    )
-    .await;
+    let by_service = keyed_create(&app, SERVICE_TOKEN, "shared", &new_user_body(&app)).await;
     by_service.expect(201);
-    let by_manager = keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        &app.manager.token,
-        "shared",
-        Some(&new_user_body(&app)),
-    )
-    .await;
+    let by_manager = keyed_create(&app, &app.manager.token, "shared", &new_user_body(&app)).await;
     by_manager.expect(201);
     assert_eq!(by_manager.header("idempotent-replayed"), None);
     assert_ne!(by_manager.json["id"], by_service.json["id"]);
-    let scopes: Vec<Value> = stored_keys(&app)
-        .await
-        .into_iter()
-        .map(|row| row["scope"].clone())
-        .collect();
+    let scopes = stored_key_column(&app, "scope").await;
     assert_eq!(
         scopes,
         vec![
@@ -359,16 +271,9 @@ async fn keys_belong_to_their_caller() {
 async fn keys_past_their_retention_are_pruned() {
     let app = spawn_app().await;
     for key in ["old", "recent"] {
-        keyed(
-            &app,
-            Method::POST,
-            "/api/users",
-            SERVICE_TOKEN,
-            key,
-            Some(&new_user_body(&app)),
-        )
-        .await
-        .expect(201);
+        keyed_create(&app, SERVICE_TOKEN, key, &new_user_body(&app))
+            .await
+            .expect(201);
     }
     app.exec("UPDATE vottery_idempotency_keys SET created_at = now() - interval '25 hours' WHERE idempotency_key = 'old'")
         .await;
@@ -377,29 +282,17 @@ async fn keys_past_their_retention_are_pruned() {
         .await
         .unwrap();
     assert_eq!(pruned, 1);
-    let kept: Vec<Value> = stored_keys(&app)
-        .await
-        .into_iter()
-        .map(|row| row["idempotency_key"].clone())
-        .collect();
+    let kept = stored_key_column(&app, "idempotency_key").await;
     assert_eq!(kept, vec![json!("recent")]);
 }
 
 #[tokio::test]
 async fn malformed_keys_are_refused_naming_the_header_and_change_nothing() {
     let app = spawn_app().await;
-    let before = (users_count(&app).await, app.audit_count().await);
+    let before = (app.user_count().await, app.audit_count().await);
     let too_long = "k".repeat(256);
     for key in ["", "\"\"", "\"unterminated", "two words", too_long.as_str()] {
-        let reply = keyed(
-            &app,
-            Method::POST,
-            "/api/users",
-            SERVICE_TOKEN,
-            key,
-            Some(&new_user_body(&app)),
-        )
-        .await;
+        let reply = keyed_create(&app, SERVICE_TOKEN, key, &new_user_body(&app)).await;
         reply.assert_invalid(&[KEY]);
     }
     let twice = app
@@ -419,7 +312,7 @@ async fn malformed_keys_are_refused_naming_the_header_and_change_nothing() {
         .send()
         .await;
     unauthenticated.problem(401);
-    assert_eq!((users_count(&app).await, app.audit_count().await), before);
+    assert_eq!((app.user_count().await, app.audit_count().await), before);
     assert!(stored_keys(&app).await.is_empty());
 }
 
@@ -428,15 +321,7 @@ async fn a_refused_request_frees_its_key_so_a_retry_runs_again() {
     let app = spawn_app().await;
     let body = json!({"sngine_email": "not an email", "sngine_phone": "+14155550100"});
     for _ in 0..2 {
-        let reply = keyed(
-            &app,
-            Method::POST,
-            "/api/users",
-            SERVICE_TOKEN,
-            "refused",
-            Some(&body),
-        )
-        .await;
+        let reply = keyed_create(&app, SERVICE_TOKEN, "refused", &body).await;
         reply.assert_invalid(&["sngine_email"]);
         assert_eq!(reply.header("idempotent-replayed"), None);
         assert!(
@@ -445,16 +330,9 @@ async fn a_refused_request_frees_its_key_so_a_retry_runs_again() {
         );
     }
     let fixed = json!({"sngine_email": "fixed@example.com", "sngine_phone": "+14155550100"});
-    keyed(
-        &app,
-        Method::POST,
-        "/api/users",
-        SERVICE_TOKEN,
-        "refused",
-        Some(&fixed),
-    )
-    .await
-    .expect(201);
+    keyed_create(&app, SERVICE_TOKEN, "refused", &fixed)
+        .await
+        .expect(201);
 }
 
 /// Sends a keyed request twice; asserts that the second replays the first, and returns it.
@@ -467,63 +345,40 @@ async fn twice(app: &TestApp, method: Method, path: &str, key: &str, body: Optio
     first
 }
 
+/// [`twice`] for a `PUT` of `body`.
+async fn twice_put(app: &TestApp, path: &str, key: &str, body: Value) -> Reply {
+    twice(app, Method::PUT, path, key, Some(body)).await
+}
+
+/// [`twice`] for a `DELETE`.
+async fn twice_delete(app: &TestApp, path: &str, key: &str) -> Reply {
+    twice(app, Method::DELETE, path, key, None).await
+}
+
 #[tokio::test]
 async fn every_mutating_route_honours_the_key() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let id = user.id;
 
-    let profile = twice(
-        &app,
-        Method::PUT,
-        &format!("/api/users/{id}/profile"),
-        "profile",
-        Some(json!({"first_name": "Once"})),
-    )
-    .await;
+    let at = |suffix: &str| format!("/api/users/{id}{suffix}");
+    let named = json!({"first_name": "Once"});
+    let profile = twice_put(&app, &at("/profile"), "profile", named).await;
     assert_eq!(profile.json["first_name"], json!("Once"));
-    let role = twice(
-        &app,
-        Method::PUT,
-        &format!("/api/users/{id}/role"),
-        "role",
-        Some(json!({"admin_role": "analyst"})),
-    )
-    .await;
+    let role = twice_put(&app, &at("/role"), "role", json!({"admin_role": "analyst"})).await;
     assert_eq!(role.json["admin_role"], json!("analyst"));
 
     let mut device = Recorded::with_sessions(&app, id, &[(true, 1), (true, 2)]).await;
     let single = device.session(true, 3).await;
-    twice(
-        &app,
-        Method::DELETE,
-        &format!("/api/users/{id}/sessions/{single}"),
-        "end-one",
-        None,
-    )
-    .await;
-    let ended = twice(
-        &app,
-        Method::DELETE,
-        &format!("/api/users/{id}/sessions"),
-        "end-all",
-        None,
-    )
-    .await;
+    twice_delete(&app, &at(&format!("/sessions/{single}")), "end-one").await;
+    let ended = twice_delete(&app, &at("/sessions"), "end-all").await;
     assert_eq!(
         ended.json,
         json!({"sessions_ended": 2}),
         "the replay says what the first ended"
     );
 
-    let status = twice(
-        &app,
-        Method::PUT,
-        &format!("/api/users/{id}/status"),
-        "status",
-        Some(json!({"status": "suspended"})),
-    )
-    .await;
+    let suspended = json!({"status": "suspended"});
+    let status = twice_put(&app, &at("/status"), "status", suspended).await;
     assert_eq!(status.json["status"], json!("suspended"));
     let version = status.json["version"].as_i64().unwrap();
     assert_eq!(
@@ -532,14 +387,7 @@ async fn every_mutating_route_honours_the_key() {
         "each change landed once"
     );
 
-    twice(
-        &app,
-        Method::DELETE,
-        &format!("/api/users/{id}"),
-        "delete",
-        None,
-    )
-    .await;
+    twice_delete(&app, &at(""), "delete").await;
     for (action, times) in [
         ("user.update_profile", 1),
         ("user.update_role", 1),
@@ -551,11 +399,7 @@ async fn every_mutating_route_honours_the_key() {
     ] {
         assert_eq!(audited(&app, id, action).await, times, "{action}");
     }
-    let statuses: Vec<Value> = stored_keys(&app)
-        .await
-        .into_iter()
-        .map(|row| row["status"].clone())
-        .collect();
+    let statuses = stored_key_column(&app, "status").await;
     assert_eq!(
         statuses,
         [200, 200, 204, 200, 200, 204].map(|status| json!(status))
@@ -590,44 +434,33 @@ async fn serve(app: &TestApp, port: u16, failpoints: &str) -> tokio::process::Ch
 async fn a_crash_between_commit_and_answer_is_answered_on_retry_with_the_same_user() {
     let app = spawn_app().await;
     let body = new_user_body(&app);
-    let before = users_count(&app).await;
+    let before = app.user_count().await;
     let port = closed_port();
     let url = format!("http://127.0.0.1:{port}/api/users");
 
     // The process dies once the user and its answer are committed, before answering.
     let mut crashing = serve(&app, port, "idempotency-answer=return").await;
-    let lost = app
-        .http
-        .post(&url)
-        .bearer_auth(SERVICE_TOKEN)
-        .header(KEY, "crash-1")
-        .json(&body)
-        .send()
-        .await;
+    let create = || {
+        app.http
+            .post(&url)
+            .bearer_auth(SERVICE_TOKEN)
+            .header(KEY, "crash-1")
+            .json(&body)
+            .send()
+    };
+    let lost = create().await;
     assert!(lost.is_err(), "the answer is lost: {lost:?}");
     let exit = tokio::time::timeout(Duration::from_secs(30), crashing.wait())
         .await
         .unwrap()
         .unwrap();
     assert!(!exit.success(), "{exit:?}");
-    assert_eq!(
-        users_count(&app).await,
-        before + 1,
-        "the user was committed"
-    );
+    assert_eq!(app.user_count().await, before + 1, "the user was committed");
     let created = app.count("SELECT (answer_user->>'id')::int FROM vottery_idempotency_keys WHERE idempotency_key = 'crash-1' AND status = 201").await;
 
     // Restarted, the retry with the same key gets the original 201 and the same user.
     let mut restarted = serve(&app, port, "").await;
-    let retry = app
-        .http
-        .post(&url)
-        .bearer_auth(SERVICE_TOKEN)
-        .header(KEY, "crash-1")
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
+    let retry = create().await.unwrap();
     assert_eq!(retry.status().as_u16(), 201);
     assert_eq!(retry.headers()["idempotent-replayed"], "true");
     assert_eq!(
@@ -638,7 +471,7 @@ async fn a_crash_between_commit_and_answer_is_answered_on_retry_with_the_same_us
     assert_eq!(view["id"], json!(created));
     assert_eq!(view["sngine_email"], body["sngine_email"]);
     assert_eq!(
-        users_count(&app).await,
+        app.user_count().await,
         before + 1,
         "nothing was created twice"
     );

@@ -21,11 +21,7 @@ async fn full_user(app: &TestApp) -> TestUser {
         }))
         .await;
     app.set_status(user.id, "active").await;
-    app.put(
-        &format!("/api/users/{}/role", user.id),
-        &app.manager.token,
-        json!({"subscription_status": "subscribed", "subscription_plan": "pro", "subscription_expires_at": "2030-01-01T00:00:00Z"}),
-    )
+    app.put_role(user.id, &app.manager.token, json!({"subscription_status": "subscribed", "subscription_plan": "pro", "subscription_expires_at": "2030-01-01T00:00:00Z"}))
     .await
     .expect(200);
     user
@@ -41,13 +37,7 @@ async fn every_write_re_signs_and_every_read_verifies() {
     let user = full_user(&app).await;
     let mut signatures = vec![app.user_row(user.id).await["record_signature"].clone()];
     for body in [json!({"city": "Oslo"}), json!({"first_name": "Inga"})] {
-        let reply = app
-            .put(
-                &format!("/api/users/{}/profile", user.id),
-                &user.token,
-                body,
-            )
-            .await;
+        let reply = app.put_profile(user.id, &user.token, body).await;
         assert_eq!(reply.expect(200)["signature"]["valid"], json!(true));
         let signature = app.user_row(user.id).await["record_signature"].clone();
         assert!(signature.as_str().unwrap().starts_with("vault:v1:"));
@@ -132,9 +122,7 @@ async fn changing_any_signed_column_in_sql_is_reported_on_read() {
             "UPDATE vottery_users SET {column} = {expression} WHERE id = {id}"
         ))
         .await;
-        let reply = app
-            .get(&format!("/api/users/{id}"), &app.manager.token)
-            .await;
+        let reply = app.get_as_manager(&format!("/api/users/{id}")).await;
         let view = reply.expect(200);
         assert_eq!(
             view["signature"]["valid"],
@@ -212,7 +200,7 @@ async fn a_ciphertext_copied_into_another_row_or_column_is_withheld() {
     }
 
     // In a list, the tampered row is reported and the others read normally.
-    let list = app.get("/api/users?limit=100", &app.manager.token).await;
+    let list = app.get_as_manager("/api/users?limit=100").await;
     let page = list.expect(200);
     for user in page["data"].as_array().unwrap() {
         let tampered = user["id"] == json!(target.id);
@@ -280,32 +268,24 @@ async fn a_write_to_a_tampered_row_is_refused_not_re_signed() {
 
     // A plain column changed in SQL blocks writes the same way.
     let plain = app.active_user().await;
-    app.exec(&format!(
-        "UPDATE vottery_users SET admin_role = 'admin' WHERE id = {}",
-        plain.id
-    ))
-    .await;
-    app.put(
-        &format!("/api/users/{}/profile", plain.id),
-        &app.manager.token,
-        json!({"city": "Pisa"}),
-    )
-    .await
-    .problem(409);
+    let set_admin_role = async |role: &str| {
+        let sql = format!(
+            "UPDATE vottery_users SET admin_role = {role} WHERE id = {}",
+            plain.id
+        );
+        app.exec(&sql).await;
+    };
+    let pisa = json!({"city": "Pisa"});
+    set_admin_role("'admin'").await;
+    app.put_profile(plain.id, &app.manager.token, pisa.clone())
+        .await
+        .problem(409);
     assert_eq!(app.user_row(plain.id).await["city"], Value::Null);
     // Restored to its signed state, the row takes writes again.
-    app.exec(&format!(
-        "UPDATE vottery_users SET admin_role = NULL WHERE id = {}",
-        plain.id
-    ))
-    .await;
-    app.put(
-        &format!("/api/users/{}/profile", plain.id),
-        &app.manager.token,
-        json!({"city": "Pisa"}),
-    )
-    .await
-    .expect(200);
+    set_admin_role("NULL").await;
+    app.put_profile(plain.id, &app.manager.token, pisa)
+        .await
+        .expect(200);
 }
 
 #[tokio::test]
@@ -323,11 +303,7 @@ async fn signatures_and_ciphertexts_survive_key_rotation() {
     assert_eq!(old["first_name"], json!("Ingrid"));
 
     let updated = app
-        .put(
-            &format!("/api/users/{}/profile", user.id),
-            &user.token,
-            json!({"last_name": "Berg"}),
-        )
+        .put_profile(user.id, &user.token, json!({"last_name": "Berg"}))
         .await;
     assert_eq!(updated.expect(200)["signature"]["key_version"], json!(2));
     let stored = app.user_row(user.id).await;

@@ -182,7 +182,7 @@ async fn the_customers_existing_tables_and_rows_are_kept_and_readable() {
     })
     .await;
     // Nothing lost.
-    assert_eq!(app.count("SELECT count(*) FROM vottery_users").await, 4);
+    assert_eq!(app.user_count().await, 4);
     assert_eq!(
         app.manager.id, 4,
         "the sequence carried on after the customer's rows"
@@ -227,7 +227,7 @@ async fn the_customers_existing_tables_and_rows_are_kept_and_readable() {
     assert_eq!(two["user_type"], json!("individual_creator"));
 
     // Lists, filters and the old audit rows.
-    let page = app.get("/api/users", &app.manager.token).await;
+    let page = app.get_as_manager("/api/users").await;
     let page = page.expect(200);
     assert_eq!(page["total"], json!(4));
     let valid: Vec<(i32, bool)> = page["data"]
@@ -237,11 +237,9 @@ async fn the_customers_existing_tables_and_rows_are_kept_and_readable() {
         .map(|user| (id_of(user), user["signature"]["valid"].as_bool().unwrap()))
         .collect();
     assert_eq!(valid, vec![(1, false), (2, false), (3, false), (4, true)]);
-    let active = app
-        .get("/api/users?status=active", &app.manager.token)
-        .await;
+    let active = app.get_as_manager("/api/users?status=active").await;
     assert_eq!(active.expect(200)["total"], json!(2));
-    let trail = app.get("/api/users/1/audit", &app.manager.token).await;
+    let trail = app.get_as_manager("/api/users/1/audit").await;
     let trail = trail.expect(200);
     assert_eq!(trail["total"], json!(2));
     assert_eq!(trail["data"][1]["action"], json!("login"));
@@ -358,7 +356,7 @@ async fn contacts_of_rows_not_yet_encrypted_are_still_unique() {
         reply.problem(409);
         assert_eq!(reply.error_fields(), vec![field], "{email} {phone}");
     }
-    assert_eq!(app.count("SELECT count(*) FROM vottery_users").await, 4);
+    assert_eq!(app.user_count().await, 4);
 }
 
 #[tokio::test]

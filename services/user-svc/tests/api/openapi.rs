@@ -5,7 +5,7 @@
 //! `UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi`.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::path::Path;
 
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -15,24 +15,34 @@ use crate::helpers::{SERVICE_TOKEN, spawn_app};
 
 const REGENERATE: &str = "UPDATE_OPENAPI=1 cargo test -p user-svc --test api openapi";
 
-fn manifest_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 fn generated() -> String {
     user_svc::routes::openapi::to_pretty_json().expect("the document serializes")
+}
+
+/// The checked-in document.
+const CHECKED_IN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/openapi.json");
+
+#[test]
+fn the_openapi_document_matches_the_checked_in_file() {
+    conformance::assert_checked_in(Path::new(CHECKED_IN), &generated(), REGENERATE);
 }
 
 fn document() -> Value {
     serde_json::from_str(&generated()).expect("the document is JSON")
 }
 
+/// Where the route handlers live.
+const ROUTES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/src/routes");
+
 #[test]
-fn the_openapi_document_matches_the_checked_in_file() {
-    conformance::assert_checked_in(
-        &manifest_dir().join("openapi.json"),
-        &generated(),
-        REGENERATE,
+fn every_registered_route_is_in_the_openapi_document() {
+    let registered = conformance::registered_paths(Path::new(ROUTES));
+    assert!(registered.len() > 10, "the route scan found {registered:?}");
+    let missing = conformance::undocumented(&registered, &document());
+    assert!(
+        missing.is_empty(),
+        "routes registered but not documented: {missing:?}; add #[utoipa::path] to their handlers, \
+         list them in user_svc::routes::openapi::ApiDoc, then run `{REGENERATE}`"
     );
 }
 
@@ -41,18 +51,6 @@ fn every_schema_the_document_refers_to_is_in_it() {
     let (found, dangling) = conformance::dangling_references(&document());
     assert!(found > 20, "the scan found {found} references");
     assert!(dangling.is_empty(), "references to nothing: {dangling:?}");
-}
-
-#[test]
-fn every_registered_route_is_in_the_openapi_document() {
-    let registered = conformance::registered_paths(&manifest_dir().join("src").join("routes"));
-    assert!(registered.len() > 10, "the route scan found {registered:?}");
-    let missing = conformance::undocumented(&registered, &document());
-    assert!(
-        missing.is_empty(),
-        "routes registered but not documented: {missing:?}; add #[utoipa::path] to their handlers, \
-         list them in user_svc::routes::openapi::ApiDoc, then run `{REGENERATE}`"
-    );
 }
 
 #[tokio::test]
@@ -280,56 +278,35 @@ fn every_request_field_of_the_user_writes_states_its_rule() {
     }
 }
 
+/// Each value's text, in order.
+fn names(values: impl IntoIterator<Item = impl ToString>) -> Vec<String> {
+    values.into_iter().map(|value| value.to_string()).collect()
+}
+
 #[test]
 fn the_documented_enums_are_the_services_values() {
-    use user_svc::domain::{profile, roles, status};
+    use user_svc::domain::profile::GENDERS;
+    use user_svc::domain::roles::{AdminRole, SubscriptionStatus, UserType};
+    use user_svc::domain::status::Status;
+    use vottery_common::reference::{COUNTRIES, TIME_ZONES};
     let document = document();
     let enum_of = |method: &str, path: &str, field: &str| -> Vec<String> {
         string_list(&request_fields(&document, method, path)[field].schema["enum"])
     };
+    let create = |field: &str| enum_of("post", "/api/users", field);
+    assert_eq!(create("user_type"), names(UserType::ALL));
     assert_eq!(
-        enum_of("post", "/api/users", "user_type"),
-        roles::UserType::ALL
-            .iter()
-            .map(|kind| kind.to_string())
-            .collect::<Vec<_>>()
+        create("subscription_status"),
+        names(SubscriptionStatus::ALL)
     );
-    assert_eq!(
-        enum_of("post", "/api/users", "subscription_status"),
-        roles::SubscriptionStatus::ALL
-            .iter()
-            .map(|kind| kind.to_string())
-            .collect::<Vec<_>>()
-    );
-    assert_eq!(
-        enum_of("put", "/api/users/{id}/role", "admin_role"),
-        roles::AdminRole::ALL
-            .iter()
-            .map(|role| role.to_string())
-            .collect::<Vec<_>>()
-    );
-    assert_eq!(
-        enum_of("put", "/api/users/{id}/status", "status"),
-        status::Status::ALL
-            .iter()
-            .map(|step| step.to_string())
-            .collect::<Vec<_>>()
-    );
-    assert_eq!(
-        enum_of("put", "/api/users/{id}/profile", "country"),
-        vottery_common::reference::COUNTRIES
-    );
-    assert_eq!(
-        enum_of("put", "/api/users/{id}/profile", "timezone"),
-        vottery_common::reference::TIME_ZONES
-    );
-    assert_eq!(
-        enum_of("put", "/api/users/{id}/profile", "gender"),
-        profile::GENDERS
-            .iter()
-            .map(|gender| gender.to_string())
-            .collect::<Vec<_>>()
-    );
+    let roles = enum_of("put", "/api/users/{id}/role", "admin_role");
+    assert_eq!(roles, names(AdminRole::ALL));
+    let statuses = enum_of("put", "/api/users/{id}/status", "status");
+    assert_eq!(statuses, names(Status::ALL));
+    let profile = |field: &str| enum_of("put", "/api/users/{id}/profile", field);
+    assert_eq!(profile("country"), COUNTRIES);
+    assert_eq!(profile("timezone"), TIME_ZONES);
+    assert_eq!(profile("gender"), names(GENDERS));
 }
 
 /// Request bodies made from the document alone: each field from its `enum` or its declared
@@ -462,7 +439,7 @@ async fn a_client_following_the_document_is_answered_with_success() {
     let manager = app.manager.token.clone();
     for _ in 0..12 {
         let body = generator.body(&create);
-        let created = app.post("/api/users", SERVICE_TOKEN, body.clone()).await;
+        let created = app.post_user(body.clone()).await;
         assert_eq!(
             created.status, 201,
             "POST /api/users {body}: {}",

@@ -25,9 +25,7 @@ async fn liveness_and_readiness_report_the_dependencies() {
 #[tokio::test]
 async fn metrics_are_exposed_for_prometheus() {
     let app = spawn_app().await;
-    app.get("/api/users/me", &app.manager.token)
-        .await
-        .expect(200);
+    app.get_as_manager("/api/users/me").await.expect(200);
     let reply = app.call(reqwest::Method::GET, "/metrics").send().await;
     reply.expect(200);
     assert!(

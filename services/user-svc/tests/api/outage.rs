@@ -4,7 +4,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, SERVICE_TOKEN, TestApp, TestUser, closed_port, spawn_app};
+use crate::helpers::{
+    Reply, SERVICE_TOKEN, TestApp, TestUser, closed_port, spawn_app, spawn_app_with_user,
+};
 
 /// Everything a failed write could have touched.
 async fn state_of(app: &TestApp) -> (Vec<Value>, i64, Vec<Value>) {
@@ -155,16 +157,10 @@ async fn a_sealed_security_svc_means_503_and_nothing_written() {
     let view = app.read_user(user.id).await;
     assert_eq!(view["first_name"], json!("Sealed"));
     assert_eq!(view["signature"]["valid"], json!(true));
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
-        &user.token,
-        json!({"city": "Basel"}),
-    )
-    .await
-    .expect(200);
-    app.post(
-        "/api/users",
-        SERVICE_TOKEN,
+    app.put_profile(user.id, &user.token, json!({"city": "Basel"}))
+        .await
+        .expect(200);
+    app.post_user(
         json!({"sngine_email": "during-outage@example.com", "sngine_phone": "+14155550666"}),
     )
     .await
@@ -173,8 +169,7 @@ async fn a_sealed_security_svc_means_503_and_nothing_written() {
 
 #[tokio::test]
 async fn an_unreachable_security_svc_means_503_and_nothing_written() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let port = closed_port();
     let cut_off = app
         .start_instance(|settings| {
@@ -192,24 +187,15 @@ async fn an_unreachable_security_svc_means_503_and_nothing_written() {
 #[tokio::test]
 async fn refusals_and_deletes_need_no_security_svc() {
     // Refusals that need no key still work while security-svc is sealed, and are audited.
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     app.security.seal().await;
     let audit_before = app.audit_rows(user.id).await.len();
     let forbidden = app
-        .put(
-            &format!("/api/users/{}/status", user.id),
-            &user.token,
-            json!({"status": "suspended"}),
-        )
+        .put_status(user.id, &user.token, json!({"status": "suspended"}))
         .await;
     forbidden.problem(403);
     let invalid = app
-        .put(
-            &format!("/api/users/{}/profile", user.id),
-            &user.token,
-            json!({"country": "ZZ"}),
-        )
+        .put_profile(user.id, &user.token, json!({"country": "ZZ"}))
         .await;
     invalid.assert_invalid(&["country"]);
     assert_eq!(app.audit_rows(user.id).await.len(), audit_before + 2);

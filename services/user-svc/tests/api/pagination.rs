@@ -145,9 +145,7 @@ async fn page_numbers_keep_working_and_hand_out_cursors_to_the_pages_beside_them
     assert_eq!(page(&app, &second.links["prev"]).await.ids, all[..3]);
     // 500 pages of 20 reach 10,000 rows; deeper pages are walked by cursor.
     page(&app, "/api/users?page=500&limit=20").await;
-    let refused = app
-        .get("/api/users?page=501&limit=20", &app.manager.token)
-        .await;
+    let refused = app.get_as_manager("/api/users?page=501&limit=20").await;
     refused.assert_invalid(&["page"]);
     assert!(refused.error_message("page").contains("after="));
 }
@@ -168,7 +166,7 @@ async fn bad_cursors_and_conflicting_positions_are_refused_by_name() {
     let refused = |query: String, fields: &'static [&'static str]| {
         let app = &app;
         async move {
-            app.get(&format!("/api/users?{query}"), &app.manager.token)
+            app.get_as_manager(&format!("/api/users?{query}"))
                 .await
                 .assert_invalid(fields);
         }

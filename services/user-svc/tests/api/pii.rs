@@ -4,36 +4,27 @@
 use base64::Engine;
 use serde_json::{Value, json};
 
-use crate::helpers::{PII_COLUMNS, SERVICE_TOKEN, spawn_app};
+use crate::helpers::{PII_COLUMNS, spawn_app};
 
 #[tokio::test]
 async fn pii_columns_hold_only_ciphertext() {
     let app = spawn_app().await;
-    let created = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({
-                "sngine_email": "Plain.Text@Example.com",
-                "sngine_phone": "+1 415 555 0142",
-                "first_name": "Wilhelmina",
-                "last_name": "Tarrant",
-                "date_of_birth": "1979-03-14"
-            }),
-        )
-        .await;
+    let every_pii_field = json!({
+        "sngine_email": "Plain.Text@Example.com",
+        "sngine_phone": "+1 415 555 0142",
+        "first_name": "Wilhelmina",
+        "last_name": "Tarrant",
+        "date_of_birth": "1979-03-14"
+    });
+    let created = app.post_user(every_pii_field).await;
     let id = created.expect(201)["id"].as_i64().unwrap();
     // A second user with the same names: ciphertexts differ (fresh nonces).
     let twin = app
         .create_user_with(json!({"first_name": "Wilhelmina", "last_name": "Tarrant"}))
         .await;
-    app.put(
-        &format!("/api/users/{id}/profile"),
-        &app.manager.token,
-        json!({"last_name": "Tarrant-Hale"}),
-    )
-    .await
-    .expect(200);
+    app.put_profile(id, &app.manager.token, json!({"last_name": "Tarrant-Hale"}))
+        .await
+        .expect(200);
 
     let row = app.user_row(id as i32).await;
     let plaintexts = [
@@ -100,10 +91,8 @@ async fn pii_columns_hold_only_ciphertext() {
         }
     }
     // The customer's plaintext indexes index ciphertext only.
-    let by_email = app
-        .count("SELECT count(*) FROM vottery_users WHERE sngine_email ILIKE '%example.com%'")
-        .await;
-    assert_eq!(by_email, 0);
+    let by_email = "SELECT count(*) FROM vottery_users WHERE sngine_email ILIKE '%example.com%'";
+    assert_eq!(app.count(by_email).await, 0);
 }
 
 #[tokio::test]

@@ -3,11 +3,20 @@
 use chrono::Datelike;
 use serde_json::{Value, json};
 
-use crate::helpers::{Reply, TestApp, spawn_app};
+use crate::helpers::{Reply, TestApp, spawn_app_with_user};
 
 async fn edit(app: &TestApp, token: &str, id: i32, body: Value) -> Reply {
-    app.put(&format!("/api/users/{id}/profile"), token, body)
-        .await
+    app.put_profile(id, token, body).await
+}
+
+/// Each `(token, target, city, status)` in turn: the caller with that token sets the target's
+/// city, and is answered `status`.
+async fn city_edits(app: &TestApp, edits: &[(&String, i32, &str, u16)]) {
+    for (token, target, city, status) in edits {
+        edit(app, token, *target, json!({ "city": city }))
+            .await
+            .assert_answer(*status);
+    }
 }
 
 /// Whole years from `born` (YYYY-MM-DD) to today.
@@ -23,8 +32,7 @@ fn age_of(born: &str) -> i64 {
 
 #[tokio::test]
 async fn the_customers_profile_request_is_refused_for_user_age_alone() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let refused = edit(
         &app,
         &user.token,
@@ -68,8 +76,7 @@ async fn the_customers_profile_request_is_refused_for_user_age_alone() {
 
 #[tokio::test]
 async fn every_profile_field_can_be_set_and_cleared() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let body = json!({
         "first_name": "Grace",
         "last_name": "Hopper",
@@ -148,51 +155,47 @@ async fn every_profile_field_can_be_set_and_cleared() {
 
 #[tokio::test]
 async fn moderators_and_above_edit_lower_ranks_only() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let moderator = app.user_with_role("moderator").await;
     let other_moderator = app.user_with_role("moderator").await;
     let auditor = app.user_with_role("auditor").await;
     let admin = app.user_with_role("admin").await;
 
-    edit(&app, &moderator.token, user.id, json!({"city": "Rome"}))
-        .await
-        .expect(200);
-    edit(&app, &moderator.token, auditor.id, json!({"city": "Rome"}))
-        .await
-        .expect(200);
+    city_edits(
+        &app,
+        &[
+            (&moderator.token, user.id, "Rome", 200),
+            (&moderator.token, auditor.id, "Rome", 200),
+        ],
+    )
+    .await;
     for target in [&other_moderator, &admin] {
         edit(&app, &moderator.token, target.id, json!({"city": "Rome"}))
             .await
             .problem(403);
         assert_eq!(app.user_row(target.id).await["city"], Value::Null);
     }
-    edit(
+    city_edits(
         &app,
-        &moderator.token,
-        app.manager.id,
-        json!({"city": "Rome"}),
+        &[
+            (&moderator.token, app.manager.id, "Rome", 403),
+            // Below moderator: only oneself.
+            (&auditor.token, user.id, "Oslo", 403),
+            (&auditor.token, auditor.id, "Oslo", 200),
+        ],
     )
-    .await
-    .problem(403);
-    // Below moderator: only oneself.
-    edit(&app, &auditor.token, user.id, json!({"city": "Oslo"}))
-        .await
-        .problem(403);
-    edit(&app, &auditor.token, auditor.id, json!({"city": "Oslo"}))
-        .await
-        .expect(200);
+    .await;
     let plain = app.active_user().await;
-    edit(&app, &plain.token, user.id, json!({"city": "Oslo"}))
-        .await
-        .problem(403);
-    // Admins and managers edit moderators; a manager edits anyone.
-    edit(&app, &admin.token, moderator.id, json!({"city": "Lima"}))
-        .await
-        .expect(200);
-    edit(&app, &app.manager.token, admin.id, json!({"city": "Lima"}))
-        .await
-        .expect(200);
+    city_edits(
+        &app,
+        &[
+            (&plain.token, user.id, "Oslo", 403),
+            // Admins and managers edit moderators; a manager edits anyone.
+            (&admin.token, moderator.id, "Lima", 200),
+            (&app.manager.token, admin.id, "Lima", 200),
+        ],
+    )
+    .await;
     assert_eq!(app.user_row(user.id).await["city"], json!("Rome"));
     edit(&app, &app.manager.token, 99_999, json!({"city": "Lima"}))
         .await

@@ -7,6 +7,20 @@ use serde_json::json;
 
 use crate::helpers::{Reply, TestApp, spawn_app_with};
 
+/// A test app whose rate limit is on: `per_ip` requests a minute per client address and
+/// `per_user` per user, kept in the Redis at `redis_url` when given.
+async fn limited_app(per_ip: u32, per_user: u32, redis_url: Option<String>) -> TestApp {
+    spawn_app_with(move |settings| {
+        settings.rate_limit.enabled = true;
+        settings.rate_limit.per_ip_per_minute = per_ip;
+        settings.rate_limit.per_user_per_minute = per_user;
+        if let Some(url) = redis_url {
+            settings.rate_limit.redis_url = url;
+        }
+    })
+    .await
+}
+
 fn limit_headers(reply: &Reply) -> (u64, u64, u64) {
     let number = |name: &str| -> u64 {
         reply
@@ -50,12 +64,7 @@ fn random_address() -> String {
 
 #[tokio::test]
 async fn each_client_address_has_its_own_budget() {
-    let app = spawn_app_with(|settings| {
-        settings.rate_limit.enabled = true;
-        settings.rate_limit.per_ip_per_minute = 3;
-        settings.rate_limit.per_user_per_minute = 1000;
-    })
-    .await;
+    let app = limited_app(3, 1000, None).await;
     let token = app.manager.token.clone();
     let mut remaining = Vec::new();
     for _ in 0..3 {
@@ -93,12 +102,7 @@ async fn each_client_address_has_its_own_budget() {
 
 #[tokio::test]
 async fn each_user_has_a_budget_whatever_their_address() {
-    let app = spawn_app_with(|settings| {
-        settings.rate_limit.enabled = true;
-        settings.rate_limit.per_ip_per_minute = 1000;
-        settings.rate_limit.per_user_per_minute = 2;
-    })
-    .await;
+    let app = limited_app(1000, 2, None).await;
     // Setting up uses the manager's budget; a fresh user has a full one.
     let user_id = app.create_user().await.id;
     let token = app.jwt_for(user_id);
@@ -132,12 +136,7 @@ async fn each_user_has_a_budget_whatever_their_address() {
 
 #[tokio::test]
 async fn in_memory_budgets_are_per_instance() {
-    let app = spawn_app_with(|settings| {
-        settings.rate_limit.enabled = true;
-        settings.rate_limit.per_ip_per_minute = 2;
-        settings.rate_limit.per_user_per_minute = 1000;
-    })
-    .await;
+    let app = limited_app(2, 1000, None).await;
     let second = app.start_instance(|_| {}).await;
     let token = app.manager.token.clone();
     for _ in 0..2 {
@@ -156,14 +155,7 @@ async fn in_memory_budgets_are_per_instance() {
 async fn redis_shares_one_budget_between_instances() {
     let redis_url =
         std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
-    let url = redis_url.clone();
-    let app = spawn_app_with(move |settings| {
-        settings.rate_limit.enabled = true;
-        settings.rate_limit.per_ip_per_minute = 3;
-        settings.rate_limit.per_user_per_minute = 1000;
-        settings.rate_limit.redis_url = url;
-    })
-    .await;
+    let app = limited_app(3, 1000, Some(redis_url.clone())).await;
     let second = app.start_instance(|_| {}).await;
     let token = app.manager.token.clone();
     let address = random_address();

@@ -152,14 +152,49 @@ async fn relaying_process(
     child
 }
 
-#[tokio::test]
-async fn a_relaying_process_killed_mid_backlog_is_resumed_by_the_next_without_loss() {
+/// NATS, and an app whose outbox holds `rounds` rounds of writes (after the manager's
+/// creation), not yet relayed.
+async fn backlog(rounds: usize) -> (NatsServer, TestApp, Vec<(String, String)>) {
     let nats = NatsServer::start().await;
     let app = spawn_app().await;
-    let written = write_rounds(&app, 40).await;
+    let written = write_rounds(&app, rounds).await;
     let outbox = outbox(&app).await;
+    assert_eq!(outbox.len(), 1 + written);
+    (nats, app, outbox)
+}
+
+/// A second relaying process takes the outbox over and relays the rest: afterwards the stream
+/// holds each of `outbox`'s events once, and all are delivered. Returns that process (running)
+/// and its metrics.
+async fn resume_relaying(
+    app: &TestApp,
+    nats: &NatsServer,
+    outbox: &[(String, String)],
+) -> (Child, String) {
+    let port = closed_port();
+    let second = relaying_process(app, nats, 500, port, "").await;
+    until_relayed(app).await;
+    let ids: HashSet<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
+    let (context, stored) = stream_messages(nats).await;
+    assert_eq!(
+        stored,
+        outbox.len() as u64,
+        "each event is in the stream once"
+    );
+    assert_delivered(outbox, &receive(&context, 1, &ids).await);
+    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("the metrics text");
+    (second, metrics)
+}
+
+#[tokio::test]
+async fn a_relaying_process_killed_mid_backlog_is_resumed_by_the_next_without_loss() {
+    let (nats, app, outbox) = backlog(40).await;
     let total = outbox.len() as i64;
-    assert_eq!(total, 1 + written as i64);
 
     // Two rows a round, so the backlog takes many rounds; killed once the first are marked.
     let mut first = relaying_process(&app, &nats, 2, closed_port(), "").await;
@@ -186,19 +221,7 @@ async fn a_relaying_process_killed_mid_backlog_is_resumed_by_the_next_without_lo
     let (_, stored_at_kill) = stream_messages(&nats).await;
     let acked_unmarked = stored_at_kill - marked as u64;
 
-    let port = closed_port();
-    let _second = relaying_process(&app, &nats, 500, port, "").await;
-    until_relayed(&app).await;
-    let ids: HashSet<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
-    let (context, stored) = stream_messages(&nats).await;
-    assert_eq!(stored, total as u64, "each event is in the stream once");
-    assert_delivered(&outbox, &receive(&context, 1, &ids).await);
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("the metrics text");
+    let (_second, metrics) = resume_relaying(&app, &nats, &outbox).await;
     assert_eq!(
         metric(&metrics, "user_events_published_total"),
         (total - marked) as f64
@@ -216,12 +239,8 @@ async fn a_relaying_process_killed_mid_backlog_is_resumed_by_the_next_without_lo
 
 #[tokio::test]
 async fn a_relay_killed_between_the_acknowledgement_and_its_commit_sends_the_batch_again_once() {
-    let nats = NatsServer::start().await;
-    let app = spawn_app().await;
-    let written = write_rounds(&app, 10).await;
-    let outbox = outbox(&app).await;
+    let (nats, app, outbox) = backlog(10).await;
     let total = outbox.len() as u64;
-    assert_eq!(total, 1 + written as u64);
 
     // Five rounds of 20 commit; the sixth is acknowledged, then the relay stops before marking.
     let mut first = relaying_process(
@@ -249,19 +268,7 @@ async fn a_relay_killed_between_the_acknowledgement_and_its_commit_sends_the_bat
     first.wait().await.expect("the killed process is reaped");
     assert_eq!(total - unpublished(&app).await as u64, 100);
 
-    let port = closed_port();
-    let _second = relaying_process(&app, &nats, 500, port, "").await;
-    until_relayed(&app).await;
-    let ids: HashSet<String> = outbox.iter().map(|(id, _)| id.clone()).collect();
-    let (context, stored) = stream_messages(&nats).await;
-    assert_eq!(stored, total, "each event is in the stream once");
-    assert_delivered(&outbox, &receive(&context, 1, &ids).await);
-    let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("the metrics text");
+    let (_second, metrics) = resume_relaying(&app, &nats, &outbox).await;
     assert_eq!(
         metric(&metrics, "user_events_duplicates_total"),
         20.0,

@@ -7,7 +7,9 @@ use serde_json::{Value, json};
 use user_svc::users::batches::{BatchError, BatchOptions, Progress};
 use user_svc::users::rewrap::{AUDIT_ACTION, LeftReason, LeftRow, Summary, Targets, rewrap};
 
-use crate::helpers::{PII_COLUMNS, TestApp, spawn_app, spawn_app_with};
+use crate::helpers::{
+    PII_COLUMNS, TestApp, batch_options, failed_output, spawn_app, spawn_app_with,
+};
 
 async fn run(app: &TestApp, options: BatchOptions) -> (Result<Summary, BatchError>, Vec<Progress>) {
     let mut reports = Vec::new();
@@ -68,14 +70,7 @@ async fn stored_records_move_onto_the_latest_key_versions_and_old_ones_can_be_re
         .await;
     let audit_before = app.audit_count().await;
 
-    let (summary, reports) = run(
-        &app,
-        BatchOptions {
-            batch_size: 2,
-            max_batches: None,
-        },
-    )
-    .await;
+    let (summary, reports) = run(&app, batch_options(2, None)).await;
     let summary = summary.unwrap();
     assert_eq!(summary.targets, Targets { pii: 2, signing: 2 });
     assert_eq!(
@@ -183,48 +178,28 @@ async fn nothing_is_rewrapped_while_security_svc_is_sealed_or_with_a_bad_batch_s
     let (result, reports) = run(&app, BatchOptions::default()).await;
     assert!(matches!(result, Err(BatchError::Sealed)), "{result:?}");
     assert!(reports.is_empty());
-    let output = app
-        .command(&["rewrap", "--batch-size", "10"], &app.security.address)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let rewrap = |batch_size: &str| {
+        app.command(
+            &["rewrap", "--batch-size", batch_size],
+            &app.security.address,
+        )
+    };
+    let stderr = failed_output(rewrap("10")).await;
     assert!(stderr.contains("security-svc is sealed"), "{stderr}");
     app.security.unseal().await;
-    let output = app
-        .command(&["rewrap", "--batch-size", "many"], &app.security.address)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(!output.status.success(), "{stderr}");
+    let stderr = failed_output(rewrap("many")).await;
     assert!(
         stderr.contains("--batch-size needs a positive number"),
         "{stderr}"
     );
     for batch_size in [0, 5_000] {
-        let (result, _) = run(
-            &app,
-            BatchOptions {
-                batch_size,
-                max_batches: None,
-            },
-        )
-        .await;
+        let (result, _) = run(&app, batch_options(batch_size, None)).await;
         assert!(matches!(result, Err(BatchError::BatchSize)), "{result:?}");
     }
     assert_eq!(app.user_row(user.id).await, before);
 
     // Stopped after one batch of one row, then resumed.
-    let (summary, _) = run(
-        &app,
-        BatchOptions {
-            batch_size: 1,
-            max_batches: Some(1),
-        },
-    )
-    .await;
+    let (summary, _) = run(&app, batch_options(1, Some(1))).await;
     let summary = summary.unwrap();
     assert_eq!((summary.total, summary.rewrapped), (2, 1));
     assert!(summary.stopped_early);
@@ -384,30 +359,16 @@ async fn rows_under_the_shared_key_move_onto_their_users_own_keys_and_a_stopped_
     }
     // Until moved, such a user cannot be erased: a dump would still hold readable values.
     let row = app.user_row(ids[0]).await;
-    app.call(
-        reqwest::Method::POST,
-        &format!("/api/users/{}/erase", ids[0]),
-    )
-    .token(&app.manager.token)
-    .send()
-    .await
-    .problem(409);
+    app.erase(ids[0]).await.problem(409);
     assert_eq!(app.user_row(ids[0]).await, row);
     // A write keeps a row under the key it is under.
-    app.put(
-        &format!("/api/users/{}/profile", ids[1]),
-        &app.manager.token,
-        json!({"city": "Lisbon"}),
-    )
-    .await
-    .expect(200);
+    app.put_profile(ids[1], &app.manager.token, json!({"city": "Lisbon"}))
+        .await
+        .expect(200);
     assert_eq!(app.user_row(ids[1]).await["pii_erasable"], json!(false));
     before[1]["city"] = json!("Lisbon");
 
-    let options = BatchOptions {
-        batch_size: 2,
-        max_batches: Some(1),
-    };
+    let options = batch_options(2, Some(1));
     let (first, reports) = run(&app, options).await;
     let first = first.unwrap();
     assert!(first.stopped_early);
@@ -435,12 +396,5 @@ async fn rows_under_the_shared_key_move_onto_their_users_own_keys_and_a_stopped_
         );
     }
     // Now under their own keys, they can be erased.
-    app.call(
-        reqwest::Method::POST,
-        &format!("/api/users/{}/erase", ids[0]),
-    )
-    .token(&app.manager.token)
-    .send()
-    .await
-    .expect(204);
+    app.erase(ids[0]).await.expect(204);
 }

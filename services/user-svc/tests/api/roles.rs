@@ -3,14 +3,17 @@
 
 use serde_json::{Value, json};
 
-use crate::helpers::{SERVICE_TOKEN, TestApp, spawn_app};
-
-async fn change_role(app: &TestApp, token: &str, id: i32, body: Value) -> crate::helpers::Reply {
-    app.put(&format!("/api/users/{id}/role"), token, body).await
-}
+use crate::helpers::{SERVICE_TOKEN, TestApp, spawn_app, spawn_app_with_user};
 
 async fn stored_role(app: &TestApp, id: i32) -> Value {
     app.user_row(id).await["admin_role"].clone()
+}
+
+/// Asks for each role change `(target, token, body)` in turn; every one is refused (403).
+async fn all_refused(app: &TestApp, changes: &[(i32, &str, Value)]) {
+    for (id, token, body) in changes {
+        app.put_role(*id, token, body.clone()).await.problem(403);
+    }
 }
 
 #[tokio::test]
@@ -21,27 +24,19 @@ async fn a_demotion_applies_to_the_very_next_request() {
     let token = admin.token.clone();
 
     // As an admin: may create users and read others.
-    let first = app
-        .post(
-            "/api/users",
-            &token,
-            json!({"sngine_email": "made-by-admin@example.com", "sngine_phone": "+14155557001"}),
-        )
-        .await;
-    first.expect(201);
+    let by_admin =
+        json!({"sngine_email": "made-by-admin@example.com", "sngine_phone": "+14155557001"});
+    app.post("/api/users", &token, by_admin).await.expect(201);
     let full = app.get(&format!("/api/users/{}", target.id), &token).await;
     assert_eq!(full.expect(200)["sngine_email"], json!(target.email));
 
     // Demoted to analyst: the same token, the very next request.
     app.set_role(admin.id, Some("analyst")).await;
-    let second = app
-        .post(
-            "/api/users",
-            &token,
-            json!({"sngine_email": "made-by-analyst@example.com", "sngine_phone": "+14155557002"}),
-        )
-        .await;
-    second.problem(403);
+    let by_analyst =
+        json!({"sngine_email": "made-by-analyst@example.com", "sngine_phone": "+14155557002"});
+    app.post("/api/users", &token, by_analyst)
+        .await
+        .problem(403);
     let masked = app.get(&format!("/api/users/{}", target.id), &token).await;
     let masked = masked.expect(200);
     assert_eq!(masked["contacts_masked"], json!(true));
@@ -55,19 +50,15 @@ async fn a_demotion_applies_to_the_very_next_request() {
     app.get("/api/users", &token).await.problem(403);
 
     // Promoted to auditor: reads audit trails at once.
-    app.get(&format!("/api/users/{}/audit", target.id), &token)
-        .await
-        .problem(403);
+    let trail = format!("/api/users/{}/audit", target.id);
+    app.get(&trail, &token).await.problem(403);
     app.set_role(admin.id, Some("auditor")).await;
-    app.get(&format!("/api/users/{}/audit", target.id), &token)
-        .await
-        .expect(200);
+    app.get(&trail, &token).await.expect(200);
 }
 
 #[tokio::test]
 async fn roles_in_the_token_are_ignored() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let mut claims = app.claims_for(user.id);
     claims["admin_role"] = json!("manager");
     claims["role"] = json!("manager");
@@ -87,12 +78,7 @@ async fn admins_grant_only_roles_below_their_own_to_users_below_them() {
     let user = app.active_user().await;
 
     // Below their own rank: allowed, with type and subscription.
-    let granted = change_role(
-        &app,
-        &admin.token,
-        user.id,
-        json!({"user_type": "individual_creator", "admin_role": "moderator", "subscription_status": "subscribed"}),
-    )
+    let granted = app.put_role(user.id, &admin.token, json!({"user_type": "individual_creator", "admin_role": "moderator", "subscription_status": "subscribed"}))
     .await;
     let view = granted.expect(200);
     assert_eq!(view["admin_role"], json!("moderator"));
@@ -102,61 +88,46 @@ async fn admins_grant_only_roles_below_their_own_to_users_below_them() {
 
     // At or above their own rank: refused.
     for role in ["admin", "manager"] {
-        let refused = change_role(&app, &admin.token, user.id, json!({"admin_role": role})).await;
+        let refused = app
+            .put_role(user.id, &admin.token, json!({"admin_role": role}))
+            .await;
         refused.problem(403);
     }
     assert_eq!(stored_role(&app, user.id).await, json!("moderator"));
 
     // Acting on an equal or a higher rank: refused, even to grant something small.
-    change_role(
+    all_refused(
         &app,
-        &admin.token,
-        other_admin.id,
-        json!({"admin_role": "analyst"}),
+        &[
+            (
+                other_admin.id,
+                &admin.token,
+                json!({"admin_role": "analyst"}),
+            ),
+            (other_admin.id, &admin.token, json!({"user_type": "voter"})),
+            (app.manager.id, &admin.token, json!({"admin_role": null})),
+        ],
     )
-    .await
-    .problem(403);
-    change_role(
-        &app,
-        &admin.token,
-        other_admin.id,
-        json!({"user_type": "voter"}),
-    )
-    .await
-    .problem(403);
-    change_role(
-        &app,
-        &admin.token,
-        app.manager.id,
-        json!({"admin_role": null}),
-    )
-    .await
-    .problem(403);
+    .await;
     assert_eq!(stored_role(&app, other_admin.id).await, json!("admin"));
     assert_eq!(stored_role(&app, app.manager.id).await, json!("manager"));
 
     // Revoking a lower role.
-    let revoked = change_role(&app, &admin.token, user.id, json!({"admin_role": null})).await;
+    let revoked = app
+        .put_role(user.id, &admin.token, json!({"admin_role": null}))
+        .await;
     assert_eq!(revoked.expect(200)["admin_role"], Value::Null);
 
     // Below admin, nobody changes roles; neither does a service.
     let moderator = app.user_with_role("moderator").await;
-    change_role(
+    all_refused(
         &app,
-        &moderator.token,
-        user.id,
-        json!({"admin_role": "analyst"}),
+        &[
+            (user.id, &moderator.token, json!({"admin_role": "analyst"})),
+            (user.id, SERVICE_TOKEN, json!({"admin_role": "analyst"})),
+        ],
     )
-    .await
-    .problem(403);
-    change_role(
-        &app,
-        SERVICE_TOKEN,
-        user.id,
-        json!({"admin_role": "analyst"}),
-    )
-    .await
-    .problem(403);
+    .await;
     assert_eq!(stored_role(&app, user.id).await, Value::Null);
 }
 
@@ -164,31 +135,24 @@ async fn admins_grant_only_roles_below_their_own_to_users_below_them() {
 async fn nobody_changes_their_own_role() {
     let app = spawn_app().await;
     let admin = app.user_with_role("admin").await;
-    change_role(
-        &app,
-        &admin.token,
-        admin.id,
-        json!({"admin_role": "moderator"}),
-    )
-    .await
-    .problem(403);
-    change_role(
-        &app,
-        &admin.token,
-        admin.id,
-        json!({"subscription_status": "subscribed"}),
-    )
-    .await
-    .problem(403);
     let manager = &app.manager;
-    change_role(
+    all_refused(
         &app,
-        &manager.token,
-        manager.id,
-        json!({"user_type": "organization_creator"}),
+        &[
+            (admin.id, &admin.token, json!({"admin_role": "moderator"})),
+            (
+                admin.id,
+                &admin.token,
+                json!({"subscription_status": "subscribed"}),
+            ),
+            (
+                manager.id,
+                &manager.token,
+                json!({"user_type": "organization_creator"}),
+            ),
+        ],
     )
-    .await
-    .problem(403);
+    .await;
     assert_eq!(stored_role(&app, admin.id).await, json!("admin"));
 }
 
@@ -196,39 +160,27 @@ async fn nobody_changes_their_own_role() {
 async fn a_manager_may_grant_manager_and_the_last_manager_stays() {
     let app = spawn_app().await;
     // The only manager cannot be demoted (by themselves, the only one who could).
-    let alone = change_role(
-        &app,
-        &app.manager.token,
-        app.manager.id,
-        json!({"admin_role": "admin"}),
-    )
-    .await;
+    let to_admin = json!({"admin_role": "admin"});
+    let alone = app
+        .put_role(app.manager.id, &app.manager.token, to_admin.clone())
+        .await;
     alone.problem(403);
     assert_eq!(stored_role(&app, app.manager.id).await, json!("manager"));
 
     let second = app.user_with_role("manager").await;
     assert_eq!(stored_role(&app, second.id).await, json!("manager"));
     // A manager may act on another manager.
-    let demoted = change_role(
-        &app,
-        &second.token,
-        app.manager.id,
-        json!({"admin_role": "admin"}),
-    )
-    .await;
+    let demoted = app.put_role(app.manager.id, &second.token, to_admin).await;
     assert_eq!(demoted.expect(200)["admin_role"], json!("admin"));
     // Now `second` is the last manager: the demoted one cannot act on them any more.
-    change_role(
+    all_refused(
         &app,
-        &app.manager.token,
-        second.id,
-        json!({"admin_role": null}),
+        &[
+            (second.id, &app.manager.token, json!({"admin_role": null})),
+            (second.id, &second.token, json!({"admin_role": null})),
+        ],
     )
-    .await
-    .problem(403);
-    change_role(&app, &second.token, second.id, json!({"admin_role": null}))
-        .await
-        .problem(403);
+    .await;
     assert_eq!(stored_role(&app, second.id).await, json!("manager"));
 }
 
@@ -237,18 +189,9 @@ async fn two_managers_demoting_each_other_at_once_leave_one_manager() {
     let app = spawn_app().await;
     let second = app.user_with_role("manager").await;
     for _ in 0..3 {
-        let first_demotes = change_role(
-            &app,
-            &app.manager.token,
-            second.id,
-            json!({"admin_role": "admin"}),
-        );
-        let second_demotes = change_role(
-            &app,
-            &second.token,
-            app.manager.id,
-            json!({"admin_role": "admin"}),
-        );
+        let demote = json!({"admin_role": "admin"});
+        let first_demotes = app.put_role(second.id, &app.manager.token, demote.clone());
+        let second_demotes = app.put_role(app.manager.id, &second.token, demote);
         let (one, two) = tokio::join!(first_demotes, second_demotes);
         let managers = app
             .count("SELECT count(*) FROM vottery_users WHERE admin_role = 'manager'")
@@ -266,7 +209,7 @@ async fn two_managers_demoting_each_other_at_once_leave_one_manager() {
         } else {
             (&second.token, app.manager.id)
         };
-        change_role(&app, manager, demoted, json!({"admin_role": "manager"}))
+        app.put_role(demoted, manager, json!({"admin_role": "manager"}))
             .await
             .expect(200);
     }
@@ -274,14 +217,8 @@ async fn two_managers_demoting_each_other_at_once_leave_one_manager() {
 
 #[tokio::test]
 async fn role_changes_are_validated() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
-    let reply = change_role(
-        &app,
-        &app.manager.token,
-        user.id,
-        json!({"admin_role": "root", "user_type": "alien", "subscription_status": null, "subscription_plan": "has spaces", "subscription_expires_at": "tomorrow", "colour": "red"}),
-    )
+    let (app, user) = spawn_app_with_user().await;
+    let reply = app.put_role(user.id, &app.manager.token, json!({"admin_role": "root", "user_type": "alien", "subscription_status": null, "subscription_plan": "has spaces", "subscription_expires_at": "tomorrow", "colour": "red"}))
     .await;
     reply.assert_invalid(&[
         "admin_role",
@@ -291,16 +228,11 @@ async fn role_changes_are_validated() {
         "subscription_expires_at",
         "colour",
     ]);
-    change_role(&app, &app.manager.token, user.id, json!({}))
+    app.put_role(user.id, &app.manager.token, json!({}))
         .await
         .assert_invalid(&["body"]);
 
-    let plan = change_role(
-        &app,
-        &app.manager.token,
-        user.id,
-        json!({"subscription_status": "subscribed", "subscription_plan": "pro-annual", "subscription_expires_at": "2030-01-31T00:00:00Z"}),
-    )
+    let plan = app.put_role(user.id, &app.manager.token, json!({"subscription_status": "subscribed", "subscription_plan": "pro-annual", "subscription_expires_at": "2030-01-31T00:00:00Z"}))
     .await;
     let view = plan.expect(200);
     assert_eq!(view["subscription_plan"], json!("pro-annual"));
@@ -315,8 +247,7 @@ async fn role_changes_are_validated() {
 
 #[tokio::test]
 async fn the_roles_reference_lists_the_hierarchy_highest_first() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let roles = app.get("/api/roles", &user.token).await;
     let body = roles.expect(200);
     let hierarchy: Vec<(String, u64)> = body["hierarchy"]

@@ -6,12 +6,7 @@ use serde_json::{Value, json};
 use crate::helpers::{Reply, SERVICE_TOKEN, TestApp, spawn_app};
 
 async fn move_to(app: &TestApp, token: &str, id: i32, status: &str) -> Reply {
-    app.put(
-        &format!("/api/users/{id}/status"),
-        token,
-        json!({ "status": status }),
-    )
-    .await
+    app.put_status(id, token, json!({ "status": status })).await
 }
 
 async fn stored_status(app: &TestApp, id: i32) -> Value {
@@ -46,10 +41,9 @@ async fn the_auth_service_verifies_then_activates() {
     assert_eq!(read["status"], json!("active"));
     assert_eq!(read["version"], json!(3));
 
-    let trail = app.audit_rows(user.id).await;
+    let trail = app.audit_rows_of(user.id, "user.update_status", true).await;
     let moves: Vec<(Value, Value)> = trail
         .iter()
-        .filter(|row| row["action"] == json!("user.update_status") && row["success"] == json!(true))
         .map(|row| (row["details"]["from"].clone(), row["details"]["to"].clone()))
         .collect();
     assert_eq!(
@@ -140,14 +134,9 @@ async fn nothing_returns_to_pending_and_refusals_list_the_allowed_moves() {
 
     // Each refused move is in the trail.
     let refused = app
-        .audit_rows(user.id)
-        .await
-        .into_iter()
-        .filter(|row| {
-            row["action"] == json!("user.update_status") && row["success"] == json!(false)
-        })
-        .count();
-    assert_eq!(refused, 7);
+        .audit_rows_of(user.id, "user.update_status", false)
+        .await;
+    assert_eq!(refused.len(), 7);
 }
 
 #[tokio::test]

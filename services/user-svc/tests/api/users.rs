@@ -4,7 +4,7 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 
-use crate::helpers::{SERVICE_TOKEN, spawn_app};
+use crate::helpers::{SERVICE_TOKEN, spawn_app, spawn_app_with_user};
 
 fn id_of(view: &Value) -> i32 {
     view["id"].as_i64().unwrap() as i32
@@ -14,11 +14,7 @@ fn id_of(view: &Value) -> i32 {
 async fn the_customers_create_request_makes_a_pending_signed_user() {
     let app = spawn_app().await;
     let reply = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({"sngine_email": "test@example.com", "sngine_phone": "+1234567890", "user_type": "voter", "subscription_status": "free"}),
-        )
+        .post_user(json!({"sngine_email": "test@example.com", "sngine_phone": "+1234567890", "user_type": "voter", "subscription_status": "free"}))
         .await;
     let view = reply.expect(201).clone();
     let id = id_of(&view);
@@ -35,9 +31,7 @@ async fn the_customers_create_request_makes_a_pending_signed_user() {
     assert!(view["signature"]["key_version"].as_u64().is_some());
 
     // The Location resolves to the same user.
-    let read = app
-        .get(&format!("/api/users/{id}"), &app.manager.token)
-        .await;
+    let read = app.get_as_manager(&format!("/api/users/{id}")).await;
     let read = read.expect(200);
     assert_eq!(read["sngine_email"], json!("test@example.com"));
     assert_eq!(read["signature"]["valid"], json!(true));
@@ -48,23 +42,19 @@ async fn the_customers_create_request_makes_a_pending_signed_user() {
 async fn create_normalises_contacts_and_takes_profile_fields() {
     let app = spawn_app().await;
     let reply = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({
-                "sngine_email": "  Ada.Lovelace@Example.COM ",
-                "sngine_phone": "0044 20 7946 0958",
-                "user_type": "organization_creator",
-                "first_name": "Ada",
-                "last_name": "Lovelace",
-                "user_birthdate": "1990-12-10",
-                "user_gender": "female",
-                "user_country": "gb",
-                "city": "London",
-                "timezone": "Europe/London",
-                "language": "en-GB"
-            }),
-        )
+        .post_user(json!({
+            "sngine_email": "  Ada.Lovelace@Example.COM ",
+            "sngine_phone": "0044 20 7946 0958",
+            "user_type": "organization_creator",
+            "first_name": "Ada",
+            "last_name": "Lovelace",
+            "user_birthdate": "1990-12-10",
+            "user_gender": "female",
+            "user_country": "gb",
+            "city": "London",
+            "timezone": "Europe/London",
+            "language": "en-GB"
+        }))
         .await;
     let view = reply.expect(201);
     assert_eq!(view["sngine_email"], json!("ada.lovelace@example.com"));
@@ -122,55 +112,39 @@ async fn only_services_and_admins_create_users() {
 async fn duplicate_emails_and_phones_are_found_by_their_blind_index() {
     let app = spawn_app().await;
     let existing = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
+        .post_user(
             json!({"sngine_email": "Taken@Example.com", "sngine_phone": "+1 (415) 555-0101"}),
         )
         .await;
     existing.expect(201);
-    let before = app.count("SELECT count(*) FROM vottery_users").await;
+    let before = app.user_count().await;
 
     let same_email = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({"sngine_email": "  taken@example.COM", "sngine_phone": "+14155550199"}),
-        )
+        .post_user(json!({"sngine_email": "  taken@example.COM", "sngine_phone": "+14155550199"}))
         .await;
     let problem = same_email.problem(409);
     assert_eq!(same_email.error_fields(), vec!["sngine_email"], "{problem}");
     assert!(!same_email.text.contains("taken@example.com"));
 
     let same_phone = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({"sngine_email": "other@example.com", "sngine_phone": "0014155550101"}),
-        )
+        .post_user(json!({"sngine_email": "other@example.com", "sngine_phone": "0014155550101"}))
         .await;
     same_phone.problem(409);
     assert_eq!(same_phone.error_fields(), vec!["sngine_phone"]);
 
     // The manager's contacts, typed differently.
     let managers = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
+        .post_user(
             json!({"sngine_email": "MANAGER@example.com", "sngine_phone": "+44 20 7946 0000"}),
         )
         .await;
     managers.problem(409);
-    assert_eq!(
-        app.count("SELECT count(*) FROM vottery_users").await,
-        before
-    );
+    assert_eq!(app.user_count().await, before);
 }
 
 #[tokio::test]
 async fn users_read_themselves_and_admins_read_anyone() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     let other = app.active_user().await;
 
     let own = app
@@ -205,28 +179,19 @@ async fn users_read_themselves_and_admins_read_anyone() {
             Some(format!("\"{}\"", view["version"]))
         );
     }
-    app.get("/api/users/99999", &app.manager.token)
-        .await
-        .problem(404);
-    app.get("/api/users/abc", &app.manager.token)
-        .await
-        .assert_invalid(&["id"]);
-    app.get("/api/users/0", &app.manager.token)
-        .await
-        .assert_invalid(&["id"]);
+    app.get_as_manager("/api/users/99999").await.problem(404);
+    for bad in ["abc", "0"] {
+        app.get_as_manager(&format!("/api/users/{bad}"))
+            .await
+            .assert_invalid(&["id"]);
+    }
 }
 
 #[tokio::test]
 async fn analysts_advertisers_and_editors_see_contacts_masked() {
     let app = spawn_app().await;
-    let created = app
-        .post(
-            "/api/users",
-            SERVICE_TOKEN,
-            json!({"sngine_email": "test@example.com", "sngine_phone": "+1234567890", "first_name": "Tess"}),
-        )
-        .await;
-    let id = id_of(created.expect(201));
+    let tess = json!({"sngine_email": "test@example.com", "sngine_phone": "+1234567890", "first_name": "Tess"});
+    let id = id_of(app.post_user(tess).await.expect(201));
     for role in ["analyst", "advertiser", "editor"] {
         let reader = app.user_with_role(role).await;
         let one = app.get(&format!("/api/users/{id}"), &reader.token).await;
@@ -277,7 +242,7 @@ async fn the_list_pages_and_filters_by_indexed_columns() {
     let app = &app;
     let list = |query: &str| {
         let path = format!("/api/users{query}");
-        async move { app.get(&path, &app.manager.token).await.expect(200).clone() }
+        async move { app.get_as_manager(&path).await.expect(200).clone() }
     };
     let all = list("").await;
     assert_eq!(all["total"], json!(6));
@@ -336,7 +301,7 @@ async fn list_totals_follow_every_write_at_once() {
     let app = spawn_app().await;
     let app = &app;
     let total = |query: &'static str| async move {
-        app.get(&format!("/api/users{query}"), &app.manager.token)
+        app.get_as_manager(&format!("/api/users{query}"))
             .await
             .expect(200)["total"]
             .as_i64()
@@ -361,8 +326,7 @@ async fn list_totals_follow_every_write_at_once() {
 
 #[tokio::test]
 async fn only_admin_roles_and_services_list_users() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
+    let (app, user) = spawn_app_with_user().await;
     app.get("/api/users", &user.token).await.problem(403);
     app.get("/api/users", SERVICE_TOKEN).await.expect(200);
     let analyst = app.user_with_role("analyst").await;
@@ -371,15 +335,10 @@ async fn only_admin_roles_and_services_list_users() {
 
 #[tokio::test]
 async fn only_managers_delete_and_the_trail_outlives_the_user() {
-    let app = spawn_app().await;
-    let user = app.active_user().await;
-    app.put(
-        &format!("/api/users/{}/profile", user.id),
-        &user.token,
-        json!({"city": "Paris"}),
-    )
-    .await
-    .expect(200);
+    let (app, user) = spawn_app_with_user().await;
+    app.put_profile(user.id, &user.token, json!({"city": "Paris"}))
+        .await
+        .expect(200);
     // The auth-service's rows for this user.
     app.exec(&format!(
         "INSERT INTO vottery_devices (user_id, device_fingerprint, device_type) VALUES ({id}, 'fp-{id}', 'mobile');
@@ -419,7 +378,7 @@ async fn only_managers_delete_and_the_trail_outlives_the_user() {
     assert_eq!(deleted.status, 204, "{}", deleted.text);
     assert!(deleted.text.is_empty());
 
-    app.get(&format!("/api/users/{}", user.id), &app.manager.token)
+    app.get_as_manager(&format!("/api/users/{}", user.id))
         .await
         .problem(404);
     app.delete(&format!("/api/users/{}", user.id), &app.manager.token)
@@ -444,10 +403,7 @@ async fn only_managers_delete_and_the_trail_outlives_the_user() {
     let rows = app.audit_rows(user.id).await;
     assert!(rows.len() > trail_before);
     let trail = app
-        .get(
-            &format!("/api/users/{}/audit?limit=100", user.id),
-            &app.manager.token,
-        )
+        .get_as_manager(&format!("/api/users/{}/audit?limit=100", user.id))
         .await;
     let trail = trail.expect(200);
     let (again, deletion) = (&trail["data"][0], &trail["data"][1]);
