@@ -21,11 +21,29 @@ fn timestamp<S: Serializer>(
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     match value {
-        Some(value) => {
-            serializer.serialize_str(&value.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string())
-        }
+        Some(value) => serializer.serialize_str(&signed_timestamp(value)),
         None => serializer.serialize_none(),
     }
+}
+
+/// A timestamp as the signed form writes it: `%Y-%m-%dT%H:%M:%S%.6fZ`, with the fields written
+/// directly for the years PostgreSQL's timestamps hold in four digits (chrono's formatter
+/// parses its pattern on every call); any other value goes through chrono itself.
+fn signed_timestamp(value: &NaiveDateTime) -> String {
+    use chrono::{Datelike, Timelike};
+    let (year, nanos) = (value.year(), value.nanosecond());
+    if !(0..=9999).contains(&year) || nanos >= 1_000_000_000 {
+        return value.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
+    }
+    format!(
+        "{year:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}Z",
+        value.month(),
+        value.day(),
+        value.hour(),
+        value.minute(),
+        value.second(),
+        nanos / 1_000
+    )
 }
 
 /// The columns user-svc writes. Everything here but the signature is signed.
@@ -188,6 +206,10 @@ impl<'a> SignedForm<'a> {
     }
 }
 
+/// Room for a typical signed form (five ciphertexts, two blind indexes, the profile) without
+/// growing the buffer while it is written.
+const SIGNED_FORM_CAPACITY: usize = 2048;
+
 /// SHA-256 of the RFC 8785 canonical JSON of a record's signed form.
 pub fn record_digest(
     id: i32,
@@ -195,7 +217,9 @@ pub fn record_digest(
     owned: &OwnedColumns,
 ) -> [u8; 32] {
     // Serialising plain strings, numbers and booleans cannot fail.
-    let canonical = serde_json::to_vec(&SignedForm::of(id, created_at, owned)).unwrap_or_default();
+    let mut canonical = Vec::with_capacity(SIGNED_FORM_CAPACITY);
+    serde_json::to_writer(&mut canonical, &SignedForm::of(id, created_at, owned))
+        .unwrap_or_default();
     let mut out = [0u8; 32];
     out.copy_from_slice(digest::digest(&digest::SHA256, &canonical).as_ref());
     out
@@ -270,6 +294,38 @@ mod tests {
             assert_eq!(
                 String::from_utf8(direct).unwrap(),
                 String::from_utf8(canonical).unwrap()
+            );
+        }
+    }
+
+    /// Timestamps written field by field are what chrono's formatter writes, at the edges of
+    /// the fields and of the years written directly.
+    #[test]
+    fn signed_timestamps_are_chrono_formatted() {
+        use chrono::NaiveDate;
+        let at = |y, mo, d, h, mi, s, micros| {
+            NaiveDate::from_ymd_opt(y, mo, d)
+                .unwrap()
+                .and_hms_micro_opt(h, mi, s, micros)
+                .unwrap()
+        };
+        let leap = NaiveDate::from_ymd_opt(2016, 12, 31)
+            .unwrap()
+            .and_hms_nano_opt(23, 59, 59, 1_500_000_000)
+            .unwrap();
+        for value in [
+            at(2026, 12, 6, 16, 8, 7, 123_456),
+            at(1970, 1, 1, 0, 0, 0, 0),
+            at(9999, 12, 31, 23, 59, 59, 999_999),
+            at(0, 1, 1, 0, 0, 0, 1),
+            at(10_000, 1, 1, 0, 0, 0, 0),
+            at(-44, 3, 15, 12, 0, 0, 0),
+            now_micros(),
+            leap,
+        ] {
+            assert_eq!(
+                signed_timestamp(&value),
+                value.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
             );
         }
     }

@@ -18,16 +18,23 @@ struct Entry {
     key: Arc<ContextDataKey>,
     /// The key ring's generation when the entry was read from storage.
     generation: i64,
+    /// When it was last used.
     used: u64,
+    /// Its place in the queue of use: when it was last used as of its queueing.
+    queued_at: u64,
 }
 
+/// Recency is kept lazily: a hit only stamps its entry, and the queue of use is put right when
+/// an eviction meets an entry used since it was queued, so a hit costs a map lookup and an
+/// eviction still takes the least recently used key.
 #[derive(Default)]
 struct Lru {
     tick: u64,
     /// How many destructions this cache has been told of.
     destroyed: u64,
     entries: HashMap<ContextHash, Entry>,
-    by_use: BTreeMap<u64, ContextHash>,
+    /// Every entry, by its `queued_at`.
+    queue: BTreeMap<u64, ContextHash>,
 }
 
 impl Lru {
@@ -35,21 +42,43 @@ impl Lru {
         self.tick += 1;
         let tick = self.tick;
         let entry = self.entries.get_mut(&hash)?;
-        self.by_use.remove(&entry.used);
         entry.used = tick;
-        self.by_use.insert(tick, hash);
         Some(entry)
+    }
+
+    fn insert(&mut self, hash: ContextHash, key: Arc<ContextDataKey>, generation: i64) {
+        self.remove(&hash);
+        self.tick += 1;
+        let used = self.tick;
+        self.queue.insert(used, hash);
+        let entry = Entry {
+            key,
+            generation,
+            used,
+            queued_at: used,
+        };
+        self.entries.insert(hash, entry);
     }
 
     fn remove(&mut self, hash: &ContextHash) {
         if let Some(entry) = self.entries.remove(hash) {
-            self.by_use.remove(&entry.used);
+            self.queue.remove(&entry.queued_at);
         }
     }
 
+    /// Evicts the least recently used entry: the first in the queue that was not used since it
+    /// was queued. Those used since are queued again as of their last use.
     fn evict_oldest(&mut self) {
-        if let Some((_, hash)) = self.by_use.pop_first() {
-            self.entries.remove(&hash);
+        while let Some((_, hash)) = self.queue.pop_first() {
+            let Some(entry) = self.entries.get_mut(&hash) else {
+                continue;
+            };
+            if entry.used == entry.queued_at {
+                self.entries.remove(&hash);
+                return;
+            }
+            entry.queued_at = entry.used;
+            self.queue.insert(entry.used, hash);
         }
     }
 }
@@ -111,17 +140,7 @@ impl ContextKeyCache {
         while lru.entries.len() >= self.capacity {
             lru.evict_oldest();
         }
-        lru.tick += 1;
-        let used = lru.tick;
-        lru.by_use.insert(used, hash);
-        lru.entries.insert(
-            hash,
-            Entry {
-                key,
-                generation,
-                used,
-            },
-        );
+        lru.insert(hash, key, generation);
     }
 
     /// Forgets the keys of destroyed contexts.
@@ -167,6 +186,31 @@ mod tests {
         assert_eq!(cache.len(), 2);
         assert!(cache.get(hash(2), 1).is_none());
         assert!(cache.get(hash(1), 1).is_some() && cache.get(hash(3), 1).is_some());
+    }
+
+    #[test]
+    fn evictions_follow_the_order_of_last_use() {
+        let cache = ContextKeyCache::new(3);
+        let now = cache.destructions();
+        for byte in 1..=3 {
+            cache.put(hash(byte), key(byte), 1, now);
+        }
+        // Used in the order 1, 2 after they were put: 3 is the least recently used.
+        assert!(cache.get(hash(1), 1).is_some() && cache.get(hash(2), 1).is_some());
+        cache.put(hash(4), key(4), 1, now);
+        assert!(cache.get(hash(3), 1).is_none());
+        // Now 1 again, then 4: 2 is the least recently used.
+        assert!(cache.get(hash(1), 1).is_some() && cache.get(hash(4), 1).is_some());
+        cache.put(hash(5), key(5), 1, now);
+        assert!(cache.get(hash(2), 1).is_none());
+        // Put again, 1 counts as used: 4 goes next, then 5.
+        cache.put(hash(1), key(1), 1, now);
+        cache.put(hash(6), key(6), 1, now);
+        assert_eq!(cache.len(), 3);
+        assert!(cache.get(hash(4), 1).is_none());
+        assert!(cache.get(hash(1), 1).is_some() && cache.get(hash(6), 1).is_some());
+        let lru = cache.lock();
+        assert_eq!(lru.queue.len(), lru.entries.len());
     }
 
     #[test]
