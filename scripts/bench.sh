@@ -475,6 +475,28 @@ criterion_seconds() { # NAME_FRAGMENT — mean seconds of one iteration
   jq -r '.mean.point_estimate / 1e9' "$file"
 }
 
+# seconds_since START — the seconds from START (a `now`) to now, to the millisecond.
+seconds_since() {
+  awk -v a="$1" -v b="$(now)" 'BEGIN {printf "%.3f", b - a}'
+}
+
+# alternating_bits N — the values 1,0,1,0,… N of them, comma-separated: what the guardians'
+# threshold decryption is given to encrypt.
+alternating_bits() {
+  seq -s, 1 "$1" | awk -F, '{for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? "," : ""), $i % 2}'
+}
+
+# guardians_of_run RUN COUNT — sets the caller's `guardians` (the --guardian flags) and `tokens`
+# (their token variables) for guardians 1 to COUNT of ceremony run RUN.
+guardians_of_run() {
+  local run=$1 index
+  guardians=() tokens=()
+  for index in $(seq 1 "$2"); do
+    guardians+=(--guardian "g$index-r$run=http://127.0.0.1:$((GUARDIANS_PORT + index - 1))")
+    tokens+=("GUARDIAN_TOKEN_G${index}_R$run=bench-trustee-$index")
+  done
+}
+
 bench_guardians() {
   ensure_electionguard
   if [ "${BENCH_GUARDIANS_CRITERION:-1}" = 1 ]; then
@@ -495,44 +517,34 @@ bench_guardians() {
   log "3-of-5 key ceremonies over loopback, $RUNS runs"
   local run seconds_list="" state="$BENCH_DIR/ceremony-state.json" record="$BENCH_DIR/ceremony.json"
   for run in $(seq 1 "$RUNS"); do
-    guardians=() tokens=()
-    for index in 1 2 3 4 5; do
-      guardians+=(--guardian "g$index-r$run=http://127.0.0.1:$((GUARDIANS_PORT + index - 1))")
-      tokens+=("GUARDIAN_TOKEN_G${index}_R$run=bench-trustee-$index")
-    done
+    guardians_of_run "$run" 5
     rm -f "$state"
-    local started ended
+    local started
     started=$(now)
     env "${tokens[@]}" ./target/release/security-svc ceremony run --ceremony-id "bench-$run" \
       --quorum 3 --state "$state" "${guardians[@]}" >"$record" 2>"$BENCH_DIR/ceremony-$run.log" ||
       die "the ceremony failed: $(tail -n 3 "$BENCH_DIR/ceremony-$run.log")"
-    ended=$(now)
-    seconds_list+="$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.3f", b - a}') "
+    seconds_list+="$(seconds_since "$started") "
   done
   local ceremony_seconds
   ceremony_seconds=$(echo "$seconds_list" | tr ' ' '\n' | grep . | median)
 
   log "threshold decryption of $GUARDIAN_CIPHERTEXTS ciphertexts with 3 of the 5 guardians"
   local values ciphertexts="$BENCH_DIR/guardian-ciphertexts.json" decrypted="$BENCH_DIR/guardian-decrypted.json"
-  values=$(seq -s, 1 "$GUARDIAN_CIPHERTEXTS" | awk -F, '{for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? "," : ""), $i % 2}')
+  values=$(alternating_bits "$GUARDIAN_CIPHERTEXTS")
   ./target/release/security-svc ceremony encrypt --record "$record" --values "$values" >"$ciphertexts"
-  guardians=() tokens=()
-  for index in 1 2 3; do
-    guardians+=(--guardian "g$index-r$RUNS=http://127.0.0.1:$((GUARDIANS_PORT + index - 1))")
-    tokens+=("GUARDIAN_TOKEN_G${index}_R$RUNS=bench-trustee-$index")
-  done
-  local started ended decrypt_seconds
+  guardians_of_run "$RUNS" 3
+  local started decrypt_seconds
   started=$(now)
   env "${tokens[@]}" ./target/release/security-svc ceremony decrypt --record "$record" \
     --ciphertexts "$ciphertexts" "${guardians[@]}" >"$decrypted" || die "the decryption failed"
-  ended=$(now)
-  decrypt_seconds=$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.3f", b - a}')
+  decrypt_seconds=$(seconds_since "$started")
   [ "$(jq '[.[].m] | add' "$decrypted")" = "$((GUARDIAN_CIPHERTEXTS / 2 + GUARDIAN_CIPHERTEXTS % 2))" ] ||
     die "the decryption gave the wrong plaintexts"
 
   log "one guardian's decrypt route: 1,000 ciphertexts per call, $RUNS calls"
   local batch="$BENCH_DIR/guardian-decrypt-body.json" route_list="" call
-  values=$(seq -s, 1 1000 | awk -F, '{for (i = 1; i <= NF; i++) printf "%s%d", (i > 1 ? "," : ""), $i % 2}')
+  values=$(alternating_bits 1000)
   ./target/release/security-svc ceremony encrypt --record "$record" --values "$values" |
     jq -c '{extended_base_hash: "01", ciphertexts: .}' >"$batch"
   for call in $(seq 1 "$RUNS"); do
@@ -540,8 +552,7 @@ bench_guardians() {
     curl -sf -o /dev/null -X POST "http://127.0.0.1:$GUARDIANS_PORT/v1/guardians/g1-r$RUNS/decrypt" \
       -H "X-Vault-Token: bench-trustee-1" -H 'Content-Type: application/json' --data-binary "@$batch" ||
       die "the decrypt route refused the batch"
-    ended=$(now)
-    route_list+="$(awk -v a="$started" -v b="$ended" 'BEGIN {printf "%.0f", 1000 / (b - a)}') "
+    route_list+="$(awk -v s="$(seconds_since "$started")" 'BEGIN {printf "%.0f", 1000 / s}') "
   done
   local route_rate
   route_rate=$(echo "$route_list" | tr ' ' '\n' | grep . | median)

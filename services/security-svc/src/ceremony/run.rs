@@ -24,35 +24,36 @@ pub struct RunArgs {
     /// How many guardians a decryption needs (k); needed to start a ceremony.
     #[arg(long, env = "CEREMONY_QUORUM")]
     quorum: Option<u32>,
-    /// The state file: created when missing, resumed when present (its guardians' URLs are
-    /// replaced by those given). It holds public values only.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "CEREMONY_STATE",
-        default_value = "ceremony-state.json"
-    )]
-    state: PathBuf,
+    #[command(flatten)]
+    state: StateFile,
 }
 
 /// `ceremony status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// The state file of `ceremony run`.
+    #[command(flatten)]
+    state: StateFile,
+}
+
+/// The ceremony's state file.
+#[derive(Debug, Args)]
+struct StateFile {
+    /// The state file: `run` creates it when missing and resumes from it when present (its
+    /// guardians' URLs replaced by those given); `status` reads it. It holds public values only.
     #[arg(
-        long,
+        long = "state",
         value_name = "FILE",
         env = "CEREMONY_STATE",
         default_value = "ceremony-state.json"
     )]
-    state: PathBuf,
+    path: PathBuf,
 }
 
 pub async fn run(args: RunArgs) -> Result<(), String> {
     let mut state = prepare(&args)?;
     let timeout = Duration::from_secs(args.guardians.timeout_secs);
     let connector = connector(state.guardians.iter().map(|g| g.name.as_str()), timeout)?;
-    let record = mediator::run_ceremony(&mut state, &args.state, &connector, &mut |step| {
+    let record = mediator::run_ceremony(&mut state, &args.state.path, &connector, &mut |step| {
         eprintln!("{step}")
     })
     .await
@@ -62,7 +63,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
         state.ceremony_id,
         state.guardians.len(),
         state.quorum,
-        args.state.display()
+        args.state.path.display()
     );
     print_json(&record)
 }
@@ -70,7 +71,7 @@ pub async fn run(args: RunArgs) -> Result<(), String> {
 /// The state to run: the saved one (with the URLs given), or a new one saved before round 1.
 fn prepare(args: &RunArgs) -> Result<CeremonyState, String> {
     let given = &args.guardians.guardians;
-    let Some(mut state) = load(&args.state)? else {
+    let Some(mut state) = load(&args.state.path)? else {
         let ceremony_id = args
             .ceremony_id
             .as_deref()
@@ -87,7 +88,9 @@ fn prepare(args: &RunArgs) -> Result<CeremonyState, String> {
             .collect();
         let state = CeremonyState::new(ceremony_id, quorum, guardians)
             .map_err(|error| error.to_string())?;
-        state.save(&args.state).map_err(|error| error.to_string())?;
+        state
+            .save(&args.state.path)
+            .map_err(|error| error.to_string())?;
         return Ok(state);
     };
     if args
@@ -97,7 +100,7 @@ fn prepare(args: &RunArgs) -> Result<CeremonyState, String> {
     {
         return Err(format!(
             "{} holds ceremony {}, not {}",
-            args.state.display(),
+            args.state.path.display(),
             state.ceremony_id,
             args.ceremony_id.as_deref().unwrap_or_default()
         ));
@@ -105,7 +108,7 @@ fn prepare(args: &RunArgs) -> Result<CeremonyState, String> {
     if args.quorum.is_some_and(|quorum| quorum != state.quorum) {
         return Err(format!(
             "{} holds a ceremony with quorum {}",
-            args.state.display(),
+            args.state.path.display(),
             state.quorum
         ));
     }
@@ -115,7 +118,7 @@ fn prepare(args: &RunArgs) -> Result<CeremonyState, String> {
         if names != saved {
             return Err(format!(
                 "{} holds guardians {} in that order; --guardian names {}",
-                args.state.display(),
+                args.state.path.display(),
                 saved.join(", "),
                 names.join(", ")
             ));
@@ -146,10 +149,10 @@ struct Status<'a> {
 }
 
 pub fn status(args: &StatusArgs) -> Result<(), String> {
-    let state = load(&args.state)?.ok_or_else(|| {
+    let state = load(&args.state.path)?.ok_or_else(|| {
         format!(
             "{} does not exist: no ceremony run yet",
-            args.state.display()
+            args.state.path.display()
         )
     })?;
     print_json(&Status {

@@ -7,7 +7,7 @@
 use vottery_common::guardians::{
     CompensateShares, CompensatedShares, DecryptShares, DecryptionShares,
 };
-use vottery_election::{compute_recovery_public_key, partially_decrypt_batch};
+use vottery_election::{ElGamalCiphertext, compute_recovery_public_key, partially_decrypt_batch};
 
 use super::blocking;
 use super::error::GuardianError;
@@ -16,28 +16,35 @@ use super::input::{GuardianName, check_batch_size, check_data, pads_refused};
 use super::store;
 use crate::keys::store::KeyStore;
 
+/// Guardian `name`, once the batch's size is allowed and the guardian is finalized.
+async fn finalized(
+    keys: &KeyStore,
+    name: &GuardianName,
+    ciphertexts: &[ElGamalCiphertext],
+) -> Result<Guardian, GuardianError> {
+    check_batch_size(ciphertexts)?;
+    let guardian = Guardian::load(keys, name).await?;
+    guardian.finalized()?;
+    Ok(guardian)
+}
+
 /// Guardian `name`'s partial decryptions of `request.ciphertexts`.
 pub async fn decrypt(
     keys: &KeyStore,
     name: &GuardianName,
     request: DecryptShares,
 ) -> Result<DecryptionShares, GuardianError> {
-    let DecryptShares {
-        extended_base_hash,
-        ciphertexts,
-    } = request;
-    check_batch_size(&ciphertexts)?;
-    let guardian = Guardian::load(keys, name).await?;
-    guardian.finalized()?;
+    let guardian = finalized(keys, name, &request.ciphertexts).await?;
     let root = keys.barrier();
     let answering = guardian.clone();
     let shares = blocking(move || {
-        check_data(&ciphertexts)?;
+        let batch = &request.ciphertexts;
+        check_data(batch)?;
         let polynomial = answering
             .secret_owner()
             .open_polynomial(&root, &answering.sealed_polynomial)?;
-        partially_decrypt_batch(&ciphertexts, polynomial.secret_key(), &extended_base_hash)
-            .map_err(|first| pads_refused(&ciphertexts, first))
+        partially_decrypt_batch(batch, polynomial.secret_key(), &request.extended_base_hash)
+            .map_err(|first| pads_refused(batch, first))
     })
     .await?;
     tracing::debug!(guardian = %name, shares = shares.len(), "partial decryptions made");
@@ -60,9 +67,7 @@ pub async fn compensate(
         extended_base_hash,
         ciphertexts,
     } = request;
-    check_batch_size(&ciphertexts)?;
-    let guardian = Guardian::load(keys, name).await?;
-    guardian.finalized()?;
+    let guardian = finalized(keys, name, &ciphertexts).await?;
     let missing = match guardian.record_of(&missing_guardian_id) {
         Some(record) if record.owner_id != guardian.name => record.clone(),
         _ => {

@@ -67,6 +67,15 @@ impl GuardianError {
         }
     }
 
+    /// Nothing when no field was refused, else 400 naming every refused field.
+    pub fn unless_refused(errors: Vec<FieldError>) -> Result<(), Self> {
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(Self::invalid_fields(errors))
+        }
+    }
+
     /// 400 naming several fields.
     pub fn invalid_fields(errors: Vec<FieldError>) -> Self {
         let detail = match errors.as_slice() {

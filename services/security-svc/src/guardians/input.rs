@@ -75,11 +75,7 @@ pub fn check_create(request: &CreateGuardian) -> Result<(), GuardianError> {
             format!("must be 1 to number_of_guardians ({n})"),
         ));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(GuardianError::invalid_fields(errors))
-    }
+    GuardianError::unless_refused(errors)
 }
 
 /// The shape of the public records a guardian is given: exactly n, one per sequence order
@@ -162,11 +158,7 @@ pub fn check_public_records(
             format!("guardian {}'s own public record is missing", own.owner_id),
         ));
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(GuardianError::invalid_fields(errors))
-    }
+    GuardianError::unless_refused(errors)
 }
 
 /// Public records in sequence order: the order every instance combines and signs them in.

@@ -36,45 +36,37 @@ fn check_addressing(
     let mut errors = Vec::new();
     let mut senders = HashSet::new();
     for (index, backup) in backups.iter().enumerate() {
-        let field = |name: &str| format!("backups[{index}].{name}");
+        let mut refuse = |name: &str, detail: String| {
+            errors.push(FieldError::new(format!("backups[{index}].{name}"), detail));
+        };
         if backup.designated_id != guardian.name {
-            errors.push(FieldError::new(
-                field("designated_id"),
-                format!(
-                    "is addressed to {}, not to guardian {}",
-                    backup.designated_id, guardian.name
-                ),
-            ));
+            let to = &backup.designated_id;
+            refuse(
+                "designated_id",
+                format!("is addressed to {to}, not to guardian {}", guardian.name),
+            );
         }
         if backup.designated_sequence_order != guardian.sequence_order {
-            errors.push(FieldError::new(
-                field("designated_sequence_order"),
-                format!(
-                    "must be {} (guardian {}'s)",
-                    guardian.sequence_order, guardian.name
-                ),
-            ));
+            let (order, name) = (guardian.sequence_order, &guardian.name);
+            refuse(
+                "designated_sequence_order",
+                format!("must be {order} (guardian {name}'s)"),
+            );
         }
         if backup.owner_id == guardian.name || guardian.record_of(&backup.owner_id).is_none() {
-            errors.push(FieldError::new(
-                field("owner_id"),
-                format!(
-                    "{} is not another guardian of ceremony {}",
-                    backup.owner_id, guardian.ceremony_id
-                ),
-            ));
+            let (owner, ceremony) = (&backup.owner_id, &guardian.ceremony_id);
+            refuse(
+                "owner_id",
+                format!("{owner} is not another guardian of ceremony {ceremony}"),
+            );
         } else if !senders.insert(backup.owner_id.as_str()) {
-            errors.push(FieldError::new(
-                field("owner_id"),
+            refuse(
+                "owner_id",
                 format!("a second backup from guardian {}", backup.owner_id),
-            ));
+            );
         }
     }
-    if errors.is_empty() {
-        Ok(())
-    } else {
-        Err(GuardianError::invalid_fields(errors))
-    }
+    GuardianError::unless_refused(errors)
 }
 
 fn verification(

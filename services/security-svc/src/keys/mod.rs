@@ -239,6 +239,30 @@ pub fn is_valid_key_name(name: &str) -> bool {
 }
 
 #[cfg(test)]
+impl KeyConfig {
+    /// An AES-256-GCM key named `k` at version `latest`, every option off.
+    pub(crate) fn aes_for_tests(latest: u32) -> Self {
+        KeyConfig {
+            name: "k".into(),
+            key_type: KeyType::Aes256Gcm96,
+            derived: false,
+            convergent_encryption: false,
+            exportable: false,
+            allow_plaintext_backup: false,
+            deletion_allowed: false,
+            key_size: None,
+            latest_version: latest,
+            min_decryption_version: 1,
+            min_encryption_version: 0,
+            min_available_version: 0,
+            auto_rotate_period_secs: 0,
+            context_keys: false,
+            generation: 1,
+        }
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::*;
 
@@ -266,21 +290,8 @@ mod tests {
         }
         KeyRing {
             config: KeyConfig {
-                name: "k".into(),
-                key_type: KeyType::Aes256Gcm96,
-                derived: false,
-                convergent_encryption: false,
-                exportable: false,
-                allow_plaintext_backup: false,
-                deletion_allowed: false,
-                key_size: None,
-                latest_version: latest,
                 min_decryption_version: min_dec,
-                min_encryption_version: 0,
-                min_available_version: 0,
-                auto_rotate_period_secs: 0,
-                context_keys: false,
-                generation: 1,
+                ..KeyConfig::aes_for_tests(latest)
             },
             versions,
         }

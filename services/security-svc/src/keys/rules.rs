@@ -229,23 +229,7 @@ mod tests {
     use super::*;
 
     fn config(latest: u32) -> KeyConfig {
-        KeyConfig {
-            name: "k".into(),
-            key_type: KeyType::Aes256Gcm96,
-            derived: false,
-            convergent_encryption: false,
-            exportable: false,
-            allow_plaintext_backup: false,
-            deletion_allowed: false,
-            key_size: None,
-            latest_version: latest,
-            min_decryption_version: 1,
-            min_encryption_version: 0,
-            min_available_version: 0,
-            auto_rotate_period_secs: 0,
-            context_keys: false,
-            generation: 1,
-        }
+        KeyConfig::aes_for_tests(latest)
     }
 
     fn create(json: &str) -> Result<NewKey, String> {

@@ -89,6 +89,18 @@ pub fn sealed_fields(row: &UserRow) -> Vec<SealedField<'_>> {
     .collect()
 }
 
+/// The encrypted PII columns of several rows that hold a value, each with its row's index.
+pub fn sealed_fields_by_row<'a>(rows: &[&'a UserRow]) -> Vec<(usize, SealedField<'a>)> {
+    rows.iter()
+        .enumerate()
+        .flat_map(|(index, row)| {
+            sealed_fields(row)
+                .into_iter()
+                .map(move |field| (index, field))
+        })
+        .collect()
+}
+
 /// Stores a value (a ciphertext, or for a clear `None`) in a PII column. The contact columns
 /// cannot be null: clearing one stores the empty text.
 pub fn set_column(owned: &mut OwnedColumns, column: PiiColumn, value: Option<String>) {

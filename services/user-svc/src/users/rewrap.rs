@@ -29,7 +29,7 @@ use super::batches::{
     sign_and_write,
 };
 use super::db::batches as db;
-use super::pii::{scope_of, sealed_fields, set_column};
+use super::pii::{scope_of, sealed_fields_by_row, set_column};
 use crate::audit::RequestMeta;
 use crate::error::ApiError;
 use crate::record::UserRow;
@@ -251,18 +251,10 @@ async fn rewrapped_columns<'a>(
     intact: &[&'a UserRow],
     left: &mut Vec<LeftRow>,
 ) -> Result<Vec<RowChange<'a>>, ApiError> {
-    let old: Vec<(usize, SealedField<'a>)> = intact
-        .iter()
-        .enumerate()
-        .flat_map(|(index, row)| {
-            sealed_fields(row)
-                .into_iter()
-                .map(move |field| (index, field))
-        })
-        .filter(|(_, field)| {
-            key_version(field.ciphertext).is_some_and(|version| version < targets.pii)
-        })
-        .collect();
+    let mut old = sealed_fields_by_row(intact);
+    old.retain(|(_, field)| {
+        key_version(field.ciphertext).is_some_and(|version| version < targets.pii)
+    });
     let fields: Vec<SealedField<'_>> = old.iter().map(|(_, field)| *field).collect();
     let ciphertexts = vault.rewrap(&meta.request_id, &fields).await?;
     let mut updated: Vec<Option<RowChange<'a>>> = intact
@@ -303,15 +295,7 @@ async fn moved_to_own_keys<'a>(
     shared: &[&'a UserRow],
     left: &mut Vec<LeftRow>,
 ) -> Result<Vec<RowChange<'a>>, ApiError> {
-    let sealed: Vec<(usize, SealedField<'a>)> = shared
-        .iter()
-        .enumerate()
-        .flat_map(|(index, row)| {
-            sealed_fields(row)
-                .into_iter()
-                .map(move |field| (index, field))
-        })
-        .collect();
+    let sealed = sealed_fields_by_row(shared);
     let fields: Vec<SealedField<'_>> = sealed.iter().map(|(_, field)| *field).collect();
     let plain = vault
         .decrypt_in(&meta.request_id, PiiScope::Shared, &fields)

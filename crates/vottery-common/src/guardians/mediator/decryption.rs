@@ -52,6 +52,16 @@ pub struct CollectedShares {
     pub compensated: Vec<CompensatedShares>,
 }
 
+impl CollectedShares {
+    /// The guardians whose own shares were collected.
+    fn direct_guardians(&self) -> Vec<&str> {
+        self.direct
+            .iter()
+            .map(|shares| shares.guardian_id.as_str())
+            .collect()
+    }
+}
+
 /// The guardians of a ceremony record split into those at hand and those missing.
 struct Participants<'a> {
     available: Vec<&'a ElectionPublicKey>,
@@ -214,12 +224,7 @@ pub fn verify_shares(
     ciphertexts: &[ElGamalCiphertext],
     extended_base_hash: &ElementModQ,
 ) -> Result<(), MediatorError> {
-    let names: Vec<&str> = shares
-        .direct
-        .iter()
-        .map(|s| s.guardian_id.as_str())
-        .collect();
-    let participants = participants(record, &names)?;
+    let participants = participants(record, &shares.direct_guardians())?;
     let mut checked = Vec::new();
     for guardian in &participants.available {
         let name = guardian.owner_id.as_str();
@@ -300,12 +305,7 @@ pub fn combine_shares(
     discrete_log: &DiscreteLog,
     max_plaintext: u64,
 ) -> Result<Vec<Decryption>, MediatorError> {
-    let names: Vec<&str> = shares
-        .direct
-        .iter()
-        .map(|s| s.guardian_id.as_str())
-        .collect();
-    let participants = participants(record, &names)?;
+    let participants = participants(record, &shares.direct_guardians())?;
     let orders: Vec<u32> = participants
         .available
         .iter()
