@@ -43,56 +43,7 @@ fn check_complete(
     guardian: &Guardian,
     verifications: &[ElectionPartialKeyVerification],
 ) -> Result<(), GuardianError> {
-    let mut errors = Vec::new();
-    let mut seen = BTreeSet::new();
-    for (index, verification) in verifications.iter().enumerate() {
-        let field = |name: &str| format!("verifications[{index}].{name}");
-        let known = |id: &str| guardian.record_of(id).is_some();
-        if !known(&verification.owner_id) {
-            errors.push(FieldError::new(
-                field("owner_id"),
-                format!(
-                    "{} is not a guardian of this ceremony",
-                    verification.owner_id
-                ),
-            ));
-        }
-        if !known(&verification.designated_id) {
-            errors.push(FieldError::new(
-                field("designated_id"),
-                format!(
-                    "{} is not a guardian of this ceremony",
-                    verification.designated_id
-                ),
-            ));
-        } else if verification.designated_id == verification.owner_id {
-            errors.push(FieldError::new(
-                field("designated_id"),
-                "a guardian sends no backup to itself",
-            ));
-        }
-        if verification.verifier_id != verification.designated_id {
-            errors.push(FieldError::new(
-                field("verifier_id"),
-                "must be the designated guardian",
-            ));
-        }
-        if !seen.insert((
-            verification.owner_id.as_str(),
-            verification.designated_id.as_str(),
-        )) {
-            errors.push(FieldError::new(
-                field("owner_id"),
-                format!(
-                    "a second verification of {}'s backup to {}",
-                    verification.owner_id, verification.designated_id
-                ),
-            ));
-        }
-    }
-    if !errors.is_empty() {
-        return Err(GuardianError::invalid_fields(errors));
-    }
+    let seen = check_named(guardian, verifications)?;
     let records = guardian.shared_records()?;
     let mut missing = Vec::new();
     for owner in records {
@@ -112,6 +63,63 @@ fn check_complete(
     if missing.is_empty() && refused.is_empty() {
         return Ok(());
     }
+    Err(incomplete(&missing, &refused))
+}
+
+/// 400 unless every verification names two guardians of the ceremony, is the designated
+/// guardian's own and is the only one of its pair; the pairs (owner, designated) seen.
+fn check_named<'a>(
+    guardian: &Guardian,
+    verifications: &'a [ElectionPartialKeyVerification],
+) -> Result<BTreeSet<(&'a str, &'a str)>, GuardianError> {
+    let mut errors = Vec::new();
+    let mut seen = BTreeSet::new();
+    for (index, verification) in verifications.iter().enumerate() {
+        let mut refuse = |name: &str, detail: String| {
+            errors.push(FieldError::new(
+                format!("verifications[{index}].{name}"),
+                detail,
+            ));
+        };
+        let (owner, designated) = (&verification.owner_id, &verification.designated_id);
+        let unknown = |id: &str| guardian.record_of(id).is_none();
+        if unknown(owner) {
+            refuse(
+                "owner_id",
+                format!("{owner} is not a guardian of this ceremony"),
+            );
+        }
+        if unknown(designated) {
+            refuse(
+                "designated_id",
+                format!("{designated} is not a guardian of this ceremony"),
+            );
+        } else if designated == owner {
+            refuse(
+                "designated_id",
+                "a guardian sends no backup to itself".into(),
+            );
+        }
+        if verification.verifier_id != *designated {
+            refuse("verifier_id", "must be the designated guardian".into());
+        }
+        if !seen.insert((owner.as_str(), designated.as_str())) {
+            refuse(
+                "owner_id",
+                format!("a second verification of {owner}'s backup to {designated}"),
+            );
+        }
+    }
+    GuardianError::unless_refused(errors)?;
+    Ok(seen)
+}
+
+/// The 409 for backups whose verifications are `missing` (named "owner → designated") or
+/// `refused` (with their index in the request).
+fn incomplete(
+    missing: &[String],
+    refused: &[(usize, &ElectionPartialKeyVerification)],
+) -> GuardianError {
     let mut detail = Vec::new();
     if !missing.is_empty() {
         detail.push(format!(
@@ -152,10 +160,10 @@ fn check_complete(
             format!("{} missing", missing.len()),
         ));
     }
-    Err(GuardianError::Conflict {
+    GuardianError::Conflict {
         detail: detail.join("; "),
         errors,
-    })
+    }
 }
 
 /// 409 unless every backup to this guardian was verified here.

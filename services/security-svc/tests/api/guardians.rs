@@ -729,6 +729,23 @@ async fn finalize_is_refused_until_every_verification_is_there_and_true() {
     stranger[0].owner_id = "guardian-9".into();
     let refused = app.finalize(json!(stranger)).await;
     assert_problem(&refused, 400, "verifications[0].owner_id");
+
+    // A backup to its own sender, another guardian's verdict, a pair verified twice: each named.
+    let mut confused = all_verifications(&names);
+    confused[0].designated_id = confused[0].owner_id.clone();
+    confused[1].verifier_id = "guardian-2".into();
+    confused[3] = confused[2].clone();
+    let refused = app.finalize(json!(confused)).await;
+    let problem = assert_problem(&refused, 400, "verifications[0].designated_id");
+    let fields: Vec<&str> = problem["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|error| error["field"].as_str().unwrap())
+        .collect();
+    for field in ["verifications[1].verifier_id", "verifications[3].owner_id"] {
+        assert!(fields.contains(&field), "{problem}");
+    }
     assert_eq!(
         app.guardian("guardian-1").await.stage.as_str(),
         "backups_verified"
