@@ -736,15 +736,12 @@ async fn finalize_is_refused_until_every_verification_is_there_and_true() {
     confused[1].verifier_id = "guardian-2".into();
     confused[3] = confused[2].clone();
     let refused = app.finalize(json!(confused)).await;
-    let problem = assert_problem(&refused, 400, "verifications[0].designated_id");
-    let fields: Vec<&str> = problem["errors"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|error| error["field"].as_str().unwrap())
-        .collect();
-    for field in ["verifications[1].verifier_id", "verifications[3].owner_id"] {
-        assert!(fields.contains(&field), "{problem}");
+    for field in [
+        "verifications[0].designated_id",
+        "verifications[1].verifier_id",
+        "verifications[3].owner_id",
+    ] {
+        assert_problem(&refused, 400, field);
     }
     assert_eq!(
         app.guardian("guardian-1").await.stage.as_str(),
