@@ -8,7 +8,7 @@ use vottery_common::vault::{VaultErrors, VaultResponse};
 
 use super::refusal::Refusal;
 use super::segments::KeyName;
-use super::{AppState, Authorized, VaultBody, measured, vault_ok};
+use super::{AppState, Authorized, VaultBody, measured, post_or_put, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::wire::decode_b64;
@@ -70,9 +70,8 @@ pub async fn destroy_context(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/transit/keys/{name}/contexts/destroy")
-            .route(web::post().to(destroy_context))
-            .route(web::put().to(destroy_context)),
-    );
+    cfg.service(post_or_put(
+        "/v1/transit/keys/{name}/contexts/destroy",
+        destroy_context,
+    ));
 }

@@ -16,7 +16,7 @@ use zeroize::Zeroizing;
 use super::batch::{Batch, FailedItems, ItemOutcome, item_count, key_ring};
 use super::refusal::Refusal;
 use super::segments::{DataKeyKind, KeyName};
-use super::{AppState, Authorized, VaultBody, decode_field, measured, vault_ok};
+use super::{AppState, Authorized, VaultBody, decode_field, measured, post_or_put, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::contexts::{ContextDataKey, ContextKeys, ContextUse};
@@ -523,26 +523,10 @@ pub async fn datakey(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/transit/encrypt/{name}")
-            .route(web::post().to(encrypt))
-            .route(web::put().to(encrypt)),
-    )
-    .service(
-        web::resource("/v1/transit/decrypt/{name}")
-            .route(web::post().to(decrypt))
-            .route(web::put().to(decrypt)),
-    )
-    .service(
-        web::resource("/v1/transit/rewrap/{name}")
-            .route(web::post().to(rewrap))
-            .route(web::put().to(rewrap)),
-    )
-    .service(
-        web::resource("/v1/transit/datakey/{kind}/{name}")
-            .route(web::post().to(datakey))
-            .route(web::put().to(datakey)),
-    );
+    cfg.service(post_or_put("/v1/transit/encrypt/{name}", encrypt))
+        .service(post_or_put("/v1/transit/decrypt/{name}", decrypt))
+        .service(post_or_put("/v1/transit/rewrap/{name}", rewrap))
+        .service(post_or_put("/v1/transit/datakey/{kind}/{name}", datakey));
 }
 
 #[cfg(test)]

@@ -8,7 +8,7 @@ use vottery_common::vault::{VaultErrors, VaultResponse};
 
 use super::refusal::Refusal;
 use super::segments::KeyName;
-use super::{AppState, Authorized, VaultBody, measured, no_content, vault_ok};
+use super::{AppState, Authorized, VaultBody, measured, no_content, post_or_put, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::store::StoreError;
@@ -244,25 +244,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(web::get().to(list)),
     )
     .service(
-        web::resource("/v1/transit/keys/{name}")
+        post_or_put("/v1/transit/keys/{name}", create)
             .route(web::get().to(read))
-            .route(web::post().to(create))
-            .route(web::put().to(create))
             .route(web::delete().to(delete)),
     )
-    .service(
-        web::resource("/v1/transit/keys/{name}/config")
-            .route(web::post().to(config))
-            .route(web::put().to(config)),
-    )
-    .service(
-        web::resource("/v1/transit/keys/{name}/rotate")
-            .route(web::post().to(rotate))
-            .route(web::put().to(rotate)),
-    )
-    .service(
-        web::resource("/v1/transit/keys/{name}/trim")
-            .route(web::post().to(trim))
-            .route(web::put().to(trim)),
-    );
+    .service(post_or_put("/v1/transit/keys/{name}/config", config))
+    .service(post_or_put("/v1/transit/keys/{name}/rotate", rotate))
+    .service(post_or_put("/v1/transit/keys/{name}/trim", trim));
 }

@@ -11,7 +11,7 @@ use vottery_common::vault::{VaultErrors, VaultResponse};
 
 use super::refusal::Refusal;
 use super::segments::{ByteCount, DigestName, EntropySource, ExportKind, KeyName, KeyVersion};
-use super::{AppState, Authorized, VaultBody, measured, vault_ok};
+use super::{AppState, Authorized, VaultBody, measured, post_or_put, vault_ok};
 use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::KeyRing;
@@ -277,22 +277,14 @@ fn public_keys(ring: &KeyRing, version: Option<&str>) -> Result<BTreeMap<String,
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     for path in ["/v1/transit/hash", "/v1/transit/hash/{algorithm}"] {
-        cfg.service(
-            web::resource(path)
-                .route(web::post().to(hash))
-                .route(web::put().to(hash)),
-        );
+        cfg.service(post_or_put(path, hash));
     }
     for path in [
         "/v1/transit/random",
         "/v1/transit/random/{bytes}",
         "/v1/transit/random/{source}/{bytes}",
     ] {
-        cfg.service(
-            web::resource(path)
-                .route(web::post().to(random))
-                .route(web::put().to(random)),
-        );
+        cfg.service(post_or_put(path, random));
     }
     for path in [
         "/v1/transit/export/{kind}/{name}",

@@ -175,6 +175,18 @@ pub fn decode_field(field: &str, value: Option<&str>) -> Result<Option<Vec<u8>>,
 }
 
 /// Registers every route. Query strings that do not parse answer Vault's `400 {"errors":[]}`.
+/// A resource answering `handler` to both POST and PUT: Vault takes either for a write.
+pub fn post_or_put<F, Args>(path: &str, handler: F) -> actix_web::Resource
+where
+    F: actix_web::Handler<Args>,
+    Args: FromRequest + 'static,
+    F::Output: actix_web::Responder + 'static,
+{
+    web::resource(path)
+        .route(web::post().to(handler.clone()))
+        .route(web::put().to(handler))
+}
+
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.app_data(web::QueryConfig::default().error_handler(|error, _| {
         tracing::debug!(%error, "unreadable query string");

@@ -10,7 +10,7 @@ use vottery_common::vault::VaultResponse;
 use super::batch::{Batch, FailedItems, ItemOutcome, item_count, key_ring};
 use super::refusal::Refusal;
 use super::segments::{DigestName, KeyName, SignatureHashName};
-use super::{AppState, Authorized, decode_field, measured};
+use super::{AppState, Authorized, decode_field, measured, post_or_put};
 use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::keys::hash::HashAlgorithm;
@@ -574,30 +574,18 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         "/v1/transit/sign/{name}",
         "/v1/transit/sign/{name}/{algorithm}",
     ] {
-        cfg.service(
-            web::resource(path)
-                .route(web::post().to(sign))
-                .route(web::put().to(sign)),
-        );
+        cfg.service(post_or_put(path, sign));
     }
     for path in [
         "/v1/transit/verify/{name}",
         "/v1/transit/verify/{name}/{algorithm}",
     ] {
-        cfg.service(
-            web::resource(path)
-                .route(web::post().to(verify))
-                .route(web::put().to(verify)),
-        );
+        cfg.service(post_or_put(path, verify));
     }
     for path in [
         "/v1/transit/hmac/{name}",
         "/v1/transit/hmac/{name}/{algorithm}",
     ] {
-        cfg.service(
-            web::resource(path)
-                .route(web::post().to(hmac))
-                .route(web::put().to(hmac)),
-        );
+        cfg.service(post_or_put(path, hmac));
     }
 }

@@ -12,7 +12,7 @@ use vottery_common::sys::{
 };
 use vottery_common::vault::VaultErrors;
 
-use super::{AppState, VaultBody, caller_of, no_content};
+use super::{AppState, VaultBody, caller_of, no_content, post_or_put};
 use crate::auth::Operation;
 use crate::error::VaultError;
 use crate::metrics::Outcome;
@@ -288,26 +288,13 @@ pub async fn health(
 }
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.service(
-        web::resource("/v1/sys/init")
-            .route(web::get().to(init_status))
-            .route(web::put().to(init))
-            .route(web::post().to(init)),
-    )
-    .service(web::resource("/v1/sys/seal-status").route(web::get().to(seal_status)))
-    .service(
-        web::resource("/v1/sys/unseal")
-            .route(web::put().to(unseal))
-            .route(web::post().to(unseal)),
-    )
-    .service(
-        web::resource("/v1/sys/seal")
-            .route(web::put().to(seal))
-            .route(web::post().to(seal)),
-    )
-    .service(
-        web::resource("/v1/sys/health")
-            .route(web::get().to(health))
-            .route(web::head().to(health)),
-    );
+    cfg.service(post_or_put("/v1/sys/init", init).route(web::get().to(init_status)))
+        .service(web::resource("/v1/sys/seal-status").route(web::get().to(seal_status)))
+        .service(post_or_put("/v1/sys/unseal", unseal))
+        .service(post_or_put("/v1/sys/seal", seal))
+        .service(
+            web::resource("/v1/sys/health")
+                .route(web::get().to(health))
+                .route(web::head().to(health)),
+        );
 }
