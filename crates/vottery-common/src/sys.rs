@@ -52,19 +52,11 @@ pub struct InitStatus {
 pub struct UnsealRequest {
     #[serde(default, alias = "Key", skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,
-    #[serde(
-        default,
-        alias = "Reset",
-        deserialize_with = "flex::opt_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, alias = "Reset", deserialize_with = "flex::opt_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub reset: Option<bool>,
-    #[serde(
-        default,
-        alias = "Migrate",
-        deserialize_with = "flex::opt_bool",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, alias = "Migrate", deserialize_with = "flex::opt_bool")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub migrate: Option<bool>,
 }
 

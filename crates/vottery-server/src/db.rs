@@ -244,18 +244,27 @@ pub async fn run_migrations(
     .map_err(|error| MigrationError(error.to_string()))?
 }
 
+/// Runs one statement on the server `admin` connects to, on a connection of its own and outside
+/// any transaction (`CREATE DATABASE` and `DROP DATABASE` cannot run inside one).
+pub async fn run_on_server(
+    admin: &DatabaseSettings,
+    statement: &str,
+) -> Result<(), diesel::ConnectionError> {
+    use diesel_async::AsyncConnection;
+    let mut conn = AsyncPgConnection::establish(admin.url.expose_secret()).await?;
+    diesel::sql_query(statement)
+        .execute(&mut conn)
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(())
+}
+
 /// Creates a database (tests and local tooling). Safe for generated names only.
 pub async fn create_database(
     admin: &DatabaseSettings,
     name: &str,
 ) -> Result<(), diesel::ConnectionError> {
-    use diesel_async::AsyncConnection;
-    let mut conn = AsyncPgConnection::establish(admin.url.expose_secret()).await?;
-    diesel::sql_query(format!("CREATE DATABASE \"{name}\""))
-        .execute(&mut conn)
-        .await
-        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-    Ok(())
+    run_on_server(admin, &format!("CREATE DATABASE \"{name}\"")).await
 }
 
 /// Drops a database, disconnecting whoever is still connected.
@@ -263,13 +272,8 @@ pub async fn drop_database(
     admin: &DatabaseSettings,
     name: &str,
 ) -> Result<(), diesel::ConnectionError> {
-    use diesel_async::AsyncConnection;
-    let mut conn = AsyncPgConnection::establish(admin.url.expose_secret()).await?;
-    diesel::sql_query(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
-        .execute(&mut conn)
-        .await
-        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-    Ok(())
+    let statement = format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)");
+    run_on_server(admin, &statement).await
 }
 
 #[cfg(test)]
@@ -290,20 +294,13 @@ mod tests {
     fn lost_connections_are_told_from_failed_queries() {
         use diesel::result::{DatabaseErrorKind, Error};
         let error = |kind, message: &str| Error::DatabaseError(kind, Box::new(message.to_owned()));
+        let unsent = |message| error(DatabaseErrorKind::UnableToSendCommand, message);
+        let unknown = |message| error(DatabaseErrorKind::Unknown, message);
         let lost = [
-            error(DatabaseErrorKind::UnableToSendCommand, "connection closed"),
-            error(
-                DatabaseErrorKind::UnableToSendCommand,
-                "error communicating with the server: Connection reset by peer",
-            ),
-            error(
-                DatabaseErrorKind::Unknown,
-                "terminating connection due to administrator command",
-            ),
-            error(
-                DatabaseErrorKind::Unknown,
-                "the database system is shutting down",
-            ),
+            unsent("connection closed"),
+            unsent("error communicating with the server: Connection reset by peer"),
+            unknown("terminating connection due to administrator command"),
+            unknown("the database system is shutting down"),
             error(DatabaseErrorKind::ClosedConnection, "closed"),
             Error::BrokenTransactionManager,
         ];
@@ -312,14 +309,8 @@ mod tests {
         }
         let failed = [
             error(DatabaseErrorKind::UniqueViolation, "duplicate key value"),
-            error(
-                DatabaseErrorKind::UnableToSendCommand,
-                "too many bind parameters",
-            ),
-            error(
-                DatabaseErrorKind::Unknown,
-                "canceling statement due to statement timeout",
-            ),
+            unsent("too many bind parameters"),
+            unknown("canceling statement due to statement timeout"),
             Error::NotFound,
         ];
         for error in &failed {

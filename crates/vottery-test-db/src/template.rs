@@ -4,7 +4,9 @@ use diesel_async::{AsyncConnection, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::EmbeddedMigrations;
 use secrecy::ExposeSecret;
 use tokio::sync::OnceCell;
-use vottery_server::db::{DatabaseSettings, create_database, drop_database, run_migrations};
+use vottery_server::db::{
+    DatabaseSettings, create_database, drop_database, run_migrations, run_on_server,
+};
 
 use super::server_settings;
 
@@ -69,12 +71,8 @@ pub(super) async fn clone_database(
     source: &str,
     name: &str,
 ) -> Result<(), diesel::ConnectionError> {
-    let mut conn = AsyncPgConnection::establish(server.url.expose_secret()).await?;
-    diesel::sql_query(format!("CREATE DATABASE \"{name}\" TEMPLATE \"{source}\""))
-        .execute(&mut conn)
-        .await
-        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
-    Ok(())
+    let statement = format!("CREATE DATABASE \"{name}\" TEMPLATE \"{source}\"");
+    run_on_server(server, &statement).await
 }
 
 #[derive(diesel::QueryableByName)]

@@ -15,7 +15,7 @@ use security_svc::keys::ops::{
 use security_svc::keys::rules::NewKey;
 use security_svc::keys::store::{KeyStore, StoreSettings};
 use security_svc::keys::wire::encode_b64;
-use security_svc::keys::{KeyRing, Purpose};
+use security_svc::keys::{KeyRing, KeyVersion, Purpose};
 use security_svc::seal::barrier::RootKey;
 use std::hint::black_box;
 use std::sync::Arc;
@@ -43,14 +43,18 @@ fn options() -> SignOptions<'static> {
     }
 }
 
+/// Cipher inputs binding a value to its row and column, as user-svc's are.
+fn bound_to_a_column() -> CipherInputs<'static> {
+    CipherInputs {
+        associated_data: Some(b"vottery_users:42:sngine_email"),
+        ..CipherInputs::default()
+    }
+}
+
 fn encryption(c: &mut Criterion) {
     let aes = material(KeyType::Aes256Gcm96);
     let plaintext = [7u8; 64];
-    let aad = b"vottery_users:42:sngine_email";
-    let inputs = CipherInputs {
-        associated_data: Some(aad),
-        ..CipherInputs::default()
-    };
+    let inputs = bound_to_a_column();
     let sealed = ops::encrypt(&aes, FLAGS, &plaintext, inputs).expect("setup");
 
     let mut group = c.benchmark_group("aes256-gcm96");
@@ -88,11 +92,7 @@ fn encryption(c: &mut Criterion) {
 fn context_keys(c: &mut Criterion) {
     let aes = material(KeyType::Aes256Gcm96);
     let plaintext = [7u8; 64];
-    let aad = b"vottery_users:42:sngine_email";
-    let plain_inputs = CipherInputs {
-        associated_data: Some(aad),
-        ..CipherInputs::default()
-    };
+    let plain_inputs = bound_to_a_column();
     let hasher = ContextHasher::new(&RootKey::from_bytes(Zeroizing::new([3u8; 32])));
     let cache = ContextKeyCache::new(10_000);
     for user in 0..10_000u32 {
@@ -198,25 +198,34 @@ fn seal_item(
     let version = ring
         .version_for(Purpose::Encryption, None)
         .expect("version");
-    let inputs = CipherInputs {
+    let own = own_sealing(contexts, context, version);
+    ops::encrypt_under(
+        own.as_deref(),
+        keys,
+        version,
+        ring.flags(),
+        plaintext,
+        under(context),
+    )
+    .expect("encrypt")
+}
+
+/// The context's own sealing key for `version`, for a ring with context keys.
+fn own_sealing(
+    contexts: &ContextKeys,
+    context: Option<&[u8]>,
+    version: &KeyVersion,
+) -> Option<Arc<VersionMaterial>> {
+    let data_key = contexts.key_for(context).expect("data key")?;
+    Some(data_key.sealing(version).expect("sealing key"))
+}
+
+/// Cipher inputs naming `context` and nothing else.
+fn under(context: Option<&[u8]>) -> CipherInputs<'_> {
+    CipherInputs {
         context,
         ..CipherInputs::default()
-    };
-    match contexts.key_for(context).expect("data key") {
-        Some(data_key) => {
-            let sealing = data_key.sealing(version).expect("sealing key");
-            ops::encrypt(&sealing, ring.flags(), plaintext, inputs)
-        }
-        None => ops::encrypt_reusing(
-            keys,
-            version.number,
-            &version.material,
-            ring.flags(),
-            plaintext,
-            inputs,
-        ),
     }
-    .expect("encrypt")
 }
 
 /// Opens what [`seal_item`] made.
@@ -230,16 +239,9 @@ fn open_item(
         .versions
         .get(&ring.config.latest_version)
         .expect("version");
-    let inputs = CipherInputs {
-        context,
-        ..CipherInputs::default()
-    };
-    let sealing = contexts
-        .key_for(context)
-        .expect("data key")
-        .map(|data_key| data_key.sealing(version).expect("sealing key"));
-    let material = sealing.as_deref().unwrap_or(&version.material);
-    ops::decrypt(material, ring.flags(), sealed, inputs).expect("decrypt")
+    let own = own_sealing(contexts, context, version);
+    let material = own.as_deref().unwrap_or(&version.material);
+    ops::decrypt(material, ring.flags(), sealed, under(context)).expect("decrypt")
 }
 
 /// What user-svc asks of a `context_keys` key next to the same with a plain key: a new user's

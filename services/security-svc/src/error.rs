@@ -70,6 +70,18 @@ impl VaultError {
     pub fn internal() -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal error")
     }
+
+    /// 503 for storage that cannot be reached; `cause` is logged, not answered.
+    fn storage_unavailable(cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(error = %cause, "database unavailable");
+        Self::unavailable()
+    }
+
+    /// 500 for `what` failing; `cause` is logged, not answered.
+    fn failed(what: &str, cause: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "{what}");
+        Self::internal()
+    }
 }
 
 impl std::fmt::Display for VaultError {
@@ -110,10 +122,7 @@ impl From<OpError> for VaultError {
     fn from(error: OpError) -> Self {
         match error {
             OpError::User(message) => VaultError::bad_request(message),
-            OpError::Internal(message) => {
-                tracing::error!(error = %message, "crypto operation failed");
-                VaultError::internal()
-            }
+            OpError::Internal(message) => VaultError::failed("crypto operation failed", message),
         }
     }
 }
@@ -121,16 +130,10 @@ impl From<OpError> for VaultError {
 impl From<StoreError> for VaultError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                VaultError::unavailable()
-            }
+            StoreError::Unavailable(cause) => VaultError::storage_unavailable(cause),
             StoreError::NotFound => VaultError::bad_request("encryption key not found"),
             StoreError::Rejected(message) => VaultError::bad_request(message),
-            StoreError::Internal(cause) => {
-                tracing::error!(error = %cause, "key store failure");
-                VaultError::internal()
-            }
+            StoreError::Internal(cause) => VaultError::failed("key store failure", cause),
         }
     }
 }
@@ -138,14 +141,8 @@ impl From<StoreError> for VaultError {
 impl From<SealError> for VaultError {
     fn from(error: SealError) -> Self {
         match error {
-            SealError::Unavailable(cause) => {
-                tracing::warn!(error = %cause, "database unavailable");
-                VaultError::unavailable()
-            }
-            SealError::Internal(cause) => {
-                tracing::error!(error = %cause, "seal failure");
-                VaultError::internal()
-            }
+            SealError::Unavailable(cause) => VaultError::storage_unavailable(cause),
+            SealError::Internal(cause) => VaultError::failed("seal failure", cause),
             other => VaultError::bad_request(other.to_string()),
         }
     }

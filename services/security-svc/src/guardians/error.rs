@@ -117,79 +117,60 @@ impl GuardianError {
 
     /// The problem answered for this error; unexpected causes are logged here, not returned.
     pub fn to_problem(&self) -> ProblemResponse {
-        let status = self.status().as_u16();
-        match self {
-            GuardianError::Sealed => {
-                ProblemResponse::new(Problem::new("sealed", "Sealed", status, SEALED_MESSAGE))
+        let none = Vec::new;
+        let (slug, title, detail, errors) = match self {
+            GuardianError::Malformed(detail) => return ProblemResponse::malformed(detail.clone()),
+            GuardianError::UnknownFields(errors) => {
+                return ProblemResponse::validation(errors.clone());
             }
-            GuardianError::Forbidden => ProblemResponse::new(Problem::new(
-                "forbidden",
-                "Forbidden",
-                status,
-                "permission denied",
-            )),
-            GuardianError::NotFound(name) => ProblemResponse::new(
-                Problem::new(
-                    "not-found",
-                    "Not found",
-                    status,
-                    format!("no guardian {name} on this instance"),
-                )
-                .with_errors(vec![FieldError::new("guardian", "no such guardian")]),
+            GuardianError::Sealed => ("sealed", "Sealed", SEALED_MESSAGE.to_owned(), none()),
+            GuardianError::Forbidden => {
+                ("forbidden", "Forbidden", "permission denied".into(), none())
+            }
+            GuardianError::NotFound(name) => (
+                "not-found",
+                "Not found",
+                format!("no guardian {name} on this instance"),
+                vec![FieldError::new("guardian", "no such guardian")],
             ),
-            GuardianError::Malformed(detail) => ProblemResponse::malformed(detail.clone()),
-            GuardianError::Invalid { detail, errors } => ProblemResponse::new(
-                Problem::new("invalid-value", "Invalid value", status, detail.clone())
-                    .with_errors(errors.clone()),
+            GuardianError::Invalid { detail, errors } => (
+                "invalid-value",
+                "Invalid value",
+                detail.clone(),
+                errors.clone(),
             ),
-            GuardianError::UnknownFields(errors) => ProblemResponse::validation(errors.clone()),
-            GuardianError::Conflict { detail, errors } => ProblemResponse::new(
-                Problem::new("conflict", "Conflict", status, detail.clone())
-                    .with_errors(errors.clone()),
+            GuardianError::Conflict { detail, errors } => {
+                ("conflict", "Conflict", detail.clone(), errors.clone())
+            }
+            GuardianError::TooLarge(limit) => (
+                "payload-too-large",
+                "Payload too large",
+                format!("the request body is larger than {limit} bytes"),
+                vec![FieldError::new("body", format!("at most {limit} bytes"))],
             ),
-            GuardianError::TooLarge(limit) => ProblemResponse::new(
-                Problem::new(
-                    "payload-too-large",
-                    "Payload too large",
-                    status,
-                    format!("the request body is larger than {limit} bytes"),
-                )
-                .with_errors(vec![FieldError::new(
-                    "body",
-                    format!("at most {limit} bytes"),
-                )]),
-            ),
-            GuardianError::NotJson => ProblemResponse::new(
-                Problem::new(
-                    "unsupported-media-type",
-                    "Unsupported media type",
-                    status,
-                    "the request body must be JSON (Content-Type: application/json)",
-                )
-                .with_errors(vec![FieldError::new(
-                    "Content-Type",
-                    "must be application/json",
-                )]),
+            GuardianError::NotJson => (
+                "unsupported-media-type",
+                "Unsupported media type",
+                "the request body must be JSON (Content-Type: application/json)".into(),
+                vec![FieldError::new("Content-Type", "must be application/json")],
             ),
             GuardianError::Unavailable(cause) => {
                 tracing::warn!(error = %cause, "database unavailable");
-                ProblemResponse::new(Problem::new(
-                    "unavailable",
-                    "Service unavailable",
-                    status,
-                    "storage is unavailable; nothing was changed, retry shortly",
-                ))
-                .retry_after(1)
+                let detail = "storage is unavailable; nothing was changed, retry shortly";
+                ("unavailable", "Service unavailable", detail.into(), none())
             }
             GuardianError::Internal(cause) => {
                 tracing::error!(error = %cause, "guardian operation failed");
-                ProblemResponse::new(Problem::new(
-                    "internal",
-                    "Internal error",
-                    status,
-                    "an unexpected error occurred",
-                ))
+                let detail = "an unexpected error occurred";
+                ("internal", "Internal error", detail.into(), none())
             }
+        };
+        let status = self.status().as_u16();
+        let answer =
+            ProblemResponse::new(Problem::new(slug, title, status, detail).with_errors(errors));
+        match self {
+            GuardianError::Unavailable(_) => answer.retry_after(1),
+            _ => answer,
         }
     }
 }

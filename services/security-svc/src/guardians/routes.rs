@@ -112,6 +112,25 @@ where
     .await
 }
 
+/// Answers a ceremony step that takes a body: `step` runs on the guardian the path names, and
+/// its result is the 200 answer.
+async fn ceremony_step<T, R>(
+    call: Call,
+    body: Body<T>,
+    step: impl AsyncFnOnce(&KeyStore, &GuardianName, T) -> Result<R, GuardianError>,
+) -> Answer
+where
+    R: Serialize,
+{
+    answer(
+        call,
+        Operation::GuardianCeremony,
+        1,
+        async move |keys, name| json(StatusCode::OK, &step(&keys, &name, body?.0).await?),
+    )
+    .await
+}
+
 /// Creates a guardian.
 ///
 /// Makes the guardian's secret polynomial of degree `quorum − 1` (sealed under the instance's
@@ -169,18 +188,7 @@ pub async fn read_guardian(call: Call) -> Answer {
     responses((status = 200, description = "One backup per other guardian", body = BackupsAnswer), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn share_backups(call: Call, body: Body<ShareBackups>) -> Answer {
-    answer(
-        call,
-        Operation::GuardianCeremony,
-        1,
-        async move |keys, name| {
-            json(
-                StatusCode::OK,
-                &backups::share(&keys, &name, body?.0).await?,
-            )
-        },
-    )
-    .await
+    ceremony_step(call, body, backups::share).await
 }
 
 /// Verifies backups addressed to this guardian.
@@ -193,18 +201,7 @@ pub async fn share_backups(call: Call, body: Body<ShareBackups>) -> Answer {
     responses((status = 200, description = "A verification per backup", body = VerificationsAnswer), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn verify_backups(call: Call, body: Body<VerifyBackups>) -> Answer {
-    answer(
-        call,
-        Operation::GuardianCeremony,
-        1,
-        async move |keys, name| {
-            json(
-                StatusCode::OK,
-                &verify::verify(&keys, &name, body?.0).await?,
-            )
-        },
-    )
-    .await
+    ceremony_step(call, body, verify::verify).await
 }
 
 /// Finalizes the ceremony.
@@ -217,18 +214,7 @@ pub async fn verify_backups(call: Call, body: Body<VerifyBackups>) -> Answer {
     responses((status = 200, description = "The signed ceremony record", body = CeremonyRecord), GuardianErrors),
     security(("vault_token" = []), ("bearer" = [])))]
 pub async fn finalize_guardian(call: Call, body: Body<Finalize>) -> Answer {
-    answer(
-        call,
-        Operation::GuardianCeremony,
-        1,
-        async move |keys, name| {
-            json(
-                StatusCode::OK,
-                &finalize::finalize(&keys, &name, body?.0).await?,
-            )
-        },
-    )
-    .await
+    ceremony_step(call, body, finalize::finalize).await
 }
 
 /// Reads the signed ceremony record (409 before finalize).

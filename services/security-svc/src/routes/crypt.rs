@@ -210,18 +210,15 @@ fn seal(
     inputs: &Decoded,
 ) -> Result<Ciphertext, OpError> {
     let version = ring.version_for(Purpose::Encryption, key_version)?;
-    let payload = match inputs.sealing(version)? {
-        // A key of the context's own: nothing to share with the other items.
-        Some(sealing) => ops::encrypt(&sealing, ring.flags(), plaintext, inputs.inputs())?,
-        None => ops::encrypt_reusing(
-            keys,
-            version.number,
-            &version.material,
-            ring.flags(),
-            plaintext,
-            inputs.inputs(),
-        )?,
-    };
+    let own = inputs.sealing(version)?;
+    let payload = ops::encrypt_under(
+        own.as_deref(),
+        keys,
+        version,
+        ring.flags(),
+        plaintext,
+        inputs.inputs(),
+    )?;
     Ok(Ciphertext {
         ciphertext: versioned_b64(version.number, &payload),
         key_version: version.number,

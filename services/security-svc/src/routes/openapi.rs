@@ -142,6 +142,15 @@ pub enum TransitErrors {
     Unavailable(VaultErrors),
 }
 
+/// The failure every `sys` route but health may answer when the seal's storage cannot be read.
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // a schema only
+pub enum StorageErrors {
+    /// Storage is unavailable
+    #[response(status = 503)]
+    Unavailable(VaultErrors),
+}
+
 /// The failures every guardian route may answer, as RFC 9457 problems.
 #[derive(utoipa::IntoResponses)]
 #[allow(dead_code)] // a schema only

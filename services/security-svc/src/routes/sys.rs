@@ -12,6 +12,7 @@ use vottery_common::sys::{
 };
 use vottery_common::vault::VaultErrors;
 
+use super::openapi::StorageErrors;
 use super::{AppState, VaultBody, caller_of, no_content, post_or_put};
 use crate::auth::Operation;
 use crate::error::VaultError;
@@ -49,7 +50,7 @@ fn record(
 #[utoipa::path(get, path = "/v1/sys/init", tag = "sys", operation_id = "read_init_status",
     responses(
         (status = 200, description = "`initialized`", body = InitStatus),
-        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+        StorageErrors,
     ))]
 pub async fn init_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
     state.seal.sync_config().await?;
@@ -70,7 +71,7 @@ pub async fn init_status(state: web::Data<AppState>) -> Result<HttpResponse, Vau
     responses(
         (status = 200, description = "The shares (hex and base64) and the root token", body = InitResponse),
         (status = 400, description = "Already initialized, shares or threshold out of range, or PGP keys given", body = VaultErrors),
-        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+        StorageErrors,
     ))]
 pub async fn init(
     state: web::Data<AppState>,
@@ -105,7 +106,7 @@ pub async fn init(
 #[utoipa::path(get, path = "/v1/sys/seal-status", tag = "sys", operation_id = "read_seal_status",
     responses(
         (status = 200, description = "The seal state", body = SealStatus),
-        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+        StorageErrors,
     ))]
 pub async fn seal_status(state: web::Data<AppState>) -> Result<HttpResponse, VaultError> {
     state.seal.sync_config().await?;
@@ -135,7 +136,7 @@ fn decode_share(key: &str) -> Result<zeroize::Zeroizing<Vec<u8>>, VaultError> {
     responses(
         (status = 200, description = "The seal state after this share", body = SealStatus),
         (status = 400, description = "No key, an undecodable key, a share that does not belong, or not initialized", body = VaultErrors),
-        (status = 503, description = "Storage is unavailable", body = VaultErrors),
+        StorageErrors,
     ))]
 pub async fn unseal(
     state: web::Data<AppState>,

@@ -117,6 +117,30 @@ pub fn encrypt(
     )
 }
 
+/// Encrypts with `version` of a key: under a context's own sealing key for that version when
+/// the value has one (`own`), else with the version's key, expanded once across calls in `keys`.
+pub fn encrypt_under(
+    own: Option<&VersionMaterial>,
+    keys: &mut SealingKeys,
+    version: &super::KeyVersion,
+    flags: KeyFlags,
+    plaintext: &[u8],
+    inputs: CipherInputs<'_>,
+) -> Result<Vec<u8>, OpError> {
+    match own {
+        // A key of the context's own: nothing to share with the other values.
+        Some(sealing) => encrypt(sealing, flags, plaintext, inputs),
+        None => encrypt_reusing(
+            keys,
+            version.number,
+            &version.material,
+            flags,
+            plaintext,
+            inputs,
+        ),
+    }
+}
+
 /// [`encrypt`] with version `version` of a key, reusing its expanded AEAD key across calls.
 pub fn encrypt_reusing(
     keys: &mut SealingKeys,
